@@ -1,0 +1,215 @@
+"""Every setting of the study in one frozen dataclass, with presets.
+
+The presets derive from one another instead of being copied: `quick` is
+`default` with fewer images and epochs, and `smoke` is `quick` made tiny and
+offline. Change one default and every preset that does not override it follows.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+IMAGENET_IMAGE_SIZES = (96, 128, 160, 192, 224)
+MOBILENET_V2_ALPHAS = (0.35, 0.5, 0.75, 1.0, 1.3, 1.4)
+PRESET_NAMES = ("default", "quick", "smoke")
+
+
+@dataclasses.dataclass(frozen=True)
+class StudyConfig:
+    """All settings of the study.
+
+    Args:
+        preset: Name of the preset the settings came from. Defaults to `"default"`.
+        data: `"tfds"` for TensorFlow Datasets' `cats_vs_dogs`, or the path of a
+            folder of photos (one sub-folder per class, or `train/`,
+            `validation/`, `test/` each holding the class folders).
+            Defaults to `"tfds"`.
+        weights: `"imagenet"`, the path of a local MobileNetV2 no-top `.h5`
+            weights file, or `None` for random weights (smoke tests only).
+            Defaults to `"imagenet"`.
+        alpha: MobileNetV2 width multiplier. Defaults to `1.0`.
+        image_size: Side of the square images fed to both models, in pixels.
+            Defaults to `224`.
+        scratch_image_size: Side the scratch CNN resizes its input to before its
+            first convolution. Smaller is cheaper; see `build_scratch_cnn`.
+            Defaults to `128`.
+        batch_size: Images per batch. Defaults to `32`.
+        validation_fraction: Share of photos held out for validation when the
+            source is not pre-split. Defaults to `0.1`.
+        test_fraction: Share held out for the final test. Defaults to `0.1`.
+        max_images_per_split: Keep at most this many photos per split (a stable
+            subset), or `None` for all. Defaults to `None`.
+        cache_dir: Folder for tf.data file caches, or `None` to cache decoded
+            images in memory. Defaults to `None`.
+        seed: Seed for Python, NumPy, TensorFlow and the shuffles. Defaults to `1337`.
+        scratch_epochs: Maximum epochs for the scratch CNN. Defaults to `60`.
+        scratch_learning_rate: Peak Adam learning rate of the scratch CNN.
+            Defaults to `2e-3`.
+        transfer_epochs: Maximum epochs for the head on the frozen base.
+            Defaults to `20`.
+        transfer_learning_rate: Adam learning rate of the head. Defaults to `1e-3`.
+        use_cached_features: Train the head on features computed once by the
+            frozen base (fast, no augmentation) instead of end to end.
+            Defaults to `True`.
+        fine_tune_epochs: Epochs of fine-tuning after the head. Defaults to `5`.
+        fine_tune_learning_rate: Adam learning rate while fine-tuning.
+            Defaults to `1e-5`.
+        fine_tune_at: Layers of the base below this index stay frozen while
+            fine-tuning. Defaults to `100` (of 154 in MobileNetV2).
+        dropout: Dropout rate before each model's final layer. Defaults to `0.2`.
+        patience: Early-stopping patience, in epochs. Defaults to `8`.
+        output_dir: Folder for checkpoints, figures and results. Defaults to `"outputs"`.
+    """
+
+    preset: str = "default"
+    data: str = "tfds"
+    weights: str | None = "imagenet"
+    alpha: float = 1.0
+    image_size: int = 224
+    scratch_image_size: int = 128
+    batch_size: int = 32
+    validation_fraction: float = 0.1
+    test_fraction: float = 0.1
+    max_images_per_split: int | None = None
+    cache_dir: str | None = None
+    seed: int = 1337
+    scratch_epochs: int = 60
+    scratch_learning_rate: float = 2e-3
+    transfer_epochs: int = 20
+    transfer_learning_rate: float = 1e-3
+    use_cached_features: bool = True
+    fine_tune_epochs: int = 5
+    fine_tune_learning_rate: float = 1e-5
+    fine_tune_at: int = 100
+    dropout: float = 0.2
+    patience: int = 8
+    output_dir: str = "outputs"
+
+    def __post_init__(self) -> None:
+        _check_config(self)
+
+    def replace(self, **changes: object) -> StudyConfig:
+        """Returns a copy with some settings changed (and checked again)."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, object]:
+        """Returns the settings as a JSON-serializable dictionary."""
+        return dataclasses.asdict(self)
+
+
+def _fail(name: str, value: object, expected: str) -> None:
+    raise ValueError(f"Invalid setting `{name}`: expected {expected}. Received: {name}={value!r}")
+
+
+def _check_config(config: StudyConfig) -> None:
+    if config.preset not in PRESET_NAMES:
+        _fail("preset", config.preset, f"one of {PRESET_NAMES}")
+    if not isinstance(config.data, str) or not config.data:
+        _fail("data", config.data, '"tfds" or the path of a folder of photos')
+    if config.weights is not None and not isinstance(config.weights, str):
+        _fail("weights", config.weights, '"imagenet", a path to a .h5 file, or None')
+    if config.alpha not in MOBILENET_V2_ALPHAS:
+        _fail("alpha", config.alpha, f"one of {MOBILENET_V2_ALPHAS}")
+    for name in ("image_size", "scratch_image_size"):
+        value = getattr(config, name)
+        if not isinstance(value, int) or value < 32:
+            _fail(name, value, "an integer of at least 32 (pixels)")
+    if config.weights == "imagenet" and config.image_size not in IMAGENET_IMAGE_SIZES:
+        _fail(
+            "image_size",
+            config.image_size,
+            f"one of {IMAGENET_IMAGE_SIZES} with weights='imagenet' (Keras has ImageNet "
+            "weights only for these sizes); pick one of them or pass a local weights file",
+        )
+    for name in ("batch_size", "scratch_epochs", "transfer_epochs", "patience"):
+        value = getattr(config, name)
+        if not isinstance(value, int) or value < 1:
+            _fail(name, value, "a positive integer")
+    if not isinstance(config.fine_tune_epochs, int) or config.fine_tune_epochs < 0:
+        _fail("fine_tune_epochs", config.fine_tune_epochs, "an integer >= 0 (0 skips fine-tuning)")
+    if not isinstance(config.fine_tune_at, int) or config.fine_tune_at < 0:
+        _fail("fine_tune_at", config.fine_tune_at, "an integer >= 0 (a layer index of the base)")
+    if config.max_images_per_split is not None and (
+        not isinstance(config.max_images_per_split, int) or config.max_images_per_split < 2
+    ):
+        _fail("max_images_per_split", config.max_images_per_split, "None or an integer >= 2")
+    for name in ("validation_fraction", "test_fraction"):
+        value = getattr(config, name)
+        if not 0.0 < value < 0.5:
+            _fail(name, value, "a fraction between 0 and 0.5")
+    for name in ("scratch_learning_rate", "transfer_learning_rate", "fine_tune_learning_rate"):
+        value = getattr(config, name)
+        if not 0.0 < value < 1.0:
+            _fail(name, value, "a learning rate between 0 and 1")
+    if not 0.0 <= config.dropout < 1.0:
+        _fail("dropout", config.dropout, "a rate in [0, 1)")
+
+
+DEFAULT = StudyConfig()
+
+QUICK = DEFAULT.replace(
+    preset="quick",
+    max_images_per_split=2000,
+    scratch_epochs=25,
+    transfer_epochs=20,
+    fine_tune_epochs=2,
+    patience=6,
+)
+
+SMOKE = QUICK.replace(
+    preset="smoke",
+    weights=None,
+    alpha=0.35,
+    image_size=64,
+    scratch_image_size=32,
+    batch_size=8,
+    max_images_per_split=24,
+    scratch_epochs=1,
+    transfer_epochs=1,
+    fine_tune_epochs=1,
+    patience=1,
+)
+
+_PRESETS = {"default": DEFAULT, "quick": QUICK, "smoke": SMOKE}
+
+
+def get_config(preset: str = "default", **overrides: object) -> StudyConfig:
+    """Returns the settings of a preset, with some of them overridden.
+
+    Overrides whose value is `None` are ignored, so optional command-line flags
+    and notebook parameters can be passed straight through.
+
+    Args:
+        preset: `"default"` (the real study), `"quick"` (the real study on at
+            most 2,000 photos per split, minutes on a laptop CPU) or `"smoke"`
+            (seconds, random weights, for CI). Defaults to `"default"`.
+        **overrides: Settings to change, by name. `weights="none"` (or
+            `"random"`) asks for random weights.
+
+    Returns:
+        A checked `StudyConfig`.
+
+    Raises:
+        ValueError: If the preset is unknown or a setting is invalid.
+
+    Example:
+
+    >>> get_config("quick", image_size=160).image_size
+    160
+    """
+    if preset not in _PRESETS:
+        raise ValueError(f"Unknown preset: expected one of {PRESET_NAMES}. Received: preset={preset!r}")
+    fields = {field.name for field in dataclasses.fields(StudyConfig)}
+    unknown = sorted(set(overrides) - fields)
+    if unknown:
+        raise ValueError(
+            f"Unknown setting(s) {unknown}: expected names among {sorted(fields)}. "
+            f"Received: overrides={overrides!r}"
+        )
+    changes = {name: value for name, value in overrides.items() if value is not None}
+    if str(changes.get("weights", "")).lower() in ("none", "random"):
+        changes["weights"] = None
+    if isinstance(changes.get("data"), os.PathLike):
+        changes["data"] = os.fspath(changes["data"])
+    return _PRESETS[preset].replace(**changes)

@@ -1,0 +1,291 @@
+"""The two models of the study, their shared augmentation, fine-tuning and compilation.
+
+Both models take raw pixels in [0, 255] and do their own scaling, so a saved
+model classifies photos as they come. Both end in a single logit (no sigmoid):
+the loss and metrics are told so in `compile_model`.
+"""
+
+from __future__ import annotations
+
+import os
+
+import keras
+from keras import layers
+
+from catsdogs_helpers.config import IMAGENET_IMAGE_SIZES
+
+BASE_NAME = "mobilenet_v2_base"
+POOL_NAME = "pool"
+HEAD_DROPOUT_NAME = "head_dropout"
+LOGIT_NAME = "logit"
+
+
+def build_augmentation(seed: int | None = None) -> keras.Sequential:
+    """Builds the random augmentation shared by both models; active only in training.
+
+    Pets are left-right symmetric but rarely upside down, so photos are flipped
+    horizontally only; small rotations (up to 18 degrees) and zooms (up to 10%)
+    mimic how a hand-held camera frames the same animal; small contrast changes
+    mimic lighting. Nothing stronger: with ~2,000 photos the aim is more
+    plausible photos, not harder ones.
+
+    Args:
+        seed: Seed of the random transforms, or `None`. Defaults to `None`.
+
+    Returns:
+        A `keras.Sequential` named `"augmentation"`.
+    """
+    return keras.Sequential(
+        [
+            layers.RandomFlip("horizontal", seed=seed),
+            layers.RandomRotation(0.05, fill_mode="reflect", seed=seed),
+            layers.RandomZoom(0.1, fill_mode="reflect", seed=seed),
+            layers.RandomContrast(0.1, seed=seed),
+        ],
+        name="augmentation",
+    )
+
+
+def _conv_block(x: keras.KerasTensor, filters: int, strides: int = 1) -> keras.KerasTensor:
+    x = layers.Conv2D(filters, 3, strides=strides, padding="same", use_bias=False)(x)
+    x = layers.BatchNormalization()(x)
+    return layers.Activation("relu")(x)
+
+
+def build_scratch_cnn(
+    image_size: int = 224,
+    working_size: int = 128,
+    widths: tuple[int, ...] = (32, 64, 128, 256),
+    dropout: float = 0.3,
+    augmentation: keras.Layer | None = None,
+) -> keras.Model:
+    """Builds the CNN trained from scratch.
+
+    Designed for accuracy per unit of compute on a few thousand photos:
+
+    - it first resizes its input to `working_size` (128 px): cats and dogs are
+      told apart by shape and texture that survive this, and every convolution
+      then costs a third of what it would at 224 px;
+    - a stride-2 stem and one max-pooling per stage shrink the maps early, so
+      most filters work on small maps;
+    - batch normalization after every convolution lets a high learning rate
+      train it in tens of epochs instead of hundreds;
+    - global average pooling instead of a large dense layer keeps it small
+      (about 0.6 M weights), which, with dropout and augmentation, limits
+      overfitting on few photos.
+
+    Args:
+        image_size: Side of the input images, in pixels. Defaults to `224`.
+        working_size: Side the images are resized to inside the model.
+            Defaults to `128`.
+        widths: Filters of the stem and of each stage. Defaults to `(32, 64, 128, 256)`.
+        dropout: Dropout rate before the logit. Defaults to `0.3`.
+        augmentation: Augmentation applied first (training only), or `None`.
+            Defaults to `None`.
+
+    Returns:
+        An uncompiled `keras.Model` named `"scratch_cnn"`: raw pixels in, one logit out.
+
+    Example:
+
+    >>> model = build_scratch_cnn(image_size=160)
+    >>> model.output_shape
+    (None, 1)
+    """
+    inputs = keras.Input((image_size, image_size, 3), name="image")
+    x = augmentation(inputs) if augmentation is not None else inputs
+    if working_size != image_size:
+        x = layers.Resizing(working_size, working_size, antialias=True, name="resize")(x)
+    x = layers.Rescaling(1.0 / 255, name="scale")(x)
+    x = _conv_block(x, widths[0], strides=2)
+    for filters in widths[1:]:
+        x = _conv_block(x, filters)
+        x = layers.MaxPooling2D()(x)
+    x = _conv_block(x, widths[-1])
+    x = layers.GlobalAveragePooling2D(name=POOL_NAME)(x)
+    x = layers.Dropout(dropout, name=HEAD_DROPOUT_NAME)(x)
+    outputs = layers.Dense(1, dtype="float32", name=LOGIT_NAME)(x)
+    return keras.Model(inputs, outputs, name="scratch_cnn")
+
+
+def build_mobilenet_base(image_size: int = 224, weights: str | None = "imagenet", alpha: float = 1.0) -> keras.Model:
+    """Builds MobileNetV2 without its classifier, with checked weights.
+
+    Args:
+        image_size: Side of the input images, in pixels. Defaults to `224`.
+        weights: `"imagenet"` (downloaded by Keras), the path of a local no-top
+            `.h5` file (any input size), or `None` for random weights.
+            Defaults to `"imagenet"`.
+        alpha: Width multiplier; must match the weights file. Defaults to `1.0`.
+
+    Returns:
+        The base model, named `"mobilenet_v2_base"`.
+
+    Raises:
+        ValueError: If `weights="imagenet"` and Keras has no ImageNet weights
+            for `image_size`, or a weights file does not fit the model.
+        FileNotFoundError: If a weights file does not exist.
+        RuntimeError: If the ImageNet weights cannot be downloaded.
+    """
+    if weights == "imagenet" and image_size not in IMAGENET_IMAGE_SIZES:
+        raise ValueError(
+            f"Keras has ImageNet weights for MobileNetV2 only at image sizes {IMAGENET_IMAGE_SIZES}; "
+            f"at other sizes it would silently load another size's weights. Use one of those sizes, "
+            f"or pass a local weights file. Received: image_size={image_size}"
+        )
+    if weights not in (None, "imagenet") and not os.path.isfile(weights):
+        raise FileNotFoundError(
+            f"The weights file does not exist: {weights}. Pass the path of a MobileNetV2 no-top .h5 "
+            f'file, or "imagenet" to download them. Received: weights={weights!r}'
+        )
+    try:
+        return keras.applications.MobileNetV2(
+            input_shape=(image_size, image_size, 3),
+            include_top=False,
+            weights=weights,
+            alpha=alpha,
+            name=BASE_NAME,
+        )
+    except Exception as error:
+        if weights == "imagenet":
+            raise RuntimeError(
+                f"Could not download the ImageNet weights of MobileNetV2 ({type(error).__name__}: {error}). "
+                "Offline, pass a local file instead: --weights path/to/"
+                f"mobilenet_v2_weights_tf_dim_ordering_tf_kernels_{float(alpha)}_{image_size}_no_top.h5 "
+                "on the command line or WEIGHTS = '<path>' in the notebook. Received: weights='imagenet'"
+            ) from error
+        if weights is not None:
+            raise ValueError(
+                f"The weights file {weights} does not fit MobileNetV2 with alpha={alpha} and no top "
+                f"({type(error).__name__}: {error}). Check that the file's alpha matches. "
+                f"Received: weights={weights!r}, alpha={alpha}"
+            ) from error
+        raise
+
+
+def build_transfer_model(
+    image_size: int = 224,
+    weights: str | None = "imagenet",
+    alpha: float = 1.0,
+    dropout: float = 0.2,
+    augmentation: keras.Layer | None = None,
+) -> keras.Model:
+    """Builds a frozen ImageNet MobileNetV2 with a new one-logit head.
+
+    Layers: augmentation (training only) -> MobileNetV2's `preprocess_input`
+    (a `Rescaling` to [-1, 1], which is exactly what it computes, and which
+    unlike a `Lambda` loads in safe mode) -> the frozen base, called with
+    `training=False` -> global average pooling -> dropout -> one logit.
+
+    Calling the base with `training=False` keeps its BatchNormalization layers
+    in inference mode, using the ImageNet statistics. That matters later: when
+    the top of the base is unfrozen for fine-tuning, batch statistics of a few
+    photos would otherwise wreck what the base learned.
+
+    Args:
+        image_size: Side of the input images, in pixels. Defaults to `224`.
+        weights: See `build_mobilenet_base`. Defaults to `"imagenet"`.
+        alpha: MobileNetV2 width multiplier. Defaults to `1.0`.
+        dropout: Dropout rate before the logit. Defaults to `0.2`.
+        augmentation: Augmentation applied first (training only), or `None`.
+            Defaults to `None`.
+
+    Returns:
+        An uncompiled `keras.Model` named `"transfer"`: raw pixels in, one logit out.
+    """
+    base = build_mobilenet_base(image_size, weights, alpha)
+    base.trainable = False
+    inputs = keras.Input((image_size, image_size, 3), name="image")
+    x = augmentation(inputs) if augmentation is not None else inputs
+    x = layers.Rescaling(1.0 / 127.5, offset=-1.0, name="preprocess_input")(x)
+    x = base(x, training=False)
+    x = layers.GlobalAveragePooling2D(name=POOL_NAME)(x)
+    x = layers.Dropout(dropout, name=HEAD_DROPOUT_NAME)(x)
+    outputs = layers.Dense(1, dtype="float32", name=LOGIT_NAME)(x)
+    return keras.Model(inputs, outputs, name="transfer")
+
+
+def unfreeze_base(model: keras.Model, fine_tune_at: int = 100, freeze_batch_norm: bool = True) -> int:
+    """Unfreezes the top of a transfer model's base for fine-tuning.
+
+    Layers of the base from index `fine_tune_at` on become trainable; the ones
+    below stay frozen. BatchNormalization layers stay frozen by default (their
+    scale and offset too), and they run in inference mode anyway because the
+    base is called with `training=False`. Recompile the model afterwards.
+
+    Args:
+        model: A model from `build_transfer_model`.
+        fine_tune_at: Index of the first base layer to unfreeze. Defaults to `100`.
+        freeze_batch_norm: Keep BatchNormalization layers frozen. Defaults to `True`.
+
+    Returns:
+        The number of base layers that are now trainable.
+
+    Raises:
+        ValueError: If `fine_tune_at` is beyond the base's last layer.
+    """
+    base = model.get_layer(BASE_NAME)
+    if not 0 <= fine_tune_at < len(base.layers):
+        raise ValueError(
+            f"fine_tune_at must be a layer index of the base, between 0 and {len(base.layers) - 1}. "
+            f"Received: fine_tune_at={fine_tune_at}"
+        )
+    base.trainable = True
+    for index, layer in enumerate(base.layers):
+        frozen = index < fine_tune_at or (freeze_batch_norm and isinstance(layer, layers.BatchNormalization))
+        layer.trainable = not frozen
+    return sum(1 for layer in base.layers if layer.trainable and layer.weights)
+
+
+def compile_model(
+    model: keras.Model, learning_rate: float, optimizer: str = "adam", decay_steps: int | None = None
+) -> keras.Model:
+    """Compiles a one-logit model with a loss and metrics that expect logits.
+
+    The metrics are named `"accuracy"` (a `BinaryAccuracy` with threshold 0,
+    since a logit of 0 is a probability of 0.5) and `"auc"`.
+
+    Args:
+        model: The model.
+        learning_rate: The learning rate (the peak one, with `decay_steps`).
+        optimizer: `"adam"` or `"rmsprop"`. Defaults to `"adam"`.
+        decay_steps: If set, the learning rate follows a cosine from
+            `learning_rate` down to zero over this many steps, which lets a
+            fixed epoch budget end on small, careful steps. Defaults to `None`.
+
+    Returns:
+        The same model, compiled.
+    """
+    optimizers = {"adam": keras.optimizers.Adam, "rmsprop": keras.optimizers.RMSprop}
+    if optimizer not in optimizers:
+        raise ValueError(f"optimizer must be one of {sorted(optimizers)}. Received: optimizer={optimizer!r}")
+    if decay_steps is not None:
+        learning_rate = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps)
+    model.compile(
+        optimizer=optimizers[optimizer](learning_rate=learning_rate),
+        loss=keras.losses.BinaryCrossentropy(from_logits=True),
+        metrics=[
+            keras.metrics.BinaryAccuracy(threshold=0.0, name="accuracy"),
+            keras.metrics.AUC(from_logits=True, name="auc"),
+        ],
+    )
+    return model
+
+
+def load_model(path: str | os.PathLike) -> keras.Model:
+    """Loads a model saved in the `.keras` format, in safe mode.
+
+    Raises:
+        FileNotFoundError: If the file does not exist.
+        ValueError: If it is not a `.keras` model file.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"The model file does not exist: {path}. Received: model={path!r}")
+    try:
+        return keras.models.load_model(path, safe_mode=True)
+    except Exception as error:
+        raise ValueError(
+            f"{path} is not a Keras model saved in the .keras format ({type(error).__name__}: {error}). "
+            f"Pass a file written by model.save('name.keras'). Received: model={path!r}"
+        ) from error

@@ -1,0 +1,75 @@
+"""Classifying single photos with a trained model."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import keras
+import numpy as np
+
+from catsdogs_helpers.photos import decode_photo
+
+
+@dataclasses.dataclass(frozen=True)
+class PhotoPrediction:
+    """A model's answer for one photo, or why there is none.
+
+    Attributes:
+        path: The photo's path.
+        label: The predicted class name, or `None` if the photo could not be read.
+        probability: The probability of the predicted class, or `None`.
+        error: Why the photo could not be read, or `None`.
+    """
+
+    path: str
+    label: str | None
+    probability: float | None
+    error: str | None = None
+
+    def describe(self) -> str:
+        """Returns one line such as `cat.jpg: cat (97.1%)`."""
+        if self.error is not None:
+            return f"{self.path}: error: {self.error}"
+        return f"{self.path}: {self.label} ({100 * self.probability:.1f}%)"
+
+
+def classify_photos(
+    model: keras.Model, paths: list[str | os.PathLike], class_names: tuple[str, ...] = ("cat", "dog")
+) -> list[PhotoPrediction]:
+    """Classifies photos with a one-logit model that takes raw pixels.
+
+    Photos are resized to the model's input size. A photo that cannot be read
+    gets a `PhotoPrediction` with an `error`, and the others are still classified.
+
+    Args:
+        model: A model of the study (raw pixels in, one logit out).
+        paths: Paths of the photos.
+        class_names: Names of class 0 and class 1. Defaults to `("cat", "dog")`.
+
+    Returns:
+        One `PhotoPrediction` per path, in order.
+
+    Raises:
+        ValueError: If `class_names` does not hold exactly two names.
+    """
+    if len(class_names) != 2:
+        raise ValueError(f"Expected exactly two class names. Received: class_names={class_names!r}")
+    image_size = model.input_shape[1]
+    predictions: list[PhotoPrediction | None] = []
+    images, positions = [], []
+    for path in paths:
+        try:
+            images.append(decode_photo(path, image_size))
+            positions.append(len(predictions))
+            predictions.append(None)
+        except ValueError as error:
+            predictions.append(PhotoPrediction(os.fspath(path), None, None, str(error)))
+    if images:
+        logits = model.predict(np.stack(images), verbose=0).reshape(-1)
+        for position, logit in zip(positions, logits):
+            dog_probability = float(1.0 / (1.0 + np.exp(-logit)))
+            label = int(logit > 0)
+            probability = dog_probability if label == 1 else 1.0 - dog_probability
+            predictions[position] = PhotoPrediction(os.fspath(paths[position]), class_names[label], probability)
+    return predictions

@@ -1,0 +1,335 @@
+"""Training stages: best-weights checkpoints, early stopping, resuming, timing, cached features.
+
+A stage is one call of `model.fit` with its own folder under the output
+directory. It keeps the weights of its best validation epoch, stops early when
+validation stops improving, and survives interruptions: rerun the same code
+after a Colab disconnect or Ctrl-C and it continues from the last finished
+epoch (Keras' `BackupAndRestore`); rerun it after it finished and it loads the
+result instead of training again.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+import shutil
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from catsdogs_helpers.models import HEAD_DROPOUT_NAME, LOGIT_NAME, POOL_NAME, compile_model
+
+_RESULT_FILE = "result.json"
+_BEST_WEIGHTS_FILE = "best.weights.h5"
+_LOG_FILE = "history.csv"
+
+
+@dataclasses.dataclass
+class StageResult:
+    """What a training stage did and what it cost.
+
+    Attributes:
+        name: The stage's name, e.g. `"scratch"`.
+        history: Per-epoch values (`"epoch"`, `"loss"`, `"val_loss"`,
+            `"accuracy"`, ..., `"epoch_seconds"`), across interruptions.
+        train_seconds: Wall time of the stage, feature extraction included.
+        images_per_second: Training photos processed per second of wall time.
+        best_epoch: Index of the epoch whose weights were kept.
+    """
+
+    name: str
+    history: dict[str, list[float]]
+    train_seconds: float
+    images_per_second: float
+    best_epoch: int
+
+    @property
+    def num_epochs(self) -> int:
+        """Number of epochs run."""
+        return len(self.history.get("epoch", []))
+
+    def to_dict(self) -> dict[str, object]:
+        """Returns the result as a JSON-serializable dictionary."""
+        return dataclasses.asdict(self)
+
+
+class EpochTimer(keras.callbacks.Callback):
+    """Adds `epoch_seconds` and `train_images_per_second` to each epoch's logs.
+
+    `train_images_per_second` counts the training part of the epoch only
+    (validation excluded). Place it before callbacks that read the logs.
+
+    Args:
+        num_images: Training images per epoch.
+    """
+
+    def __init__(self, num_images: int) -> None:
+        super().__init__()
+        self.num_images = num_images
+        self._epoch_start = 0.0
+        self._train_seconds = 0.0
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self._epoch_start = time.perf_counter()
+        self._train_seconds = 0.0
+
+    def on_test_begin(self, logs: dict | None = None) -> None:
+        if not self._train_seconds:
+            self._train_seconds = time.perf_counter() - self._epoch_start
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        seconds = time.perf_counter() - self._epoch_start
+        if logs is not None:
+            logs["epoch_seconds"] = seconds
+            logs["train_images_per_second"] = self.num_images / (self._train_seconds or seconds)
+
+
+def read_history(path: str | Path) -> dict[str, list[float]]:
+    """Reads a `CSVLogger` file into `{"epoch": [...], "loss": [...], ...}`."""
+    history: dict[str, list[float]] = {}
+    path = Path(path)
+    if not path.exists():
+        return history
+    with path.open(newline="") as file:
+        for row in csv.DictReader(file):
+            for key, value in row.items():
+                history.setdefault(key, []).append(int(value) if key == "epoch" else float(value))
+    return history
+
+
+def _best_epoch(history: dict[str, list[float]], monitor: str) -> tuple[int, float]:
+    values = history.get(monitor, [])
+    if not values:
+        return -1, math.inf
+    index = int(np.nanargmin(values)) if not all(map(math.isnan, values)) else 0
+    return int(history["epoch"][index]), float(values[index])
+
+
+def train_stage(
+    model: keras.Model,
+    train_data: tf.data.Dataset,
+    validation_data: tf.data.Dataset,
+    *,
+    name: str,
+    epochs: int,
+    output_dir: str | Path,
+    num_train_images: int,
+    initial_epoch: int = 0,
+    patience: int = 8,
+    monitor: str = "val_loss",
+    fingerprint: dict[str, object] | None = None,
+    extra_seconds: float = 0.0,
+    verbose: int = 2,
+) -> StageResult:
+    """Trains a compiled model for one stage, resumably, and keeps its best weights.
+
+    Args:
+        model: A compiled model.
+        train_data: Training batches `(images, labels)`.
+        validation_data: Validation batches.
+        name: Name of the stage; its files go to `output_dir/name/`.
+        epochs: Index of the epoch to stop before (as in `model.fit`).
+        output_dir: The study's output folder.
+        num_train_images: Training images per epoch, for the images/s figures.
+        initial_epoch: First epoch's index; a fine-tuning stage continues the
+            previous stage's epochs. Defaults to `0`.
+        patience: Epochs without improvement before stopping. Defaults to `8`.
+        monitor: Validation value to minimize. Defaults to `"val_loss"`.
+        fingerprint: Settings that identify the stage; a finished stage is only
+            reused when they match. Defaults to `None`.
+        extra_seconds: Seconds of preparation to count as training time (such
+            as computing cached features). Defaults to `0.0`.
+        verbose: `model.fit` verbosity: 2 prints one line per epoch. Defaults to `2`.
+
+    Returns:
+        A `StageResult`. The model holds the best epoch's weights.
+    """
+    finished = load_finished_stage(model, name, output_dir, fingerprint)
+    if finished is not None:
+        return finished
+    stage_dir = Path(output_dir) / name
+    result_path = stage_dir / _RESULT_FILE
+    best_path = stage_dir / _BEST_WEIGHTS_FILE
+    log_path = stage_dir / _LOG_FILE
+    backup_dir = stage_dir / "backup"
+
+    resuming = backup_dir.exists() and log_path.exists()
+    if not resuming:
+        shutil.rmtree(stage_dir, ignore_errors=True)  # Our own stale files, never the user's.
+    stage_dir.mkdir(parents=True, exist_ok=True)
+    previous = read_history(log_path)
+    _, best_so_far = _best_epoch(previous, monitor)
+    elapsed_before = sum(previous.get("epoch_seconds", []))
+    if resuming:
+        print(f"[{name}] resuming after epoch {previous['epoch'][-1] + 1 if previous else initial_epoch}.")
+
+    callbacks = [
+        EpochTimer(num_train_images),
+        keras.callbacks.CSVLogger(str(log_path), append=True),
+        keras.callbacks.ModelCheckpoint(
+            str(best_path),
+            monitor=monitor,
+            save_best_only=True,
+            save_weights_only=True,
+            initial_value_threshold=best_so_far if math.isfinite(best_so_far) else None,
+        ),
+        keras.callbacks.EarlyStopping(monitor=monitor, patience=patience),
+        keras.callbacks.BackupAndRestore(str(backup_dir)),
+    ]
+    start = time.perf_counter()
+    model.fit(
+        train_data,
+        validation_data=validation_data,
+        epochs=epochs,
+        initial_epoch=initial_epoch,
+        callbacks=callbacks,
+        verbose=verbose,
+    )
+    seconds = extra_seconds + elapsed_before + time.perf_counter() - start
+    if best_path.exists():
+        model.load_weights(best_path)
+    history = read_history(log_path)
+    best_epoch, _ = _best_epoch(history, monitor)
+    num_epochs = len(history.get("epoch", []))
+    result = StageResult(name, history, seconds, num_train_images * num_epochs / max(seconds, 1e-9), best_epoch)
+    saved = {"fingerprint": _normalize(fingerprint), "result": result.to_dict()}
+    result_path.write_text(json.dumps(saved, indent=1))
+    return result
+
+
+def _normalize(fingerprint: dict[str, object] | None) -> dict[str, object]:
+    return json.loads(json.dumps(fingerprint or {}, default=str))
+
+
+def load_finished_stage(
+    model: keras.Model, name: str, output_dir: str | Path, fingerprint: dict[str, object] | None = None
+) -> StageResult | None:
+    """Loads a stage that finished in an earlier run with the same settings.
+
+    Args:
+        model: The model the stage trained; it receives the best weights.
+        name: The stage's name.
+        output_dir: The study's output folder.
+        fingerprint: The stage's settings; see `train_stage`. Defaults to `None`.
+
+    Returns:
+        The stage's `StageResult`, or `None` if it has not finished with these settings.
+    """
+    stage_dir = Path(output_dir) / name
+    result_path, best_path = stage_dir / _RESULT_FILE, stage_dir / _BEST_WEIGHTS_FILE
+    if not (result_path.exists() and best_path.exists()):
+        return None
+    saved = json.loads(result_path.read_text())
+    if saved.get("fingerprint") != _normalize(fingerprint):
+        return None
+    model.load_weights(best_path)
+    print(f"[{name}] finished in an earlier run: loaded its best weights from {best_path} "
+          f"(delete {stage_dir} to train again).")
+    return StageResult(**saved["result"])
+
+
+def build_feature_extractor(model: keras.Model) -> keras.Model:
+    """Returns the part of a model from raw pixels to its pooled features (shares weights)."""
+    return keras.Model(model.inputs, model.get_layer(POOL_NAME).output, name=f"{model.name}_features")
+
+
+def build_head(model: keras.Model) -> keras.Model:
+    """Returns the part of a model from pooled features to its logit (shares weights).
+
+    Training the head trains the same layers the full model uses, so after
+    training on cached features the full model is ready: raw pixels in, logit out.
+    """
+    features = keras.Input(model.get_layer(POOL_NAME).output.shape[1:], name="features")
+    x = model.get_layer(HEAD_DROPOUT_NAME)(features)
+    outputs = model.get_layer(LOGIT_NAME)(x)
+    return keras.Model(features, outputs, name=f"{model.name}_head")
+
+
+def extract_features(extractor: keras.Model, dataset: tf.data.Dataset) -> tuple[np.ndarray, np.ndarray]:
+    """Runs a feature extractor over a dataset once, without augmentation.
+
+    Returns:
+        `(features, labels)` as float32 and int32 NumPy arrays.
+    """
+    features = extractor.predict(dataset.map(lambda images, labels: images), verbose=0)
+    labels = np.concatenate([labels for _, labels in dataset.as_numpy_iterator()])
+    return features.astype(np.float32), labels.astype(np.int32)
+
+
+def train_head_on_features(
+    model: keras.Model,
+    train_in_order: tf.data.Dataset,
+    validation_data: tf.data.Dataset,
+    *,
+    learning_rate: float,
+    epochs: int,
+    output_dir: str | Path,
+    batch_size: int = 32,
+    seed: int = 1337,
+    patience: int = 8,
+    name: str = "transfer",
+    fingerprint: dict[str, object] | None = None,
+    verbose: int = 2,
+) -> StageResult:
+    """Trains a frozen-base model's head on features computed once (the fast path).
+
+    The frozen base sees each photo once per split instead of once per epoch;
+    the head then trains in seconds. The price: no augmentation, since the
+    features are fixed. The model passed in shares its head with the head
+    trained here, so it is ready to use afterwards.
+
+    Args:
+        model: A model from `build_transfer_model`.
+        train_in_order: Training batches in a fixed order.
+        validation_data: Validation batches.
+        learning_rate: Adam learning rate of the head.
+        epochs: Maximum epochs.
+        output_dir: The study's output folder.
+        batch_size: Feature vectors per batch. Defaults to `32`.
+        seed: Seed of the shuffle. Defaults to `1337`.
+        patience: Early-stopping patience. Defaults to `8`.
+        name: Name of the stage. Defaults to `"transfer"`.
+        fingerprint: See `train_stage`. Defaults to `None`.
+        verbose: See `train_stage`. Defaults to `2`.
+
+    Returns:
+        A `StageResult` whose `train_seconds` include computing the features.
+    """
+    finished = load_finished_stage(build_head(model), name, output_dir, fingerprint)
+    if finished is not None:
+        return finished
+    start = time.perf_counter()
+    extractor = build_feature_extractor(model)
+    if verbose:
+        print(f"[{name}] computing the frozen base's features once per split...")
+    train_features, train_labels = extract_features(extractor, train_in_order)
+    validation_features, validation_labels = extract_features(extractor, validation_data)
+    extraction_seconds = time.perf_counter() - start
+    if verbose:
+        print(f"[{name}] features for {len(train_labels) + len(validation_labels)} photos "
+              f"in {extraction_seconds:.1f} s.")
+    head = compile_model(build_head(model), learning_rate)
+    train = (
+        tf.data.Dataset.from_tensor_slices((train_features, train_labels))
+        .shuffle(len(train_labels), seed=seed, reshuffle_each_iteration=True)
+        .batch(batch_size)
+    )
+    validation = tf.data.Dataset.from_tensor_slices((validation_features, validation_labels)).batch(batch_size)
+    result = train_stage(
+        head,
+        train,
+        validation,
+        name=name,
+        epochs=epochs,
+        output_dir=output_dir,
+        num_train_images=len(train_labels),
+        patience=patience,
+        fingerprint=fingerprint,
+        extra_seconds=extraction_seconds,
+        verbose=verbose,
+    )
