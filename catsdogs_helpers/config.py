@@ -33,7 +33,7 @@ class StudyConfig:
             Defaults to `224`.
         scratch_image_size: Side the scratch CNN resizes its input to before its
             first convolution. Smaller is cheaper; see `build_scratch_cnn`.
-            Defaults to `128`.
+            Defaults to `160`.
         batch_size: Images per batch. Defaults to `32`.
         validation_fraction: Share of photos held out for validation when the
             source is not pre-split. Defaults to `0.1`.
@@ -67,7 +67,7 @@ class StudyConfig:
     weights: str | None = "imagenet"
     alpha: float = 1.0
     image_size: int = 224
-    scratch_image_size: int = 128
+    scratch_image_size: int = 160
     batch_size: int = 32
     validation_fraction: float = 0.1
     test_fraction: float = 0.1
@@ -102,6 +102,14 @@ def _fail(name: str, value: object, expected: str) -> None:
     raise ValueError(f"Invalid setting `{name}`: expected {expected}. Received: {name}={value!r}")
 
 
+def _is_integer(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def _check_config(config: StudyConfig) -> None:
     if config.preset not in PRESET_NAMES:
         _fail("preset", config.preset, f"one of {PRESET_NAMES}")
@@ -113,7 +121,7 @@ def _check_config(config: StudyConfig) -> None:
         _fail("alpha", config.alpha, f"one of {MOBILENET_V2_ALPHAS}")
     for name in ("image_size", "scratch_image_size"):
         value = getattr(config, name)
-        if not isinstance(value, int) or value < 32:
+        if not _is_integer(value) or value < 32:
             _fail(name, value, "an integer of at least 32 (pixels)")
     if config.weights == "imagenet" and config.image_size not in IMAGENET_IMAGE_SIZES:
         _fail(
@@ -124,25 +132,25 @@ def _check_config(config: StudyConfig) -> None:
         )
     for name in ("batch_size", "scratch_epochs", "transfer_epochs", "patience"):
         value = getattr(config, name)
-        if not isinstance(value, int) or value < 1:
+        if not _is_integer(value) or value < 1:
             _fail(name, value, "a positive integer")
-    if not isinstance(config.fine_tune_epochs, int) or config.fine_tune_epochs < 0:
+    if not _is_integer(config.fine_tune_epochs) or config.fine_tune_epochs < 0:
         _fail("fine_tune_epochs", config.fine_tune_epochs, "an integer >= 0 (0 skips fine-tuning)")
-    if not isinstance(config.fine_tune_at, int) or config.fine_tune_at < 0:
+    if not _is_integer(config.fine_tune_at) or config.fine_tune_at < 0:
         _fail("fine_tune_at", config.fine_tune_at, "an integer >= 0 (a layer index of the base)")
     if config.max_images_per_split is not None and (
-        not isinstance(config.max_images_per_split, int) or config.max_images_per_split < 2
+        not _is_integer(config.max_images_per_split) or config.max_images_per_split < 2
     ):
         _fail("max_images_per_split", config.max_images_per_split, "None or an integer >= 2")
     for name in ("validation_fraction", "test_fraction"):
         value = getattr(config, name)
-        if not 0.0 < value < 0.5:
+        if not _is_number(value) or not 0.0 < value < 0.5:
             _fail(name, value, "a fraction between 0 and 0.5")
     for name in ("scratch_learning_rate", "transfer_learning_rate", "fine_tune_learning_rate"):
         value = getattr(config, name)
-        if not 0.0 < value < 1.0:
+        if not _is_number(value) or not 0.0 < value < 1.0:
             _fail(name, value, "a learning rate between 0 and 1")
-    if not 0.0 <= config.dropout < 1.0:
+    if not _is_number(config.dropout) or not 0.0 <= config.dropout < 1.0:
         _fail("dropout", config.dropout, "a rate in [0, 1)")
 
 
@@ -204,8 +212,7 @@ def get_config(preset: str = "default", **overrides: object) -> StudyConfig:
     unknown = sorted(set(overrides) - fields)
     if unknown:
         raise ValueError(
-            f"Unknown setting(s) {unknown}: expected names among {sorted(fields)}. "
-            f"Received: overrides={overrides!r}"
+            f"Unknown setting(s) {unknown}: expected names among {sorted(fields)}. Received: overrides={overrides!r}"
         )
     changes = {name: value for name, value in overrides.items() if value is not None}
     if str(changes.get("weights", "")).lower() in ("none", "random"):

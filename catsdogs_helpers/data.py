@@ -56,6 +56,15 @@ class ImageSplits:
         """Returns the number of photos in a split."""
         return sum(self.counts[split].values())
 
+    def to_dict(self) -> dict[str, object]:
+        """Returns source, counts and skipped files as a JSON-serializable dictionary."""
+        return {
+            "source": self.source,
+            "class_names": list(self.class_names),
+            "counts": self.counts,
+            "skipped": [dataclasses.asdict(item) for item in self.skipped],
+        }
+
     def describe(self) -> str:
         """Returns a short report: counts per split and class, and skipped files."""
         lines = [f"Source: {self.source}"]
@@ -128,18 +137,17 @@ def load_splits(
 
     cached, counts, bad_files = {}, {}, list(skipped)
     for split in SPLIT_NAMES:
-        dataset = raw[split].cache(_cache_path(cache_dir, source, split, image_size, max_images_per_split))
-        counts[split], bad = _fill_cache(dataset, split, class_names, verbose)
+        fractions = (validation_fraction, test_fraction)
+        cache_path = _cache_path(cache_dir, source, split, image_size, max_images_per_split, fractions)
+        cached[split], counts[split], bad = _cache_usable(
+            raw[split], split, class_names, image_size, cache_path, verbose
+        )
         bad_files.extend(bad)
         if not sum(counts[split].values()):
             raise ValueError(
                 f"The {split} split has no usable photo. Check the data source, or lower "
                 f"validation_fraction/test_fraction. Received: data={data!r}"
             )
-        usable = dataset.filter(lambda image, label, error, path: tf.equal(error, "")).map(
-            lambda image, label, error, path: (tf.ensure_shape(image, (image_size, image_size, 3)), label)
-        )
-        cached[split] = usable.apply(tf.data.experimental.assert_cardinality(sum(counts[split].values())))
 
     num_train = sum(counts["train"].values())
     train = cached["train"].shuffle(min(num_train, _SHUFFLE_BUFFER), seed=seed, reshuffle_each_iteration=True)
@@ -163,13 +171,22 @@ def _batch(dataset: tf.data.Dataset, batch_size: int) -> tf.data.Dataset:
 
 
 def _cache_path(
-    cache_dir: str | os.PathLike | None, source: str, split: str, image_size: int, limit: int | None
+    cache_dir: str | os.PathLike | None,
+    source: str,
+    split: str,
+    image_size: int,
+    limit: int | None,
+    fractions: tuple[float, float],
 ) -> str:
-    """Returns "" (memory) or a cache file name unique to the source and settings."""
+    """Returns "" (memory) or a cache file name unique to the source and settings.
+
+    The split fractions belong to the key: they decide which photos a split holds.
+    """
     if cache_dir is None:
         return ""
     Path(cache_dir).mkdir(parents=True, exist_ok=True)
-    key = hashlib.sha256(f"{os.path.abspath(source)}|{split}|{image_size}|{limit}".encode()).hexdigest()[:16]
+    settings = f"{os.path.abspath(source)}|{split}|{image_size}|{limit}|{fractions[0]!r}|{fractions[1]!r}"
+    key = hashlib.sha256(settings.encode()).hexdigest()[:16]
     return str(Path(cache_dir) / f"{split}-{image_size}px-{key}")
 
 
@@ -194,14 +211,54 @@ def _fill_cache(
     return {name: int(count) for name, count in zip(class_names, counts)}, bad
 
 
-def _read_folder(
-    directory: str,
-    image_size: int,
-    validation_fraction: float,
-    test_fraction: float,
-    max_images_per_split: int | None,
-) -> tuple[dict[str, tf.data.Dataset], list[str], list[SkippedFile]]:
-    folder = list_photo_folder(directory, validation_fraction, test_fraction)
+def load_labelled_photos(
+    directory: str | os.PathLike, image_size: int = 224, batch_size: int = 32, verbose: bool = True
+) -> tuple[tf.data.Dataset, tuple[str, ...], dict[str, int], tuple[SkippedFile, ...]]:
+    """Loads every photo of a folder with class sub-folders, for evaluation.
+
+    The folder follows the rules of `photos.list_photo_folder`; if it is
+    pre-split (`train/`, `validation/`, `test/`), only its `test/` photos are used.
+
+    Args:
+        directory: The folder.
+        image_size: Side of the square images, in pixels. Defaults to `224`.
+        batch_size: Images per batch. Defaults to `32`.
+        verbose: Print progress while decoding. Defaults to `True`.
+
+    Returns:
+        `(dataset, class_names, counts, skipped)`: batches of `(images, labels)`
+        in a fixed order, class names, photos per class, skipped files.
+
+    Raises:
+        FileNotFoundError: If the folder does not exist.
+        ValueError: If its layout is wrong or it holds no usable photo.
+    """
+    folder = list_photo_folder(directory)
+    files = (
+        folder.files["test"] if folder.pre_split else [item for split in SPLIT_NAMES for item in folder.files[split]]
+    )
+    dataset, counts, bad = _cache_usable(
+        _photo_dataset(files, image_size), "photos", list(folder.class_names), image_size, "", verbose
+    )
+    if not sum(counts.values()):
+        raise ValueError(f"{directory} holds no usable photo. Received: data={str(directory)!r}")
+    return _batch(dataset, batch_size), folder.class_names, counts, (*folder.skipped, *bad)
+
+
+def _cache_usable(
+    raw: tf.data.Dataset, split: str, class_names: list[str], image_size: int, cache_path: str, verbose: bool
+) -> tuple[tf.data.Dataset, dict[str, int], list[SkippedFile]]:
+    """Caches decoded photos, fills the cache, and keeps the usable `(image, label)` pairs."""
+    dataset = raw.cache(cache_path)
+    counts, bad = _fill_cache(dataset, split, class_names, verbose)
+    usable = dataset.filter(lambda image, label, error, path: tf.equal(error, "")).map(
+        lambda image, label, error, path: (tf.ensure_shape(image, (image_size, image_size, 3)), label)
+    )
+    return usable.apply(tf.data.experimental.assert_cardinality(sum(counts.values()))), counts, bad
+
+
+def _photo_dataset(files: list[tuple[str, int]], image_size: int) -> tf.data.Dataset:
+    """Returns `(image, label, error, path)` elements decoded from photo files."""
 
     def decode(path: bytes) -> tuple[np.ndarray, bytes]:
         try:
@@ -215,13 +272,24 @@ def _read_folder(
         error.set_shape(())
         return image, label, error, path
 
-    raw = {}
-    for split, files in folder.files.items():
-        files = files[:max_images_per_split] if max_images_per_split else files
-        paths = [path for path, _ in files]
-        labels = np.array([label for _, label in files], dtype=np.int32)
-        dataset = tf.data.Dataset.from_tensor_slices((tf.constant(paths, tf.string), labels))
-        raw[split] = dataset.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    paths = tf.constant([path for path, _ in files], tf.string, shape=(len(files),))
+    labels = np.array([label for _, label in files], dtype=np.int32)
+    dataset = tf.data.Dataset.from_tensor_slices((paths, labels))
+    return dataset.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+
+def _read_folder(
+    directory: str,
+    image_size: int,
+    validation_fraction: float,
+    test_fraction: float,
+    max_images_per_split: int | None,
+) -> tuple[dict[str, tf.data.Dataset], list[str], list[SkippedFile]]:
+    folder = list_photo_folder(directory, validation_fraction, test_fraction)
+    raw = {
+        split: _photo_dataset(files[:max_images_per_split] if max_images_per_split else files, image_size)
+        for split, files in folder.files.items()
+    }
     return raw, list(folder.class_names), list(folder.skipped)
 
 
@@ -239,7 +307,7 @@ def _read_tfds(
     slices = [f"train[:{train_end}%]", f"train[{train_end}%:{validation_end}%]", f"train[{validation_end}%:]"]
     try:
         datasets = tfds.load(TFDS_NAME, split=slices, as_supervised=True, shuffle_files=False, data_dir=data_dir)
-    except Exception as error:  # noqa: BLE001 - tfds raises many kinds of download errors.
+    except Exception as error:
         raise RuntimeError(
             f"TensorFlow Datasets could not download or prepare {TFDS_NAME!r}: "
             f"{type(error).__name__}: {error}. To run offline, pass the path of a folder of "

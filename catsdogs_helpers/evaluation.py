@@ -41,25 +41,37 @@ def _ratio(numerator: float, denominator: float) -> float:
     return float(numerator / denominator) if denominator else 0.0
 
 
-def _rank_auc(labels: np.ndarray, scores: np.ndarray) -> float:
-    """ROC AUC by the Mann-Whitney formula with average ranks (ties count half)."""
+def compute_auc(labels: Sequence[int] | np.ndarray, scores: Sequence[float] | np.ndarray) -> float:
+    """Computes the ROC AUC by the Mann-Whitney rank formula, ties counting half.
+
+    Args:
+        labels: True classes, 0 or 1.
+        scores: Scores of class 1 (logits or probabilities; only their order matters).
+
+    Returns:
+        The AUC, or NaN if only one class is present.
+    """
+    labels = np.asarray(labels).reshape(-1).astype(np.int64)
+    scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+    _check_pair(labels, scores, "scores")
     num_positive = int(labels.sum())
     num_negative = labels.size - num_positive
     if not num_positive or not num_negative:
         return math.nan
     order = np.argsort(scores, kind="mergesort")
     sorted_scores = scores[order]
-    ranks = np.empty(scores.size, dtype=np.float64)
     starts = np.flatnonzero(np.r_[True, sorted_scores[1:] != sorted_scores[:-1]])
     ends = np.r_[starts[1:], scores.size]
-    for start, end in zip(starts, ends):
-        ranks[order[start:end]] = (start + end + 1) / 2.0  # Mean of 1-based ranks start+1..end.
+    ranks = np.empty(scores.size, dtype=np.float64)
+    ranks[order] = np.repeat((starts + ends + 1) / 2.0, ends - starts)  # Mean 1-based rank of each tie group.
     positive_rank_sum = ranks[labels == 1].sum()
     return float((positive_rank_sum - num_positive * (num_positive + 1) / 2.0) / (num_positive * num_negative))
 
 
 def compute_metrics(
-    labels: Sequence[int] | np.ndarray, logits: Sequence[float] | np.ndarray, class_names: Sequence[str] = ("cat", "dog")
+    labels: Sequence[int] | np.ndarray,
+    logits: Sequence[float] | np.ndarray,
+    class_names: Sequence[str] = ("cat", "dog"),
 ) -> dict[str, object]:
     """Computes test metrics of a one-logit binary classifier.
 
@@ -87,7 +99,7 @@ def compute_metrics(
     predictions = (logits > 0).astype(np.int64)
     matrix = np.zeros((2, 2), dtype=np.int64)
     np.add.at(matrix, (labels, predictions), 1)
-    (true_negative, false_positive), (false_negative, true_positive) = matrix.tolist()
+    (_, false_positive), (false_negative, true_positive) = matrix.tolist()
     precision = _ratio(true_positive, true_positive + false_positive)
     recall = _ratio(true_positive, true_positive + false_negative)
     losses = np.maximum(logits, 0.0) - logits * labels + np.log1p(np.exp(-np.abs(logits)))
@@ -97,7 +109,7 @@ def compute_metrics(
         "precision": precision,
         "recall": recall,
         "f1": _ratio(2 * precision * recall, precision + recall),
-        "auc": _rank_auc(labels, logits),
+        "auc": compute_auc(labels, logits),
         "per_class_accuracy": {
             name: _ratio(matrix[index, index], matrix[index].sum()) for index, name in enumerate(class_names)
         },

@@ -48,13 +48,15 @@ def build_augmentation(seed: int | None = None) -> keras.Sequential:
 
 def _conv_block(x: keras.KerasTensor, filters: int, strides: int = 1) -> keras.KerasTensor:
     x = layers.Conv2D(filters, 3, strides=strides, padding="same", use_bias=False)(x)
-    x = layers.BatchNormalization()(x)
+    # Momentum 0.9 (not 0.99): with ~60 steps an epoch, the moving statistics
+    # used for validation then keep up with the fast-changing early weights.
+    x = layers.BatchNormalization(momentum=0.9)(x)
     return layers.Activation("relu")(x)
 
 
 def build_scratch_cnn(
     image_size: int = 224,
-    working_size: int = 128,
+    working_size: int = 160,
     widths: tuple[int, ...] = (32, 64, 128, 256),
     dropout: float = 0.3,
     augmentation: keras.Layer | None = None,
@@ -63,25 +65,28 @@ def build_scratch_cnn(
 
     Designed for accuracy per unit of compute on a few thousand photos:
 
-    - it first resizes its input to `working_size` (128 px): cats and dogs are
-      told apart by shape and texture that survive this, and every convolution
-      then costs a third of what it would at 224 px;
-    - a stride-2 stem and one max-pooling per stage shrink the maps early, so
-      most filters work on small maps;
+    - it first resizes its input to `working_size` (160 px): cats and dogs are
+      told apart by shapes and textures that survive this, and every
+      convolution then costs half of what it would at 224 px;
+    - a stride-2 stem followed by max pooling, then one convolution and one
+      pooling per stage, shrink the maps early, so the wide layers work on
+      small maps: about 0.2 GFLOPs per photo, a quarter of a VGG-style
+      8-convolution network at the same size, which trains about twice as fast
+      on a CPU;
     - batch normalization after every convolution lets a high learning rate
-      train it in tens of epochs instead of hundreds;
+      (with cosine decay) train it in tens of epochs instead of hundreds;
     - global average pooling instead of a large dense layer keeps it small
-      (about 0.6 M weights), which, with dropout and augmentation, limits
+      (about 1 M weights), which, with dropout and augmentation, limits
       overfitting on few photos.
 
     Args:
         image_size: Side of the input images, in pixels. Defaults to `224`.
         working_size: Side the images are resized to inside the model.
-            Defaults to `128`.
+            Defaults to `160`.
         widths: Filters of the stem and of each stage. Defaults to `(32, 64, 128, 256)`.
         dropout: Dropout rate before the logit. Defaults to `0.3`.
-        augmentation: Augmentation applied first (training only), or `None`.
-            Defaults to `None`.
+        augmentation: Augmentation applied after resizing (training only), or
+            `None`. Defaults to `None`.
 
     Returns:
         An uncompiled `keras.Model` named `"scratch_cnn"`: raw pixels in, one logit out.
@@ -93,11 +98,14 @@ def build_scratch_cnn(
     (None, 1)
     """
     inputs = keras.Input((image_size, image_size, 3), name="image")
-    x = augmentation(inputs) if augmentation is not None else inputs
+    x = inputs
     if working_size != image_size:
         x = layers.Resizing(working_size, working_size, antialias=True, name="resize")(x)
+    if augmentation is not None:
+        x = augmentation(x)
     x = layers.Rescaling(1.0 / 255, name="scale")(x)
     x = _conv_block(x, widths[0], strides=2)
+    x = layers.MaxPooling2D()(x)
     for filters in widths[1:]:
         x = _conv_block(x, filters)
         x = layers.MaxPooling2D()(x)

@@ -134,7 +134,9 @@ def list_photo_folder(
     files: dict[str, list[tuple[str, int]]] = {split: [] for split in SPLIT_NAMES}
     skipped = []
     for label, class_name in enumerate(class_names):
-        class_dirs = [(split, root / split / class_name) for split in SPLIT_NAMES] if pre_split else [(None, root / class_name)]
+        class_dirs = (
+            [(split, root / split / class_name) for split in SPLIT_NAMES] if pre_split else [(None, root / class_name)]
+        )
         for fixed_split, class_dir in class_dirs:
             for path in _list_files(class_dir):
                 if path.suffix.lower() not in IMAGE_EXTENSIONS:
@@ -160,7 +162,7 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     """Converts any PIL mode to RGB, compositing transparency over white."""
     if image.mode == "RGB":
         return image
-    if image.mode == "P" and "transparency" in image.info or image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+    if (image.mode == "P" and "transparency" in image.info) or image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
         rgba = image.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(background, rgba).convert("RGB")

@@ -102,6 +102,20 @@ def read_history(path: str | Path) -> dict[str, list[float]]:
     return history
 
 
+def merge_histories(*histories: dict[str, list[float]]) -> dict[str, list[float]]:
+    """Concatenates the histories of consecutive stages (e.g. head, then fine-tuning).
+
+    Keys missing from a stage are filled with NaN, so every list has one value per epoch.
+    """
+    keys = list(dict.fromkeys(key for history in histories for key in history))
+    merged: dict[str, list[float]] = {key: [] for key in keys}
+    for history in histories:
+        length = len(history.get("epoch", next(iter(history.values()), [])))
+        for key in keys:
+            merged[key].extend(history.get(key, [math.nan] * length))
+    return merged
+
+
 def _best_epoch(history: dict[str, list[float]], monitor: str) -> tuple[int, float]:
     values = history.get(monitor, [])
     if not values:
@@ -188,6 +202,7 @@ def train_stage(
         epochs=epochs,
         initial_epoch=initial_epoch,
         callbacks=callbacks,
+        shuffle=False,  # The training dataset shuffles itself, seeded.
         verbose=verbose,
     )
     seconds = extra_seconds + elapsed_before + time.perf_counter() - start
@@ -228,8 +243,10 @@ def load_finished_stage(
     if saved.get("fingerprint") != _normalize(fingerprint):
         return None
     model.load_weights(best_path)
-    print(f"[{name}] finished in an earlier run: loaded its best weights from {best_path} "
-          f"(delete {stage_dir} to train again).")
+    print(
+        f"[{name}] finished in an earlier run: loaded its best weights from {best_path} "
+        f"(delete {stage_dir} to train again)."
+    )
     return StageResult(**saved["result"])
 
 
@@ -311,8 +328,9 @@ def train_head_on_features(
     validation_features, validation_labels = extract_features(extractor, validation_data)
     extraction_seconds = time.perf_counter() - start
     if verbose:
-        print(f"[{name}] features for {len(train_labels) + len(validation_labels)} photos "
-              f"in {extraction_seconds:.1f} s.")
+        print(
+            f"[{name}] features for {len(train_labels) + len(validation_labels)} photos in {extraction_seconds:.1f} s."
+        )
     head = compile_model(build_head(model), learning_rate)
     train = (
         tf.data.Dataset.from_tensor_slices((train_features, train_labels))
@@ -320,7 +338,7 @@ def train_head_on_features(
         .batch(batch_size)
     )
     validation = tf.data.Dataset.from_tensor_slices((validation_features, validation_labels)).batch(batch_size)
-    result = train_stage(
+    return train_stage(
         head,
         train,
         validation,

@@ -1,0 +1,281 @@
+"""The study's figures: sample photos, learning curves, confusion matrices, ROC, mistakes, Grad-CAM.
+
+Every function builds a new `matplotlib.figure.Figure` and returns it; nothing
+is shown, closed or configured globally. The figures are not registered with
+pyplot: in a notebook, make one the last expression of a cell (or `display` it),
+and write it with `save_figure`. Each model keeps one colour in every figure.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.transforms import blended_transform_factory
+
+from catsdogs_helpers.evaluation import compute_auc, compute_roc_curve
+
+MODEL_COLORS = {"scratch": "tab:orange", "transfer": "tab:blue", "finetuned": "tab:green"}
+_SPARE_COLORS = ("tab:purple", "tab:red", "tab:brown", "tab:pink", "tab:olive", "tab:cyan", "tab:gray")
+_CELL_INCHES = 2.3
+
+
+def _colors_for(names: Sequence[str], colors: Mapping[str, str] | None) -> dict[str, str]:
+    chosen = {**MODEL_COLORS, **(colors or {})}
+    spare = iter(color for color in _SPARE_COLORS if color not in chosen.values())
+    return {name: chosen[name] if name in chosen else next(spare, "black") for name in names}
+
+
+def _hide_ticks(ax) -> None:
+    ax.set_xticks([])
+    ax.set_yticks([])
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+
+
+def _said(probability: float, class_names: Sequence[str]) -> tuple[int, str]:
+    """Returns the predicted class and e.g. "dog 97%" for a probability of class 1."""
+    predicted = int(probability > 0.5)
+    return predicted, f"{class_names[predicted]} {max(probability, 1.0 - probability):.0%}"
+
+
+def plot_samples(
+    images: np.ndarray, labels: Sequence[int], class_names: Sequence[str], num_images: int = 9, title: str | None = None
+) -> Figure:
+    """Plots a grid of photos titled with their class.
+
+    Args:
+        images: Photos, uint8, shape `(N, H, W, 3)`.
+        labels: Their classes.
+        class_names: Class names; label `i` means `class_names[i]`.
+        num_images: At most this many photos are shown. Defaults to `9`.
+        title: Title of the figure, or `None`. Defaults to `None`.
+
+    Returns:
+        The figure.
+    """
+    images, labels = np.asarray(images), np.asarray(labels).reshape(-1)
+    count = max(1, min(num_images, len(images)))
+    columns = math.ceil(math.sqrt(count))
+    rows = math.ceil(count / columns)
+    figure = Figure(figsize=(_CELL_INCHES * columns, _CELL_INCHES * rows + 0.3), layout="constrained")
+    axes = figure.subplots(rows, columns, squeeze=False).ravel()
+    for index, ax in enumerate(axes):
+        _hide_ticks(ax)
+        if index < min(count, len(images)):
+            ax.imshow(images[index])
+            ax.set_title(class_names[int(labels[index])])
+    if title:
+        figure.suptitle(title)
+    return figure
+
+
+def plot_learning_curves(
+    histories: Mapping[str, Mapping[str, Sequence[float]]],
+    fine_tune_starts: Mapping[str, int] | None = None,
+    colors: Mapping[str, str] | None = None,
+) -> Figure:
+    """Plots training and validation accuracy and loss per epoch, one colour per model.
+
+    Args:
+        histories: Keras-style histories per model name, with keys `"epoch"`
+            (0-based), `"accuracy"`, `"val_accuracy"`, `"loss"` and `"val_loss"`.
+        fine_tune_starts: Per model name, the 0-based index of its first
+            fine-tuning epoch (the `initial_epoch` of that stage); a dotted line
+            marks it. Defaults to `None`.
+        colors: Colours per model name, overriding `MODEL_COLORS`. Defaults to `None`.
+
+    Returns:
+        The figure: accuracy on the left, loss on the right (from 0 up to a
+        limit that ignores a few outlying values, such as a bad first epoch).
+    """
+    palette = _colors_for(list(histories), colors)
+    figure = Figure(figsize=(11, 4.2), layout="constrained")
+    accuracy_ax, loss_ax = figure.subplots(1, 2)
+    losses = []
+    for name, history in histories.items():
+        epochs = np.asarray(history.get("epoch", range(len(history["loss"]))), dtype=float) + 1
+        for ax, key in ((accuracy_ax, "accuracy"), (loss_ax, "loss")):
+            for prefix, style, split in (("", "-", "train"), ("val_", "--", "validation")):
+                if prefix + key in history:
+                    values = np.asarray(history[prefix + key], dtype=float)
+                    ax.plot(epochs, values, style, color=palette[name], label=f"{name} {split}")
+                    if key == "loss":
+                        losses.append(values)
+    for name, start in (fine_tune_starts or {}).items():
+        # Label where the curves are not: low on the accuracy axes, high on the loss axes.
+        for ax, y, va in ((accuracy_ax, 0.03, "bottom"), (loss_ax, 0.97, "top")):
+            ax.axvline(start + 0.5, color=palette.get(name, "gray"), linestyle=":", linewidth=1.5)
+            x_data_y_axes = blended_transform_factory(ax.transData, ax.transAxes)
+            ax.text(start + 0.5, y, "fine-tuning starts ", transform=x_data_y_axes, rotation=90,
+                    ha="right", va=va, fontsize=8, color="dimgray")  # fmt: skip
+    finite = np.concatenate(losses) if losses else np.empty(0)
+    finite = finite[np.isfinite(finite)]
+    if finite.size:
+        top = min(1.05 * finite.max(), 1.1 * np.percentile(finite, 95))
+        loss_ax.set_ylim(0.0, top if top > 0 else 1.0)
+    for ax, title in ((accuracy_ax, "Accuracy"), (loss_ax, "Loss")):
+        ax.set_title(title)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(title.lower())
+        ax.grid(alpha=0.3)
+    accuracy_ax.xaxis.get_major_locator().set_params(integer=True)
+    loss_ax.xaxis.get_major_locator().set_params(integer=True)
+    handles, labels = accuracy_ax.get_legend_handles_labels()
+    figure.legend(handles, labels, loc="outside lower center", ncols=min(4, max(1, len(labels))), frameon=False)
+    return figure
+
+
+def plot_confusion_matrices(matrices: Mapping[str, Sequence[Sequence[int]]], class_names: Sequence[str]) -> Figure:
+    """Plots each model's confusion matrix side by side, with counts and row percentages.
+
+    Args:
+        matrices: 2x2 confusion matrices per model name (rows: true class,
+            columns: predicted class).
+        class_names: Class names.
+
+    Returns:
+        The figure.
+    """
+    figure = Figure(figsize=(3.6 * len(matrices), 3.6), layout="constrained")
+    axes = figure.subplots(1, len(matrices), squeeze=False)[0]
+    for ax, (name, matrix) in zip(axes, matrices.items()):
+        matrix = np.asarray(matrix, dtype=np.int64)
+        rows = matrix.sum(axis=1, keepdims=True)
+        shares = np.divide(matrix, rows, out=np.zeros(matrix.shape), where=rows > 0)
+        ax.imshow(shares, cmap="Blues", vmin=0.0, vmax=1.0)
+        for (row, column), count in np.ndenumerate(matrix):
+            color = "white" if shares[row, column] > 0.6 else "black"
+            ax.text(column, row, f"{count}\n{shares[row, column]:.1%}", ha="center", va="center", color=color)
+        ax.set_xticks(range(len(class_names)), class_names)
+        ax.set_yticks(range(len(class_names)), class_names)
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+        ax.set_title(name)
+    return figure
+
+
+def plot_roc_curves(
+    curves: Mapping[str, tuple[Sequence[int], Sequence[float]]], colors: Mapping[str, str] | None = None
+) -> Figure:
+    """Plots the models' ROC curves on one axes, with their AUC in the legend.
+
+    Args:
+        curves: `(labels, scores)` per model name; scores are logits or probabilities of class 1.
+        colors: Colours per model name, overriding `MODEL_COLORS`. Defaults to `None`.
+
+    Returns:
+        The figure.
+    """
+    palette = _colors_for(list(curves), colors)
+    figure = Figure(figsize=(5.2, 5.0), layout="constrained")
+    ax = figure.subplots()
+    ax.plot([0, 1], [0, 1], linestyle=":", color="gray", label="chance")
+    for name, (labels, scores) in curves.items():
+        fpr, tpr = compute_roc_curve(labels, scores)
+        auc = compute_auc(labels, scores)
+        ax.plot(fpr, tpr, color=palette[name], linewidth=2, label=f"{name} (AUC {auc:.4f})")
+    ax.set_xlim(-0.01, 1.0)
+    ax.set_ylim(0.0, 1.01)
+    ax.set_aspect("equal")
+    ax.set_xlabel("false positive rate")
+    ax.set_ylabel("true positive rate")
+    ax.set_title("ROC curves")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right")
+    return figure
+
+
+def plot_mistakes(
+    images: np.ndarray,
+    labels: Sequence[int],
+    probabilities_by_model: Mapping[str, np.ndarray],
+    class_names: Sequence[str],
+    num_per_model: int = 6,
+) -> Figure:
+    """Plots each model's most confident mistakes, one row per model.
+
+    Args:
+        images: The test photos, uint8, shape `(N, H, W, 3)`.
+        labels: Their true classes.
+        probabilities_by_model: Probabilities of class 1 per model name, shape `(N,)`.
+        class_names: Class names.
+        num_per_model: Mistakes shown per model. Defaults to `6`.
+
+    Returns:
+        The figure; each photo is titled like "true cat, said dog 97%".
+    """
+    images, labels = np.asarray(images), np.asarray(labels).reshape(-1)
+    rows, columns = len(probabilities_by_model), max(1, num_per_model)
+    figure = Figure(figsize=(_CELL_INCHES * columns, (_CELL_INCHES + 0.2) * rows), layout="constrained")
+    axes = figure.subplots(rows, columns, squeeze=False)
+    for row, (name, probabilities) in zip(axes, probabilities_by_model.items()):
+        probabilities = np.asarray(probabilities, dtype=float).reshape(-1)
+        wrong = np.flatnonzero((probabilities > 0.5).astype(int) != labels)
+        wrong = wrong[np.argsort(-np.abs(probabilities[wrong] - 0.5), kind="stable")]
+        row[0].set_ylabel(f"{name}\n{len(wrong)} mistake{'s' * (len(wrong) != 1)}", fontsize=11)
+        for column, ax in enumerate(row):
+            _hide_ticks(ax)
+            if column < len(wrong):
+                index = wrong[column]
+                ax.imshow(images[index])
+                _, said = _said(probabilities[index], class_names)
+                ax.set_title(f"true {class_names[labels[index]]}, said {said}", fontsize=9)
+            elif column == len(wrong):
+                message = "no more mistakes" if len(wrong) else "no mistakes"
+                ax.text(0.5, 0.5, message, ha="center", va="center", color="gray", transform=ax.transAxes)
+    return figure
+
+
+def plot_grad_cam(
+    images: np.ndarray,
+    heatmaps_by_model: Mapping[str, np.ndarray],
+    labels: Sequence[int],
+    probabilities_by_model: Mapping[str, np.ndarray],
+    class_names: Sequence[str],
+) -> Figure:
+    """Plots photos next to each model's Grad-CAM heatmap, one row per photo.
+
+    Args:
+        images: Photos, uint8, shape `(N, H, W, 3)`.
+        heatmaps_by_model: Heatmaps in [0, 1] per model name, shape `(N, H, W)`.
+        labels: The photos' true classes.
+        probabilities_by_model: Probabilities of class 1 per model name, shape `(N,)`.
+        class_names: Class names.
+
+    Returns:
+        The figure; each heatmap is titled with the model's prediction, green
+        when right and red when wrong.
+    """
+    images, labels = np.asarray(images), np.asarray(labels).reshape(-1)
+    rows, columns = len(images), 1 + len(heatmaps_by_model)
+    figure = Figure(figsize=(_CELL_INCHES * columns, (_CELL_INCHES + 0.1) * rows), layout="constrained")
+    axes = figure.subplots(max(rows, 1), columns, squeeze=False)
+    for index, row in enumerate(axes[:rows]):
+        row[0].imshow(images[index])
+        row[0].set_title(f"true {class_names[labels[index]]}", fontsize=10)
+        for ax, (name, heatmaps) in zip(row[1:], heatmaps_by_model.items()):
+            ax.imshow(images[index])
+            ax.imshow(np.asarray(heatmaps)[index], cmap="jet", alpha=0.45, vmin=0.0, vmax=1.0)
+            predicted, said = _said(float(np.asarray(probabilities_by_model[name]).reshape(-1)[index]), class_names)
+            color = "darkgreen" if predicted == labels[index] else "firebrick"
+            ax.set_title(f"{name}: {said}", fontsize=10, color=color)
+        for ax in row:
+            _hide_ticks(ax)
+    return figure
+
+
+def save_figure(figure: Figure, path: str | os.PathLike) -> Path:
+    """Saves a figure as a PNG (120 dpi, tight bounding box), creating parent folders.
+
+    Returns:
+        The path written.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=120, bbox_inches="tight")
+    return path

@@ -1,0 +1,64 @@
+"""What a run leaves behind: results.json, the figures as PNG and a short markdown report."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+from matplotlib.figure import Figure
+
+from catsdogs_helpers.evaluation import format_results_table, save_results
+from catsdogs_helpers.plots import save_figure
+
+RESULTS_FILE = "results.json"
+REPORT_FILE = "report.md"
+_TITLES = {"roc_curves": "ROC curves", "grad_cam": "Grad-CAM: what each model looks at"}
+
+
+def write_report(output_dir: str | os.PathLike, results: dict, figures: Mapping[str, Figure]) -> Path:
+    """Writes `results.json`, one PNG per figure and `report.md` into a folder.
+
+    Args:
+        output_dir: The folder; created if needed.
+        results: The output of `evaluation.build_results`.
+        figures: Figures by file stem, e.g. `{"learning_curves": figure}`.
+
+    Returns:
+        The path of `report.md`.
+    """
+    output = Path(output_dir)
+    save_results(results, output / RESULTS_FILE)
+    for stem, figure in figures.items():
+        save_figure(figure, output / f"{stem}.png")
+    config, data, environment = results["config"], results["data"], results["environment"]
+    counts = ", ".join(f"{split} {sum(per_class.values())}" for split, per_class in data["counts"].items())
+    lines = [
+        "# Cats vs. dogs: CNN from scratch vs. transfer learning",
+        "",
+        f"Run on {time.strftime('%Y-%m-%d %H:%M %Z')} with the `{config['preset']}` preset on "
+        f"{'; '.join(environment['devices'])} (precision {environment['precision_policy']}).",
+        "",
+        f"- Data: `{data['source']}` ({counts} photos; {len(data.get('skipped', []))} files skipped)",
+        f"- Image size {config['image_size']} px; MobileNetV2 weights: `{config['weights']}`",
+        "",
+        "## Results on the test split",
+        "",
+        format_results_table(results),
+        "",
+        "Training time includes computing cached features where they are used; the fine-tuned model's",
+        "time includes the head's training that precedes it.",
+        "",
+    ]
+    if config["weights"] is None:
+        lines += ["> **Random weights**: the transfer models started from random weights, so their figures say", ">"
+                  " nothing about transfer learning.", ""]  # fmt: skip
+    for stem in figures:
+        title = _TITLES.get(stem, stem.replace("_", " ").capitalize())
+        lines += [f"## {title}", "", f"![{stem}]({stem}.png)", ""]
+    versions = ", ".join(f"{name} {version}" for name, version in environment["versions"].items())
+    lines += ["## Environment", "", versions, ""]
+    path = output / REPORT_FILE
+    path.write_text("\n".join(lines))
+    return path

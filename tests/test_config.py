@@ -1,0 +1,172 @@
+"""Tests of catsdogs_helpers.config: presets, checks, overrides."""
+
+import dataclasses
+import importlib.util
+import json
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+from catsdogs_helpers import config
+from catsdogs_helpers.config import DEFAULT, QUICK, SMOKE, StudyConfig, get_config
+
+QUICK_OVERRIDES = {
+    "preset",
+    "max_images_per_split",
+    "scratch_epochs",
+    "transfer_epochs",
+    "fine_tune_epochs",
+    "patience",
+}
+SMOKE_OVERRIDES = {
+    "preset",
+    "weights",
+    "alpha",
+    "image_size",
+    "scratch_image_size",
+    "batch_size",
+    "max_images_per_split",
+    "scratch_epochs",
+    "transfer_epochs",
+    "fine_tune_epochs",
+    "patience",
+}
+
+
+def _differences(first: StudyConfig, second: StudyConfig) -> set[str]:
+    return {name for name, value in first.to_dict().items() if second.to_dict()[name] != value}
+
+
+def test_presets_differ_only_in_the_fields_they_override():
+    assert _differences(DEFAULT, QUICK) <= QUICK_OVERRIDES
+    assert _differences(QUICK, SMOKE) <= SMOKE_OVERRIDES
+    assert {"preset", "max_images_per_split", "scratch_epochs"} <= _differences(DEFAULT, QUICK)
+    assert {"preset", "weights", "image_size", "batch_size"} <= _differences(QUICK, SMOKE)
+    assert (QUICK.preset, SMOKE.preset) == ("quick", "smoke")
+    assert SMOKE.weights is None  # The smoke preset works offline.
+
+
+def test_get_config_returns_the_presets():
+    assert get_config() == DEFAULT
+    assert get_config("quick") == QUICK
+    assert get_config("smoke") == SMOKE
+
+
+def _load_config_with(source_change: tuple[str, str], monkeypatch) -> object:
+    """Loads a fresh copy of config.py whose source has one default changed."""
+    path = Path(config.__file__)
+    source = path.read_text()
+    old, new = source_change
+    assert source.count(old) == 1, f"config.py no longer holds {old!r}: update this test"
+    spec = importlib.util.spec_from_loader("changed_config", loader=None)
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "changed_config", module)
+    exec(compile(source.replace(old, new), str(path), "exec"), module.__dict__)
+    return module
+
+
+def test_presets_follow_a_changed_default(monkeypatch):
+    changed = _load_config_with(("    dropout: float = 0.2\n", "    dropout: float = 0.35\n"), monkeypatch)
+    assert changed.DEFAULT.dropout == changed.QUICK.dropout == changed.SMOKE.dropout == 0.35
+    # A default that a preset overrides stays overridden.
+    changed = _load_config_with(("    batch_size: int = 32\n", "    batch_size: int = 64\n"), monkeypatch)
+    assert (changed.DEFAULT.batch_size, changed.QUICK.batch_size, changed.SMOKE.batch_size) == (64, 64, 8)
+
+
+def test_replace_returns_a_checked_copy():
+    changed = DEFAULT.replace(batch_size=16)
+    assert changed.batch_size == 16
+    assert DEFAULT.batch_size == 32
+    assert _differences(DEFAULT, changed) == {"batch_size"}
+    with pytest.raises(ValueError, match=re.escape("batch_size=0")):
+        DEFAULT.replace(batch_size=0)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        DEFAULT.batch_size = 8  # type: ignore[misc]
+
+
+def test_overrides_change_only_what_they_name_and_none_is_ignored():
+    config_ = get_config("quick", image_size=160, batch_size=None, seed=7)
+    assert _differences(QUICK, config_) == {"image_size", "seed"}
+    assert (config_.image_size, config_.batch_size, config_.seed) == (160, QUICK.batch_size, 7)
+
+
+@pytest.mark.parametrize("spelling", ["none", "None", "NONE", "random"])
+def test_weights_none_means_random_weights(spelling):
+    assert get_config(weights=spelling, image_size=100).weights is None
+
+
+def test_data_path_is_stored_as_a_string(tmp_path):
+    assert get_config(data=tmp_path).data == str(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("preset", "huge"),
+        ("data", ""),
+        ("weights", 3),
+        ("alpha", 0.3),
+        ("alpha", "1.0"),
+        ("image_size", 31),
+        ("image_size", 224.0),
+        ("image_size", 100),  # Not an ImageNet size with weights="imagenet".
+        ("scratch_image_size", 16),
+        ("batch_size", 0),
+        ("batch_size", True),
+        ("scratch_epochs", 0),
+        ("transfer_epochs", -1),
+        ("patience", 0),
+        ("fine_tune_epochs", -1),
+        ("fine_tune_at", -2),
+        ("max_images_per_split", 1),
+        ("max_images_per_split", 2.5),
+        ("validation_fraction", 0.0),
+        ("validation_fraction", 0.5),
+        ("validation_fraction", "0.1"),
+        ("test_fraction", -0.1),
+        ("test_fraction", float("nan")),
+        ("scratch_learning_rate", 0.0),
+        ("transfer_learning_rate", 1.5),
+        ("fine_tune_learning_rate", "1e-5"),
+        ("dropout", 1.0),
+        ("dropout", -0.1),
+    ],
+)
+def test_invalid_values_raise_value_error_echoing_the_value(name, value):
+    with pytest.raises(ValueError, match=re.escape(f"{name}={value!r}")):
+        StudyConfig(**{name: value})
+    if name != "preset":
+        with pytest.raises(ValueError, match=re.escape(f"{name}={value!r}")):
+            get_config("quick", **{name: value})
+
+
+def test_imagenet_weights_need_an_imagenet_size():
+    with pytest.raises(ValueError, match=r"image_size=100") as error:
+        get_config(image_size=100)
+    assert "weights='imagenet'" in str(error.value)
+    assert get_config(image_size=100, weights="none").image_size == 100
+    assert get_config(image_size=100, weights="/path/to/weights.h5").image_size == 100
+    for size in config.IMAGENET_IMAGE_SIZES:
+        assert get_config(image_size=size).image_size == size
+
+
+def test_unknown_preset_raises():
+    with pytest.raises(ValueError, match=re.escape("preset='huge'")):
+        get_config("huge")
+
+
+def test_unknown_setting_raises_and_names_it():
+    with pytest.raises(ValueError, match="learning_rat") as error:
+        get_config(learning_rat=0.1)
+    assert "Unknown setting" in str(error.value)
+
+
+@pytest.mark.parametrize("preset", config.PRESET_NAMES)
+def test_to_dict_is_json_serializable_and_round_trips(preset):
+    config_ = get_config(preset)
+    settings = json.loads(json.dumps(config_.to_dict()))
+    assert settings["preset"] == preset
+    assert set(settings) == {field.name for field in dataclasses.fields(StudyConfig)}
+    assert StudyConfig(**settings) == config_
