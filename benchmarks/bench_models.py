@@ -148,7 +148,8 @@ def main() -> int:
             f"{row['train_seconds']:>9.1f} {row['images_per_second']:>8.1f} {row['epochs']:>7}"
         )
     if "baseline_time_ratio" in rows["finetuned"]:
-        print(f"Baseline training time / ours (cached head + fine-tuning): {rows['finetuned']['baseline_time_ratio']:.2f}x")
+        ratio = rows["finetuned"]["baseline_time_ratio"]
+        print(f"Baseline training time / ours (cached head + fine-tuning): {ratio:.2f}x")
     if args.output:
         Path(args.output).parent.mkdir(parents=True, exist_ok=True)
         Path(args.output).write_text(json.dumps({"args": vars(args), "rows": rows, "when": time.ctime()}, indent=2))

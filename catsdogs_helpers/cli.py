@@ -46,8 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--weights",
         default="imagenet",
-        help='"imagenet", a local MobileNetV2 no-top .h5 file, or "none" (random; smoke tests only). '
-        "Default: imagenet",
+        help='"imagenet", a local MobileNetV2 no-top .h5 file, or "none" (random; smoke tests only). Default: imagenet',
     )
     run.add_argument("--preset", default="default", choices=PRESET_NAMES, help="settings preset. Default: default")
     run.add_argument("--image-size", type=int, default=None, help="image side in pixels. Default: the preset's")

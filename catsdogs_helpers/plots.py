@@ -2,12 +2,14 @@
 
 Every function builds a new `matplotlib.figure.Figure` and returns it; nothing
 is shown, closed or configured globally. The figures are not registered with
-pyplot: in a notebook, make one the last expression of a cell (or `display` it),
-and write it with `save_figure`. Each model keeps one colour in every figure.
+pyplot, so they are never shown twice nor kept alive by it: in a notebook, make
+one the last expression of a cell (or `display` it); write it with
+`save_figure`. Each model keeps one colour in every figure.
 """
 
 from __future__ import annotations
 
+import io
 import math
 import os
 from collections.abc import Mapping, Sequence
@@ -22,6 +24,15 @@ from catsdogs_helpers.evaluation import compute_auc, compute_roc_curve
 MODEL_COLORS = {"scratch": "tab:orange", "transfer": "tab:blue", "finetuned": "tab:green"}
 _SPARE_COLORS = ("tab:purple", "tab:red", "tab:brown", "tab:pink", "tab:olive", "tab:cyan", "tab:gray")
 _CELL_INCHES = 2.3
+
+
+class _Figure(Figure):
+    """A `Figure` that IPython displays as a PNG even when pyplot was never imported."""
+
+    def _repr_png_(self) -> bytes:
+        buffer = io.BytesIO()
+        self.savefig(buffer, format="png", bbox_inches="tight")
+        return buffer.getvalue()
 
 
 def _colors_for(names: Sequence[str], colors: Mapping[str, str] | None) -> dict[str, str]:
@@ -62,7 +73,7 @@ def plot_samples(
     count = max(1, min(num_images, len(images)))
     columns = math.ceil(math.sqrt(count))
     rows = math.ceil(count / columns)
-    figure = Figure(figsize=(_CELL_INCHES * columns, _CELL_INCHES * rows + 0.3), layout="constrained")
+    figure = _Figure(figsize=(_CELL_INCHES * columns, _CELL_INCHES * rows + 0.3), layout="constrained")
     axes = figure.subplots(rows, columns, squeeze=False).ravel()
     for index, ax in enumerate(axes):
         _hide_ticks(ax)
@@ -94,7 +105,7 @@ def plot_learning_curves(
         limit that ignores a few outlying values, such as a bad first epoch).
     """
     palette = _colors_for(list(histories), colors)
-    figure = Figure(figsize=(11, 4.2), layout="constrained")
+    figure = _Figure(figsize=(11, 4.2), layout="constrained")
     accuracy_ax, loss_ax = figure.subplots(1, 2)
     losses = []
     for name, history in histories.items():
@@ -141,7 +152,7 @@ def plot_confusion_matrices(matrices: Mapping[str, Sequence[Sequence[int]]], cla
     Returns:
         The figure.
     """
-    figure = Figure(figsize=(3.6 * len(matrices), 3.6), layout="constrained")
+    figure = _Figure(figsize=(3.6 * len(matrices), 3.6), layout="constrained")
     axes = figure.subplots(1, len(matrices), squeeze=False)[0]
     for ax, (name, matrix) in zip(axes, matrices.items()):
         matrix = np.asarray(matrix, dtype=np.int64)
@@ -160,25 +171,31 @@ def plot_confusion_matrices(matrices: Mapping[str, Sequence[Sequence[int]]], cla
 
 
 def plot_roc_curves(
-    curves: Mapping[str, tuple[Sequence[int], Sequence[float]]], colors: Mapping[str, str] | None = None
+    curves: Mapping[str, tuple[Sequence[int], Sequence[float]]],
+    colors: Mapping[str, str] | None = None,
+    zoom: bool | None = None,
 ) -> Figure:
     """Plots the models' ROC curves on one axes, with their AUC in the legend.
 
     Args:
         curves: `(labels, scores)` per model name; scores are logits or probabilities of class 1.
         colors: Colours per model name, overriding `MODEL_COLORS`. Defaults to `None`.
+        zoom: Add an inset magnifying the top-left corner, where good models'
+            curves crowd together; `None` adds it when every AUC is at least 0.9
+            (so no curve runs under it). Defaults to `None`.
 
     Returns:
         The figure.
     """
     palette = _colors_for(list(curves), colors)
-    figure = Figure(figsize=(5.2, 5.0), layout="constrained")
+    figure = _Figure(figsize=(5.2, 5.0), layout="constrained")
     ax = figure.subplots()
     ax.plot([0, 1], [0, 1], linestyle=":", color="gray", label="chance")
+    points, aucs = {}, []
     for name, (labels, scores) in curves.items():
-        fpr, tpr = compute_roc_curve(labels, scores)
-        auc = compute_auc(labels, scores)
-        ax.plot(fpr, tpr, color=palette[name], linewidth=2, label=f"{name} (AUC {auc:.4f})")
+        points[name] = compute_roc_curve(labels, scores)
+        aucs.append(compute_auc(labels, scores))
+        ax.plot(*points[name], color=palette[name], linewidth=2, label=f"{name} (AUC {aucs[-1]:.4f})")
     ax.set_xlim(-0.01, 1.0)
     ax.set_ylim(0.0, 1.01)
     ax.set_aspect("equal")
@@ -187,6 +204,14 @@ def plot_roc_curves(
     ax.set_title("ROC curves")
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right")
+    if zoom or (zoom is None and aucs and all(auc >= 0.9 for auc in aucs)):
+        inset = ax.inset_axes((0.4, 0.38, 0.52, 0.42), xlim=(-0.002, 0.2), ylim=(0.8, 1.002))
+        for name, (fpr, tpr) in points.items():
+            inset.plot(fpr, tpr, color=palette[name], linewidth=2)
+        inset.set_title("top-left corner", fontsize=8)
+        inset.tick_params(labelsize=7)
+        inset.grid(alpha=0.3)
+        ax.indicate_inset_zoom(inset, edgecolor="gray")
     return figure
 
 
@@ -211,7 +236,7 @@ def plot_mistakes(
     """
     images, labels = np.asarray(images), np.asarray(labels).reshape(-1)
     rows, columns = len(probabilities_by_model), max(1, num_per_model)
-    figure = Figure(figsize=(_CELL_INCHES * columns, (_CELL_INCHES + 0.2) * rows), layout="constrained")
+    figure = _Figure(figsize=(_CELL_INCHES * columns, (_CELL_INCHES + 0.2) * rows), layout="constrained")
     axes = figure.subplots(rows, columns, squeeze=False)
     for row, (name, probabilities) in zip(axes, probabilities_by_model.items()):
         probabilities = np.asarray(probabilities, dtype=float).reshape(-1)
@@ -253,7 +278,7 @@ def plot_grad_cam(
     """
     images, labels = np.asarray(images), np.asarray(labels).reshape(-1)
     rows, columns = len(images), 1 + len(heatmaps_by_model)
-    figure = Figure(figsize=(_CELL_INCHES * columns, (_CELL_INCHES + 0.1) * rows), layout="constrained")
+    figure = _Figure(figsize=(_CELL_INCHES * columns, (_CELL_INCHES + 0.1) * rows), layout="constrained")
     axes = figure.subplots(max(rows, 1), columns, squeeze=False)
     for index, row in enumerate(axes[:rows]):
         row[0].imshow(images[index])

@@ -138,6 +138,7 @@ def train_stage(
     monitor: str = "val_loss",
     fingerprint: dict[str, object] | None = None,
     extra_seconds: float = 0.0,
+    callbacks: list[keras.callbacks.Callback] | None = None,
     verbose: int = 2,
 ) -> StageResult:
     """Trains a compiled model for one stage, resumably, and keeps its best weights.
@@ -158,6 +159,8 @@ def train_stage(
             reused when they match. Defaults to `None`.
         extra_seconds: Seconds of preparation to count as training time (such
             as computing cached features). Defaults to `0.0`.
+        callbacks: More callbacks, run after the stage's own (which write the
+            epoch's backup first). Defaults to `None`.
         verbose: `model.fit` verbosity: 2 prints one line per epoch. Defaults to `2`.
 
     Returns:
@@ -182,7 +185,7 @@ def train_stage(
     if resuming:
         print(f"[{name}] resuming after epoch {previous['epoch'][-1] + 1 if previous else initial_epoch}.")
 
-    callbacks = [
+    stage_callbacks = [
         EpochTimer(num_train_images),
         keras.callbacks.CSVLogger(str(log_path), append=True),
         keras.callbacks.ModelCheckpoint(
@@ -194,6 +197,7 @@ def train_stage(
         ),
         keras.callbacks.EarlyStopping(monitor=monitor, patience=patience),
         keras.callbacks.BackupAndRestore(str(backup_dir)),
+        *(callbacks or []),
     ]
     start = time.perf_counter()
     model.fit(
@@ -201,7 +205,7 @@ def train_stage(
         validation_data=validation_data,
         epochs=epochs,
         initial_epoch=initial_epoch,
-        callbacks=callbacks,
+        callbacks=stage_callbacks,
         shuffle=False,  # The training dataset shuffles itself, seeded.
         verbose=verbose,
     )

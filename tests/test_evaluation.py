@@ -93,7 +93,7 @@ def test_loss_is_stable_for_extreme_logits():
 
 
 def test_metrics_reject_bad_input():
-    with pytest.raises(ValueError, match="Received: labels.shape"):
+    with pytest.raises(ValueError, match=r"Received: labels\.shape"):
         compute_metrics([0, 1], [0.1])
     with pytest.raises(ValueError, match="must be 0 or 1"):
         compute_metrics([0, 2], [0.1, 0.2])
@@ -158,7 +158,9 @@ def test_count_params_and_describe_model_cost(tmp_path):
 def make_results() -> dict:
     evaluations = {
         "scratch": ModelEvaluation("scratch", np.array(LABELS), np.array(LOGITS), compute_metrics(LABELS, LOGITS)),
-        "transfer": ModelEvaluation("transfer", np.array([1, 1]), np.array([1.0, 2.0]), compute_metrics([1, 1], [1, 2])),
+        "transfer": ModelEvaluation(
+            "transfer", np.array([1, 1]), np.array([1.0, 2.0]), compute_metrics([1, 1], [1, 2])
+        ),
     }
     costs = {
         "scratch": {

@@ -22,7 +22,9 @@ def brightness_model(logit_weight: float, logit_bias: float) -> keras.Model:
     x = keras.layers.Conv2D(1, 1, use_bias=False, name="brightness")(inputs)
     model = keras.Model(inputs, add_head(x))
     model.get_layer("brightness").set_weights([np.full((1, 1, 3, 1), 1 / 3, np.float32)])
-    model.get_layer(LOGIT_NAME).set_weights([np.array([[logit_weight]], np.float32), np.array([logit_bias], np.float32)])
+    model.get_layer(LOGIT_NAME).set_weights(
+        [np.array([[logit_weight]], np.float32), np.array([logit_bias], np.float32)]
+    )
     return model
 
 
@@ -92,7 +94,7 @@ def test_batches_give_the_same_maps():
 
 def test_rejects_bad_input():
     model = brightness_model(1.0, 0.0)
-    with pytest.raises(ValueError, match="Received: images.shape"):
+    with pytest.raises(ValueError, match=r"Received: images\.shape"):
         compute_grad_cam(model, np.zeros((16, 16, 3)))
     inputs = keras.Input((16, 16, 3))
     no_pool = keras.Model(inputs, keras.layers.Dense(1)(keras.layers.Flatten()(inputs)))

@@ -112,6 +112,19 @@ def test_plot_roc_curves():
     # scratch: dogs 0.4, 0.8, 0.9 vs cats 0.1, 0.2, 0.6 -> 8 of 9 pairs right.
     assert legend == ["chance", "scratch (AUC 0.8889)", "transfer (AUC 1.0000)"]
     assert ax.lines[1].get_color() == "tab:orange"
+    assert not ax.child_axes  # No zoom: the scratch curve would run under it.
+
+
+def test_plot_roc_curves_zooms_on_good_models():
+    labels = np.array([0, 0, 1, 1])
+    curves = {"transfer": (labels, [0.1, 0.2, 0.8, 0.9]), "finetuned": (labels, [0.1, 0.3, 0.2, 0.9])}
+    (ax,) = plots.plot_roc_curves(curves).axes  # AUCs 1.0 and 0.75.
+    assert not ax.child_axes
+    (ax,) = plots.plot_roc_curves(curves, zoom=True).axes
+    (inset,) = ax.child_axes
+    assert len(inset.lines) == 2 and inset.get_xlim()[1] == pytest.approx(0.2)
+    (ax,) = plots.plot_roc_curves({"transfer": curves["transfer"]}).axes
+    assert len(ax.child_axes) == 1
 
 
 def test_plot_mistakes_row_per_model():
@@ -157,3 +170,8 @@ def test_save_figure(tmp_path):
     path = plots.save_figure(figure, tmp_path / "figures" / "roc.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert path.stat().st_size > 1000
+
+
+def test_figures_display_in_notebooks_without_pyplot():
+    figure = plots.plot_roc_curves({"scratch": ([0, 1, 1], [0.2, 0.7, 0.4])})
+    assert figure._repr_png_()[:8] == b"\x89PNG\r\n\x1a\n"  # What IPython shows when a cell ends with it.

@@ -1,0 +1,157 @@
+"""Tests of the models: shapes, preprocessing, freezing, fine-tuning, metrics for logits, saving."""
+
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from catsdogs_helpers import models
+
+SIZE = 64  # Small inputs keep MobileNetV2 fast; its layers do not depend on the size.
+
+
+@pytest.fixture
+def transfer_model() -> keras.Model:
+    keras.utils.set_random_seed(0)
+    model = models.build_transfer_model(SIZE, weights=None, alpha=0.35, augmentation=models.build_augmentation(0))
+    return models.compile_model(model, 1e-2)
+
+
+def random_photos(num_images: int, size: int = SIZE) -> np.ndarray:
+    return np.random.default_rng(0).integers(0, 256, (num_images, size, size, 3)).astype("uint8")
+
+
+def test_scratch_cnn_takes_raw_pixels_and_returns_one_logit():
+    model = models.build_scratch_cnn(SIZE, working_size=48, augmentation=models.build_augmentation(0))
+    assert model.input_shape == (None, SIZE, SIZE, 3)
+    assert model.output_shape == (None, 1)
+    assert model.predict(random_photos(3), verbose=0).shape == (3, 1)
+    assert model.get_layer("resize").output.shape[1:3] == (48, 48)
+
+
+def test_transfer_model_shapes_and_base_is_frozen(transfer_model):
+    assert transfer_model.output_shape == (None, 1)
+    base = transfer_model.get_layer(models.BASE_NAME)
+    assert not base.trainable
+    # Only the head's kernel and bias train while the base is frozen.
+    assert len(transfer_model.trainable_weights) == 2
+    assert transfer_model.get_layer(models.LOGIT_NAME).dtype_policy.compute_dtype == "float32"
+
+
+def test_preprocessing_inside_the_model_equals_mobilenet_v2_preprocess_input(transfer_model):
+    pixels = random_photos(2).astype("float32")
+    inside = transfer_model.get_layer("preprocess_input")(pixels)
+    expected = keras.applications.mobilenet_v2.preprocess_input(pixels.copy())
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(inside), expected, atol=1e-6)
+
+
+def test_training_step_leaves_frozen_base_and_batch_norm_statistics_unchanged(transfer_model):
+    base = transfer_model.get_layer(models.BASE_NAME)
+    before = [np.array(weight) for weight in base.weights]  # Kernels and BN moving mean/variance.
+    head_before = np.array(transfer_model.get_layer(models.LOGIT_NAME).kernel)
+    transfer_model.train_on_batch(random_photos(8), np.array([0, 1] * 4))
+    for old, new in zip(before, base.weights, strict=True):
+        np.testing.assert_array_equal(old, np.array(new), err_msg=new.path)
+    assert not np.array_equal(head_before, np.array(transfer_model.get_layer(models.LOGIT_NAME).kernel))
+
+
+def test_unfreeze_base_counts_and_keeps_batch_norm_frozen(transfer_model):
+    num_layers = models.unfreeze_base(transfer_model, fine_tune_at=100)
+    # MobileNetV2 layers 100..153 hold 18 convolutions (kernels, no bias) and 18 BatchNormalizations.
+    assert num_layers == 18
+    assert len(transfer_model.trainable_weights) == 18 + 2
+    batch_norms = [
+        layer
+        for layer in transfer_model.get_layer(models.BASE_NAME).layers
+        if isinstance(layer, keras.layers.BatchNormalization)
+    ]
+    assert not any(layer.trainable for layer in batch_norms)
+    models.unfreeze_base(transfer_model, fine_tune_at=100, freeze_batch_norm=False)
+    assert len(transfer_model.trainable_weights) == 18 + 18 * 2 + 2
+
+
+def test_fine_tuning_step_keeps_batch_norm_statistics(transfer_model):
+    models.unfreeze_base(transfer_model, fine_tune_at=100)
+    models.compile_model(transfer_model, 1e-2)
+    base = transfer_model.get_layer(models.BASE_NAME)
+    moving = [np.array(w) for w in base.non_trainable_weights if "moving" in w.path]
+    top_kernel = base.layers[-3]  # Conv_1, the last convolution.
+    kernel_before = np.array(top_kernel.kernel)
+    transfer_model.train_on_batch(random_photos(8), np.array([0, 1] * 4))
+    after = [np.array(w) for w in base.non_trainable_weights if "moving" in w.path]
+    for old, new in zip(moving, after, strict=True):
+        np.testing.assert_array_equal(old, new)
+    assert not np.array_equal(kernel_before, np.array(top_kernel.kernel))
+
+
+def test_unfreeze_base_rejects_an_index_beyond_the_base(transfer_model):
+    with pytest.raises(ValueError, match="fine_tune_at=500"):
+        models.unfreeze_base(transfer_model, fine_tune_at=500)
+
+
+def test_accuracy_counts_a_positive_logit_as_class_one():
+    # The model returns its input as the logit, so we choose the logits.
+    identity = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1, kernel_initializer="ones")])
+    models.compile_model(identity, 1e-3)
+    logits = np.array([[0.3], [-0.3], [2.0], [-2.0]], dtype="float32")
+    results = identity.evaluate(logits, np.array([1, 1, 0, 0]), verbose=0, return_dict=True)
+    # 0.3 with label 1: correct (probability 0.57); -0.3 with label 1: wrong; 2.0 with 0: wrong; -2.0 with 0: right.
+    assert results["accuracy"] == pytest.approx(0.5)
+    one = identity.evaluate(logits[:1], np.array([1]), verbose=0, return_dict=True)
+    assert one["accuracy"] == pytest.approx(1.0)
+
+
+def test_compile_model_rejects_an_unknown_optimizer():
+    with pytest.raises(ValueError, match="optimizer='sgdx'"):
+        models.compile_model(models.build_scratch_cnn(SIZE, 32), 1e-3, optimizer="sgdx")
+
+
+def test_imagenet_weights_at_a_size_without_them_raise_instead_of_loading_others():
+    with pytest.raises(ValueError, match="image_size=100"):
+        models.build_transfer_model(100, weights="imagenet")
+
+
+def test_missing_weights_file_raises_with_the_path(tmp_path):
+    missing = tmp_path / "nope.h5"
+    with pytest.raises(FileNotFoundError, match=r"nope\.h5"):
+        models.build_transfer_model(SIZE, weights=str(missing))
+
+
+def test_failed_imagenet_download_says_how_to_pass_a_local_file(monkeypatch):
+    def fail(**kwargs):
+        raise Exception("URL fetch failure on https://storage.googleapis.com/...: None -- [Errno -3]")
+
+    monkeypatch.setattr(keras.applications, "MobileNetV2", fail)
+    with pytest.raises(RuntimeError, match="local file") as raised:
+        models.build_mobilenet_base(224, "imagenet")
+    assert "--weights" in str(raised.value) and "URL fetch failure" in str(raised.value)
+
+
+def test_save_and_load_round_trip_gives_identical_predictions(tmp_path, transfer_model):
+    scratch = models.compile_model(models.build_scratch_cnn(SIZE, 32, augmentation=models.build_augmentation()), 1e-3)
+    photos = random_photos(4)
+    for model in (scratch, transfer_model):
+        path = tmp_path / f"{model.name}.keras"
+        model.save(path)
+        loaded = models.load_model(path)
+        np.testing.assert_allclose(loaded.predict(photos, verbose=0), model.predict(photos, verbose=0), atol=1e-5)
+
+
+def test_load_model_refuses_files_that_are_not_models(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"missing\.keras"):
+        models.load_model(tmp_path / "missing.keras")
+    not_a_model = tmp_path / "photo.keras"
+    not_a_model.write_bytes(b"not a zip")
+    with pytest.raises(ValueError, match="not a Keras model"):
+        models.load_model(not_a_model)
+
+
+@pytest.mark.shared
+def test_local_imagenet_weights_are_loaded_not_random(shared_weights_1_0: Path):
+    pretrained = models.build_mobilenet_base(224, str(shared_weights_1_0), alpha=1.0)
+    random = models.build_mobilenet_base(224, None, alpha=1.0)
+    first_kernel = pretrained.get_layer("Conv1").kernel
+    assert not np.allclose(np.array(first_kernel), np.array(random.get_layer("Conv1").kernel))
+    with pytest.raises(ValueError, match=r"alpha=0\.35"):
+        models.build_mobilenet_base(224, str(shared_weights_1_0), alpha=0.35)
