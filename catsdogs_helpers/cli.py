@@ -194,6 +194,9 @@ def main(argv: list[str] | None = None) -> int:
     model, ...) print one line starting with "error:" and return 2.
     """
     args = build_parser().parse_args(argv)
+    # TensorFlow's C++ start-up notes ("could not find cuda drivers", ...) would bury the
+    # answers; set TF_CPP_MIN_LOG_LEVEL yourself to see them.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     try:
         return _COMMANDS[args.command](args)
     except (UserError, ValueError, FileNotFoundError, RuntimeError) as error:

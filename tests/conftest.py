@@ -5,6 +5,9 @@ Figures are drawn without a display. Real photos and ImageNet weights come from
 them are skipped, with the reason, in a clone outside that layout.
 """
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import matplotlib
@@ -46,3 +49,29 @@ def make_photo_folder():
     Example: `root = make_photo_folder(tmp_path / "photos", num_per_class=10, size=32)`.
     """
     return photo_factory.make_photo_folder
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
+    """Runs `python -m catsdogs_helpers ARGS` in a subprocess, as a user would."""
+    return subprocess.run(
+        [sys.executable, "-m", "catsdogs_helpers", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+        stdin=subprocess.DEVNULL,
+    )
+
+
+@pytest.fixture(scope="session")
+def smoke_study(tmp_path_factory) -> dict[str, object]:
+    """Runs the whole study once with the smoke preset on a synthetic pre-split folder.
+
+    Returns the photo folder, the output folder and the finished process; the
+    CLI and notebook tests read what this one run left behind.
+    """
+    root = tmp_path_factory.mktemp("smoke")
+    photos = photo_factory.make_presplit_folder(root / "photos")
+    output = root / "output"
+    process = run_cli("run", "--data", str(photos), "--weights", "none", "--preset", "smoke", "--output", str(output))
+    return {"photos": photos, "output": output, "process": process}

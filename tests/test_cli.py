@@ -1,0 +1,141 @@
+"""The command line end to end (smoke preset, on a folder and on tfds), and its answers to bad input."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tfds_factory
+from conftest import run_cli
+from PIL import Image
+
+from catsdogs_helpers import cli
+
+MODEL_NAMES = ("scratch", "transfer", "finetuned")
+FIGURES = ("learning_curves", "confusion_matrices", "roc_curves", "mistakes", "grad_cam")
+
+
+def check_report(output: Path) -> dict:
+    """Checks what `run` leaves behind and returns results.json."""
+    for name in MODEL_NAMES:
+        assert (output / f"{name}.keras").stat().st_size > 0
+    for name in FIGURES:
+        assert (output / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (output / "transfer_learning.ipynb").exists()
+    report = (output / "report.md").read_text()
+    assert "| model | test accuracy |" in report and "Random weights" in report
+    results = json.loads((output / "results.json").read_text())
+    assert set(results) == {"models", "config", "data", "environment"}
+    assert set(results["models"]) == set(MODEL_NAMES)
+    for model in results["models"].values():
+        assert set(model["test"]) == {"accuracy", "loss", "precision", "recall", "f1", "auc"}
+        for key in ("train_seconds", "images_per_second", "params_total", "params_trainable", "size_bytes"):
+            assert model[key] is not None and model[key] > 0, key
+    assert results["models"]["transfer"]["params_trainable"] < results["models"]["finetuned"]["params_trainable"]
+    assert set(results["environment"]) >= {"devices", "versions"}
+    assert results["config"]["preset"] == "smoke"
+    return results
+
+
+def test_run_on_a_folder_writes_the_whole_report(smoke_study):
+    process = smoke_study["process"]
+    assert process.returncode == 0, process.stderr[-3000:]
+    assert "Executing Cell" in process.stdout  # Progress, cell by cell.
+    results = check_report(smoke_study["output"])
+    assert results["data"]["counts"]["test"] == {"cat": 4, "dog": 4}
+    assert results["data"]["source"] == str(smoke_study["photos"])
+
+
+def test_evaluate_reproduces_the_test_accuracy_of_the_run(smoke_study):
+    output, photos = smoke_study["output"], smoke_study["photos"]
+    results = json.loads((output / "results.json").read_text())
+    process = run_cli("evaluate", "--model", str(output / "finetuned.keras"), "--data", str(photos / "test"))
+    assert process.returncode == 0, process.stderr[-2000:]
+    report = json.loads(process.stdout)
+    assert report["counts"] == {"cat": 4, "dog": 4}
+    assert report["metrics"]["accuracy"] == pytest.approx(results["models"]["finetuned"]["test"]["accuracy"])
+    assert report["metrics"]["loss"] == pytest.approx(results["models"]["finetuned"]["test"]["loss"], rel=1e-4)
+
+
+def test_predict_classifies_readable_photos_and_reports_unreadable_ones(smoke_study, tmp_path):
+    photos = sorted((smoke_study["photos"] / "test" / "dog").glob("*.jpg"))[:2]
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    model = smoke_study["output"] / "scratch.keras"
+    process = run_cli("predict", "--model", str(model), str(photos[0]), str(broken), str(photos[1]))
+    assert process.returncode == cli.EXIT_RUN_FAILED
+    lines = process.stdout.strip().splitlines()
+    assert len(lines) == 2 and all(line.split(": ")[1].split(" (")[0] in ("cat", "dog") for line in lines)
+    assert all(line.endswith("%)") for line in lines)
+    # TensorFlow's C++ start-up notes also go to stderr; ours are the lines naming a photo.
+    errors = [line for line in process.stderr.splitlines() if ": error: " in line]
+    assert errors == [f"{broken}: error: truncated or corrupt" + errors[0].split("truncated or corrupt")[1]]
+    assert "Traceback" not in process.stderr
+
+
+def test_run_on_tfds_prepares_nothing_online(tmp_path):
+    """The tfds path, offline: the real builder prepared a fake download into TFDS_DATA_DIR."""
+    data_dir = tfds_factory.prepare_fake_cats_vs_dogs(tmp_path / "tfds", num_per_class=20)
+    output = tmp_path / "output"
+    process = run_cli(
+        "run", "--data", "tfds", "--weights", "none", "--preset", "smoke", "--output", str(output),
+        env={"TFDS_DATA_DIR": str(data_dir)},
+    )  # fmt: skip
+    assert process.returncode == 0, process.stderr[-3000:]
+    results = check_report(output)
+    assert results["data"]["source"] == "tfds:cats_vs_dogs"
+    # 80/10/10% of the 40 photos, the training split capped at the smoke preset's 24.
+    counts = {split: sum(per_class.values()) for split, per_class in results["data"]["counts"].items()}
+    assert counts == {"train": 24, "validation": 4, "test": 4}
+
+
+def one_line_error(capsys, argv: list[str]) -> str:
+    assert cli.main(argv) == cli.EXIT_USER_ERROR
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ")
+    return lines[0]
+
+
+def test_run_rejects_bad_input_before_starting(capsys, tmp_path, make_photo_folder):
+    photos = make_photo_folder(tmp_path / "photos", num_per_class=2)
+    assert "data folder does not exist" in one_line_error(capsys, ["run", "--data", str(tmp_path / "nope")])
+    message = one_line_error(capsys, ["run", "--data", str(photos), "--weights", str(tmp_path / "w.h5")])
+    assert "weights file does not exist" in message
+    message = one_line_error(capsys, ["run", "--data", str(photos), "--image-size", "100"])
+    assert "image_size=100" in message
+    message = one_line_error(capsys, ["run", "--data", str(photos), "--notebook", str(tmp_path / "x.ipynb")])
+    assert "notebook was not found" in message
+
+
+def test_evaluate_and_predict_reject_bad_input(capsys, tmp_path, smoke_study):
+    model = str(smoke_study["output"] / "scratch.keras")
+    assert "model file does not exist" in one_line_error(
+        capsys, ["evaluate", "--model", str(tmp_path / "m.keras"), "--data", str(tmp_path)]
+    )
+    text_file = tmp_path / "notes.keras"
+    text_file.write_text("hello")
+    assert "not a Keras model" in one_line_error(capsys, ["predict", "--model", str(text_file), "x.jpg"])
+    one_class = tmp_path / "one_class"
+    (one_class / "cat").mkdir(parents=True)
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(one_class / "cat" / "a.jpg")
+    assert "exactly two class folders" in one_line_error(
+        capsys, ["evaluate", "--model", model, "--data", str(one_class)]
+    )
+    empty = tmp_path / "empty"
+    (empty / "cat").mkdir(parents=True)
+    (empty / "dog").mkdir()
+    assert "no usable photo" in one_line_error(capsys, ["evaluate", "--model", model, "--data", str(empty)])
+    assert "--classes" in one_line_error(capsys, ["predict", "--model", model, "--classes", "cat", "x.jpg"])
+
+
+def test_every_command_has_help(capsys):
+    for command in ("run", "evaluate", "predict"):
+        with pytest.raises(SystemExit) as raised:
+            cli.main([command, "--help"])
+        assert raised.value.code == 0
+        assert "usage:" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as raised:
+        cli.main(["evaluate"])  # --model and --data are required.
+    assert raised.value.code == 2
