@@ -125,20 +125,19 @@ def load_splits(
     >>> print(splits.describe())  # doctest: +SKIP
     """
     if data == "tfds":
-        raw, class_names, skipped = _read_tfds(
+        raw, class_names, skipped, cache_keys = _read_tfds(
             image_size, validation_fraction, test_fraction, max_images_per_split, tfds_data_dir
         )
         source = f"tfds:{TFDS_NAME}"
     else:
-        raw, class_names, skipped = _read_folder(
+        raw, class_names, skipped, cache_keys = _read_folder(
             data, image_size, validation_fraction, test_fraction, max_images_per_split
         )
         source = str(data)
 
     cached, counts, bad_files = {}, {}, list(skipped)
     for split in SPLIT_NAMES:
-        fractions = (validation_fraction, test_fraction)
-        cache_path = _cache_path(cache_dir, source, split, image_size, max_images_per_split, fractions)
+        cache_path = _cache_path(cache_dir, split, image_size, cache_keys[split])
         cached[split], counts[split], bad = _cache_usable(
             raw[split], split, class_names, image_size, cache_path, verbose
         )
@@ -170,24 +169,27 @@ def _batch(dataset: tf.data.Dataset, batch_size: int) -> tf.data.Dataset:
     return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
-def _cache_path(
-    cache_dir: str | os.PathLike | None,
-    source: str,
-    split: str,
-    image_size: int,
-    limit: int | None,
-    fractions: tuple[float, float],
-) -> str:
-    """Returns "" (memory) or a cache file name unique to the source and settings.
+def _cache_path(cache_dir: str | os.PathLike | None, split: str, image_size: int, content_key: str) -> str:
+    """Returns "" (memory) or a cache file name unique to the split's content and image size.
 
-    The split fractions belong to the key: they decide which photos a split holds.
+    `content_key` names exactly which photos the split holds (for a folder, every
+    file's path, size and modification time), so a changed folder, other split
+    fractions or another limit never reuse a stale cache.
     """
     if cache_dir is None:
         return ""
     Path(cache_dir).mkdir(parents=True, exist_ok=True)
-    settings = f"{os.path.abspath(source)}|{split}|{image_size}|{limit}|{fractions[0]!r}|{fractions[1]!r}"
-    key = hashlib.sha256(settings.encode()).hexdigest()[:16]
+    key = hashlib.sha256(f"{content_key}|{image_size}".encode()).hexdigest()[:16]
     return str(Path(cache_dir) / f"{split}-{image_size}px-{key}")
+
+
+def _describe_files(files: list[tuple[str, int]]) -> str:
+    """Returns a key that changes when any file of the list is added, removed or modified."""
+    digest = hashlib.sha256()
+    for path, label in files:
+        status = os.stat(path)
+        digest.update(f"{os.path.abspath(path)}|{label}|{status.st_size}|{status.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
 
 
 def _fill_cache(
@@ -284,13 +286,14 @@ def _read_folder(
     validation_fraction: float,
     test_fraction: float,
     max_images_per_split: int | None,
-) -> tuple[dict[str, tf.data.Dataset], list[str], list[SkippedFile]]:
+) -> tuple[dict[str, tf.data.Dataset], list[str], list[SkippedFile], dict[str, str]]:
     folder = list_photo_folder(directory, validation_fraction, test_fraction)
-    raw = {
-        split: _photo_dataset(files[:max_images_per_split] if max_images_per_split else files, image_size)
-        for split, files in folder.files.items()
+    kept = {
+        split: files[:max_images_per_split] if max_images_per_split else files for split, files in folder.files.items()
     }
-    return raw, list(folder.class_names), list(folder.skipped)
+    raw = {split: _photo_dataset(files, image_size) for split, files in kept.items()}
+    cache_keys = {split: _describe_files(files) for split, files in kept.items()}
+    return raw, list(folder.class_names), list(folder.skipped), cache_keys
 
 
 def _read_tfds(
@@ -299,7 +302,7 @@ def _read_tfds(
     test_fraction: float,
     max_images_per_split: int | None,
     data_dir: str | None,
-) -> tuple[dict[str, tf.data.Dataset], list[str], list[SkippedFile]]:
+) -> tuple[dict[str, tf.data.Dataset], list[str], list[SkippedFile], dict[str, str]]:
     import tensorflow_datasets as tfds
 
     train_end = round(100 * (1.0 - validation_fraction - test_fraction))
@@ -321,9 +324,10 @@ def _read_tfds(
         image = tf.cast(tf.clip_by_value(tf.round(image), 0.0, 255.0), tf.uint8)
         return image, tf.cast(label, tf.int32), tf.constant(""), tf.constant("")
 
-    raw = {}
-    for split, dataset in zip(SPLIT_NAMES, datasets):
+    raw, cache_keys = {}, {}
+    for split, split_slice, dataset in zip(SPLIT_NAMES, slices, datasets):
         if max_images_per_split:
             dataset = dataset.take(max_images_per_split)
         raw[split] = dataset.map(prepare, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    return raw, list(TFDS_CLASS_NAMES), []
+        cache_keys[split] = f"tfds|{TFDS_NAME}|{data_dir}|{split_slice}|{max_images_per_split}"
+    return raw, list(TFDS_CLASS_NAMES), [], cache_keys

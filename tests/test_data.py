@@ -189,6 +189,11 @@ def test_file_cache_is_written_and_reused(photos, tmp_path, count_decodes):
     resized = load_splits(photos, image_size=48, cache_dir=cache_dir, verbose=False, **FRACTIONS)
     assert _epoch(resized.test)[0].shape[1:] == (48, 48, 3)
 
+    # Photos added to the folder are loaded, not hidden behind the old cache.
+    photo_factory.write_class_photos(photos / "dog" / "more", "dog", 12, size=40, seed=7)
+    grown = load_splits(photos, image_size=IMAGE_SIZE, cache_dir=cache_dir, verbose=False, **FRACTIONS)
+    assert sum(grown.num_images(split) for split in SPLIT_NAMES) == 32 + 12
+
 
 def test_pre_split_folder(tmp_path):
     root = photo_factory.make_presplit_folder(tmp_path / "photos", {"train": 6, "validation": 3, "test": 2}, size=40)
