@@ -43,7 +43,7 @@ class StudyConfig:
         cache_dir: Folder for tf.data file caches, or `None` to cache decoded
             images in memory. Defaults to `None`.
         seed: Seed for Python, NumPy, TensorFlow and the shuffles. Defaults to `1337`.
-        scratch_epochs: Maximum epochs for the scratch CNN. Defaults to `60`.
+        scratch_epochs: Maximum epochs for the scratch CNN. Defaults to `30`.
         scratch_learning_rate: Peak Adam learning rate of the scratch CNN.
             Defaults to `2e-3`.
         transfer_epochs: Maximum epochs for the head on the frozen base.
@@ -74,7 +74,7 @@ class StudyConfig:
     max_images_per_split: int | None = None
     cache_dir: str | None = None
     seed: int = 1337
-    scratch_epochs: int = 60
+    scratch_epochs: int = 30
     scratch_learning_rate: float = 2e-3
     transfer_epochs: int = 20
     transfer_learning_rate: float = 1e-3
@@ -159,10 +159,8 @@ DEFAULT = StudyConfig()
 QUICK = DEFAULT.replace(
     preset="quick",
     max_images_per_split=2000,
-    scratch_epochs=25,
-    transfer_epochs=20,
-    fine_tune_epochs=2,
-    patience=6,
+    scratch_epochs=40,
+    fine_tune_epochs=3,
 )
 
 SMOKE = QUICK.replace(

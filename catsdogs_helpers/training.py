@@ -14,7 +14,6 @@ import csv
 import dataclasses
 import json
 import math
-import shutil
 import time
 from pathlib import Path
 
@@ -177,7 +176,7 @@ def train_stage(
 
     resuming = backup_dir.exists() and log_path.exists()
     if not resuming:
-        shutil.rmtree(stage_dir, ignore_errors=True)  # Our own stale files, never the user's.
+        _remove_stage_files(stage_dir)
     stage_dir.mkdir(parents=True, exist_ok=True)
     previous = read_history(log_path)
     _, best_so_far = _best_epoch(previous, monitor)
@@ -219,6 +218,14 @@ def train_stage(
     saved = {"fingerprint": _normalize(fingerprint), "result": result.to_dict()}
     result_path.write_text(json.dumps(saved, indent=1))
     return result
+
+
+def _remove_stage_files(stage_dir: Path) -> None:
+    """Removes what an earlier, different run of a stage wrote; only files this module names."""
+    names = [_RESULT_FILE, _BEST_WEIGHTS_FILE, _LOG_FILE]
+    backup = ["latest.weights.h5", "training_metadata.json", "latest.weights.h5.bkp", "training_metadata.json.bkp"]
+    for path in [stage_dir / name for name in names] + [stage_dir / "backup" / name for name in backup]:
+        path.unlink(missing_ok=True)
 
 
 def _normalize(fingerprint: dict[str, object] | None) -> dict[str, object]:

@@ -169,3 +169,14 @@ def test_history_file_is_the_csv_logger_output(tmp_path):
     history = training.read_history(Path(tmp_path) / "stage" / "history.csv")
     assert set(history) >= {"epoch", "loss", "val_loss", "accuracy", "val_accuracy", "auc", "epoch_seconds"}
     assert training.read_history(tmp_path / "absent.csv") == {}
+
+
+def test_a_new_stage_removes_only_its_own_old_files(tmp_path):
+    stage_dir = tmp_path / "stage"
+    stage_dir.mkdir()
+    mine = stage_dir / "notes.txt"
+    mine.write_text("a user's file that happens to sit in the output folder")
+    (stage_dir / "history.csv").write_text("epoch,loss\n0,9.0\n")  # A stale log of another run.
+    result = run_stage(tiny_model(), tmp_path, epochs=2)
+    assert mine.read_text().startswith("a user's file")
+    assert result.history["epoch"] == [0, 1]
