@@ -41,7 +41,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--data", default=str(DEFAULT_DATA))
     parser.add_argument("--weights", default=str(DEFAULT_WEIGHTS))
     parser.add_argument("--image-size", type=int, default=224)
-    parser.add_argument("--scratch-epochs", type=int, default=35)
+    parser.add_argument("--scratch-epochs", type=int, default=60)
     parser.add_argument("--frozen-epochs", type=int, default=5, help="end-to-end frozen model")
     parser.add_argument("--head-epochs", type=int, default=30, help="head on cached features")
     parser.add_argument("--fine-tune-epochs", type=int, default=3)

@@ -57,7 +57,8 @@ class StudyConfig:
             Defaults to `1e-5`.
         fine_tune_at: Layers of the base below this index stay frozen while
             fine-tuning. Defaults to `100` (of 154 in MobileNetV2).
-        dropout: Dropout rate before each model's final layer. Defaults to `0.2`.
+        dropout: Dropout rate before the transfer model's logit (the scratch CNN
+            has its own; see `build_scratch_cnn`). Defaults to `0.2`.
         patience: Early-stopping patience, in epochs. Defaults to `8`.
         output_dir: Folder for checkpoints, figures and results. Defaults to `"outputs"`.
     """

@@ -24,10 +24,11 @@ def build_augmentation(seed: int | None = None) -> keras.Sequential:
     """Builds the random augmentation shared by both models; active only in training.
 
     Pets are left-right symmetric but rarely upside down, so photos are flipped
-    horizontally only; small rotations (up to 18 degrees) and zooms (up to 10%)
-    mimic how a hand-held camera frames the same animal; small contrast changes
-    mimic lighting. Nothing stronger: with ~2,000 photos the aim is more
-    plausible photos, not harder ones.
+    horizontally only; rotations (up to 29 degrees), zooms (up to 20%) and
+    shifts (up to 10%) mimic how a hand-held camera frames the same animal;
+    contrast changes mimic lighting. A few thousand photos are few for a
+    network that learns from scratch: without this much variety it memorizes
+    the training photos (99% training accuracy) and validation stalls.
 
     Args:
         seed: Seed of the random transforms, or `None`. Defaults to `None`.
@@ -38,9 +39,10 @@ def build_augmentation(seed: int | None = None) -> keras.Sequential:
     return keras.Sequential(
         [
             layers.RandomFlip("horizontal", seed=seed),
-            layers.RandomRotation(0.05, fill_mode="reflect", seed=seed),
-            layers.RandomZoom(0.1, fill_mode="reflect", seed=seed),
-            layers.RandomContrast(0.1, seed=seed),
+            layers.RandomRotation(0.08, fill_mode="reflect", seed=seed),
+            layers.RandomZoom(0.2, fill_mode="reflect", seed=seed),
+            layers.RandomTranslation(0.1, 0.1, fill_mode="reflect", seed=seed),
+            layers.RandomContrast(0.2, seed=seed),
         ],
         name="augmentation",
     )

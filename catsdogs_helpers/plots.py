@@ -114,7 +114,8 @@ def plot_learning_curves(
             for prefix, style, split in (("", "-", "train"), ("val_", "--", "validation")):
                 if prefix + key in history:
                     values = np.asarray(history[prefix + key], dtype=float)
-                    ax.plot(epochs, values, style, color=palette[name], label=f"{name} {split}")
+                    marker = "o" if len(values) < 3 else None  # A line of one point would not show.
+                    ax.plot(epochs, values, style, marker=marker, color=palette[name], label=f"{name} {split}")
                     if key == "loss":
                         losses.append(values)
     for name, start in (fine_tune_starts or {}).items():

@@ -15,6 +15,7 @@ import dataclasses
 import json
 import math
 import time
+import warnings
 from pathlib import Path
 
 import keras
@@ -210,7 +211,7 @@ def train_stage(
     )
     seconds = extra_seconds + elapsed_before + time.perf_counter() - start
     if best_path.exists():
-        model.load_weights(best_path)
+        _load_best_weights(model, best_path)
     history = read_history(log_path)
     best_epoch, _ = _best_epoch(history, monitor)
     num_epochs = len(history.get("epoch", []))
@@ -226,6 +227,13 @@ def _remove_stage_files(stage_dir: Path) -> None:
     backup = ["latest.weights.h5", "training_metadata.json", "latest.weights.h5.bkp", "training_metadata.json.bkp"]
     for path in [stage_dir / name for name in names] + [stage_dir / "backup" / name for name in backup]:
         path.unlink(missing_ok=True)
+
+
+def _load_best_weights(model: keras.Model, path: Path) -> None:
+    """Loads a checkpoint's weights; its optimizer state, unused here, may not match the model's."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+        model.load_weights(path)
 
 
 def _normalize(fingerprint: dict[str, object] | None) -> dict[str, object]:
@@ -253,7 +261,7 @@ def load_finished_stage(
     saved = json.loads(result_path.read_text())
     if saved.get("fingerprint") != _normalize(fingerprint):
         return None
-    model.load_weights(best_path)
+    _load_best_weights(model, best_path)
     print(
         f"[{name}] finished in an earlier run: loaded its best weights from {best_path} "
         f"(delete {stage_dir} to train again)."
