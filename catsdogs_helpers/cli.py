@@ -140,9 +140,17 @@ def _show_papermill_progress() -> None:
     if not logger.handlers:
         handler = logging.StreamHandler(sys.stdout)
         handler.setFormatter(logging.Formatter("%(message)s"))
+        handler.addFilter(_strip_trailing_newline)
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)
         logger.propagate = False
+
+
+def _strip_trailing_newline(record: logging.LogRecord) -> bool:
+    """Drops the newline a cell's output ends with; the handler adds its own."""
+    if isinstance(record.msg, str):
+        record.msg = record.msg.rstrip("\n")
+    return True
 
 
 def evaluate_saved_model(args: argparse.Namespace) -> int:

@@ -160,7 +160,7 @@ DEFAULT = StudyConfig()
 QUICK = DEFAULT.replace(
     preset="quick",
     max_images_per_split=2000,
-    scratch_epochs=40,
+    scratch_epochs=35,
     fine_tune_epochs=3,
 )
 
