@@ -2,9 +2,9 @@
 
 The notebook `transfer_learning.ipynb` tells the story; these modules do the
 work, in pipeline order: `config` -> `runtime` -> `photos`/`data` -> `models`
--> `training` -> `evaluation` -> `plots`; `study` saves what a run leaves
-behind and `cli` runs it all from a terminal. Importing the package changes no
-global state.
+-> `training`/`features` -> `evaluation`/`metrics` -> `results`/`plots`/`report`,
+and `study` runs them as stages (`run_study` runs them all); `cli` is the
+command line. Importing the package changes no global state.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -1,8 +1,10 @@
-"""The command line: `python -m catsdogs_helpers run | evaluate | predict`.
+"""The command line: `catsdogs run | evaluate | predict` (also `python -m catsdogs_helpers ...`).
 
-`run` executes the notebook itself, headless, with papermill: the notebook is
-the one description of the study's steps, so the command line and the
-tutorial cannot drift apart, and the executed notebook joins the report.
+`run` calls `study.run_study` in this process: the same stages, in the same
+order, as the notebook. Exit status: 0 done; 1 some photos given to `predict`
+could not be read; 2 bad input (one line saying what and how to fix it);
+130 interrupted (Ctrl-C; the same command resumes). Anything else is a bug and
+keeps its traceback.
 """
 
 from __future__ import annotations
@@ -13,45 +15,60 @@ import logging
 import os
 import sys
 import time
+import traceback
 from pathlib import Path
 
-from catsdogs_helpers.config import PRESET_NAMES
+from catsdogs_helpers import __version__
+from catsdogs_helpers.config import PRESET_DESCRIPTIONS, PRESET_NAMES
+from catsdogs_helpers.errors import InputError
 
-NOTEBOOK_NAME = "transfer_learning.ipynb"
-DEFAULT_NOTEBOOK = Path(__file__).resolve().parents[1] / NOTEBOOK_NAME
-
-EXIT_USER_ERROR = 2
 EXIT_RUN_FAILED = 1
-
-
-class UserError(Exception):
-    """Bad input from the user; printed as one line, without a traceback."""
+EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130
+ISSUES_HINT = "This is a bug: please report it with the traceback above and the command you ran."
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """Builds the argument parser of the three commands."""
+    """Builds the argument parser of the command line."""
     parser = argparse.ArgumentParser(
-        prog="python -m catsdogs_helpers",
+        prog="catsdogs",
         description="Cats vs. dogs: a CNN from scratch against transfer learning from MobileNetV2.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="{run,evaluate,predict}")
 
+    presets = "\n".join(f"  {name:<8} {text}" for name, text in PRESET_DESCRIPTIONS.items())
     run = commands.add_parser(
         "run",
-        help="run the whole study headless and write a report",
-        description="Runs the study notebook headless (papermill) and writes results.json, figures, "
-        "the three trained models, report.md and the executed notebook into --output.",
-    )
-    run.add_argument("--data", default="tfds", help='"tfds" (cats_vs_dogs) or a folder of photos. Default: tfds')
-    run.add_argument(
-        "--weights",
-        default="imagenet",
-        help='"imagenet", a local MobileNetV2 no-top .h5 file, or "none" (random; smoke tests only). Default: imagenet',
+        help="run the whole study and write a report",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Trains the CNN from scratch, the frozen MobileNetV2 with a new head and its fine-tuned "
+        "version, tests all three once, and writes results.json, the figures, the three models and report.md "
+        "into --output. Interrupted (Ctrl-C), the same command resumes from the last finished epoch.\n\n"
+        f"presets:\n{presets}\n\n"
+        "An option left out takes the preset's value.",
+        epilog="example: catsdogs run --preset quick --data path/to/photos --output outputs/quick",
     )
     run.add_argument("--preset", default="default", choices=PRESET_NAMES, help="settings preset. Default: default")
+    run.add_argument(
+        "--data", default=None, help='"tfds" (cats_vs_dogs) or a folder with one sub-folder per class. Default: tfds'
+    )
+    run.add_argument(
+        "--weights",
+        default=None,
+        help='"imagenet", a local MobileNetV2 no-top .h5 file, or "none" (random weights; smoke tests only). '
+        "Default: the preset's (imagenet, or none for smoke)",
+    )
     run.add_argument("--image-size", type=int, default=None, help="image side in pixels. Default: the preset's")
     run.add_argument("--output", default="outputs", help="output folder. Default: outputs")
-    run.add_argument("--notebook", default=str(DEFAULT_NOTEBOOK), help="notebook to execute. Default: the project's")
+    run.add_argument(
+        "--set",
+        dest="settings",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="change any setting of StudyConfig (repeatable), e.g. --set alpha=0.35 --set scratch_epochs=5",
+    )
 
     evaluate = commands.add_parser(
         "evaluate",
@@ -75,92 +92,53 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def run_study(args: argparse.Namespace) -> int:
-    """Executes the notebook with the given settings; returns the exit code."""
-    import papermill
+def build_config(args: argparse.Namespace):
+    """Returns the `StudyConfig` of `run`'s options: the preset's values, with the options given applied.
 
-    from catsdogs_helpers.config import get_config
+    Raises:
+        InputError: If an option or a `--set` setting is invalid.
+    """
+    from catsdogs_helpers.config import get_config, parse_setting
 
-    notebook = Path(args.notebook)
-    if not notebook.is_file():
-        raise UserError(
-            f"The study notebook was not found at {notebook}. Run from a clone of the repository or pass "
-            f"--notebook path/to/{NOTEBOOK_NAME}. Received: --notebook {args.notebook}"
-        )
-    if args.data != "tfds" and not Path(args.data).is_dir():
-        raise UserError(
-            f'The data folder does not exist: {args.data}. Pass "tfds" or a folder with one sub-folder per '
+    data = args.data
+    if data not in (None, "tfds"):
+        data = os.path.abspath(os.path.expanduser(data))
+    weights = args.weights
+    if weights not in (None, "imagenet") and weights.lower() not in ("none", "random"):
+        weights = os.path.abspath(os.path.expanduser(weights))
+    config = get_config(args.preset, data=data, weights=weights, image_size=args.image_size, output_dir=args.output)
+    settings = dict(parse_setting(text) for text in args.settings)
+    return config.replace(**settings) if settings else config
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """Runs the whole study in this process; returns the exit code."""
+    from catsdogs_helpers.study import run_study
+
+    config = build_config(args)
+    if config.data != "tfds" and not Path(config.data).is_dir():
+        raise InputError(
+            f'The data folder does not exist: {config.data}. Pass "tfds" or a folder with one sub-folder per '
             f"class. Received: --data {args.data}"
         )
-    # Checks every setting before the (long) run starts; raises ValueError with the fix.
-    config = get_config(args.preset, data=args.data, weights=args.weights, image_size=args.image_size)
-    if config.weights not in (None, "imagenet") and not Path(config.weights).is_file():
-        raise UserError(
-            f'The weights file does not exist: {config.weights}. Pass "imagenet" or a MobileNetV2 no-top .h5 '
-            f"file. Received: --weights {args.weights}"
-        )
-    output = Path(args.output).resolve()
-    output.mkdir(parents=True, exist_ok=True)
-    parameters = {
-        "PRESET": args.preset,
-        "DATA": os.path.abspath(args.data) if args.data != "tfds" else "tfds",
-        "WEIGHTS": os.path.abspath(args.weights) if config.weights not in (None, "imagenet") else args.weights,
-        "IMAGE_SIZE": args.image_size or 0,
-        "OUTPUT_DIR": str(output),
-    }
-    executed = output / NOTEBOOK_NAME
-    print(f"Running the study ({args.preset} preset) into {output}; cell outputs follow.", flush=True)
-    _show_papermill_progress()
+    print(f"catsdogs {__version__}: the {config.preset} study into {os.path.abspath(config.output_dir)}", flush=True)
     start = time.perf_counter()
-    try:
-        papermill.execute_notebook(
-            str(notebook),
-            str(executed),
-            parameters=parameters,
-            cwd=str(notebook.parent),
-            log_output=True,
-            progress_bar=False,
-            kernel_name="python3",
-        )
-    except papermill.PapermillExecutionError as error:
-        print(
-            f"error: the study stopped in cell {error.cell_index}: {error.ename}: {error.evalue}. "
-            f"See the executed notebook {executed}.",
-            file=sys.stderr,
-        )
-        return EXIT_RUN_FAILED
+    run_study(config)
     minutes, seconds = divmod(time.perf_counter() - start, 60)
-    print(f"Done in {int(minutes)} min {seconds:.0f} s. Report: {output / 'report.md'}")
+    print(f"Done in {int(minutes)} min {seconds:.0f} s.", flush=True)
     return 0
 
 
-def _show_papermill_progress() -> None:
-    """Prints papermill's "Executing cell" lines and the cells' outputs as they come."""
-    logger = logging.getLogger("papermill")
-    if not logger.handlers:
-        handler = logging.StreamHandler(sys.stdout)
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        handler.addFilter(_strip_trailing_newline)
-        logger.addHandler(handler)
-        logger.setLevel(logging.INFO)
-        logger.propagate = False
-
-
-def _strip_trailing_newline(record: logging.LogRecord) -> bool:
-    """Drops the newline a cell's output ends with; the handler adds its own."""
-    if isinstance(record.msg, str):
-        record.msg = record.msg.rstrip("\n")
-    return True
-
-
-def evaluate_saved_model(args: argparse.Namespace) -> int:
+def evaluate_command(args: argparse.Namespace) -> int:
     """Prints a saved model's metrics on a folder of photos as JSON; returns the exit code."""
     from catsdogs_helpers.data import load_labelled_photos
     from catsdogs_helpers.evaluation import evaluate_model
     from catsdogs_helpers.models import load_model
+    from catsdogs_helpers.photos import printable_path
+    from catsdogs_helpers.results import replace_nan
 
     if args.batch_size < 1:
-        raise UserError(f"--batch-size must be a positive integer. Received: --batch-size {args.batch_size}")
+        raise InputError(f"--batch-size must be a positive integer. Received: --batch-size {args.batch_size}")
     model = load_model(args.model)
     dataset, class_names, counts, skipped = load_labelled_photos(
         args.data, image_size=model.input_shape[1], batch_size=args.batch_size, verbose=False
@@ -170,21 +148,21 @@ def evaluate_saved_model(args: argparse.Namespace) -> int:
         "model": str(args.model),
         "data": str(args.data),
         "counts": counts,
-        "skipped": [{"path": item.path, "reason": item.reason} for item in skipped],
+        "skipped": [{"path": printable_path(item.path), "reason": item.reason} for item in skipped],
         "metrics": evaluation.metrics,
     }
-    print(json.dumps(report, indent=2))
+    print(json.dumps(replace_nan(report), indent=2, allow_nan=False))
     return 0
 
 
-def predict_photos(args: argparse.Namespace) -> int:
+def predict_command(args: argparse.Namespace) -> int:
     """Prints one line per photo; returns 1 if any photo could not be read."""
     from catsdogs_helpers.models import load_model
     from catsdogs_helpers.prediction import classify_photos
 
     class_names = tuple(name.strip() for name in args.classes.split(","))
     if len(class_names) != 2 or not all(class_names):
-        raise UserError(f"--classes takes two names separated by a comma. Received: --classes {args.classes}")
+        raise InputError(f"--classes takes two names separated by a comma. Received: --classes {args.classes}")
     model = load_model(args.model)
     predictions = classify_photos(model, args.images, class_names)
     for prediction in predictions:
@@ -192,22 +170,51 @@ def predict_photos(args: argparse.Namespace) -> int:
     return EXIT_RUN_FAILED if any(prediction.error for prediction in predictions) else 0
 
 
-_COMMANDS = {"run": run_study, "evaluate": evaluate_saved_model, "predict": predict_photos}
+_COMMANDS = {"run": run_command, "evaluate": evaluate_command, "predict": predict_command}
+
+
+def import_tensorflow_quietly() -> None:
+    """Imports TensorFlow with its C++ start-up notes silenced ("could not find cuda drivers", ...).
+
+    Those notes are written to the process's standard error by C++ code before
+    Python can filter them, so standard error is pointed at the null device for
+    the import only. Set `TF_CPP_MIN_LOG_LEVEL=0` to see them.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if os.environ["TF_CPP_MIN_LOG_LEVEL"] == "0" or "tensorflow" in sys.modules:
+        return
+    sys.stderr.flush()
+    saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, 2)
+        import tensorflow  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(null)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Runs the command line; returns the exit code.
-
-    User errors (a missing path, a folder without photos, a file that is not a
-    model, ...) print one line starting with "error:" and return 2.
-    """
+    """Runs the command line; returns the exit code (see the module docstring)."""
     args = build_parser().parse_args(argv)
-    # TensorFlow's C++ start-up notes ("could not find cuda drivers", ...) would bury the
-    # answers; set TF_CPP_MIN_LOG_LEVEL yourself to see them.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import_tensorflow_quietly()
+    # TensorFlow's Python-side notes (such as tf.function retracing after several models' predict) are not for
+    # a user of this command; its errors still show.
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    from catsdogs_helpers.errors import StudyInterrupted
+
     try:
         return _COMMANDS[args.command](args)
-    except (UserError, ValueError, FileNotFoundError, RuntimeError) as error:
-        message = " ".join(str(error).split())
-        print(f"error: {message}", file=sys.stderr)
+    except InputError as error:
+        print(f"error: {' '.join(str(error).split())}", file=sys.stderr)
         return EXIT_USER_ERROR
+    except StudyInterrupted as interrupted:
+        print(f"\n{interrupted}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except KeyboardInterrupt:
+        print("\nInterrupted.", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception:
+        traceback.print_exc()
+        print(f"\n{ISSUES_HINT}", file=sys.stderr)
+        return EXIT_RUN_FAILED

@@ -6,12 +6,14 @@ cache -> shuffle (training split only, seeded) -> batch -> prefetch. Images
 come out as raw `uint8` pixels in [0, 255]; scaling and augmentation happen
 inside the models. Decoding happens when the splits are loaded, so bad files
 are found, counted and named before any training starts, and the first epoch
-is timed like the others.
+is timed like the others. Data that cannot give a meaningful score is refused:
+every split must hold usable photos of both classes.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import glob
 import hashlib
 import os
 from pathlib import Path
@@ -20,7 +22,19 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from catsdogs_helpers.photos import SPLIT_NAMES, SkippedFile, decode_photo, list_photo_folder
+from catsdogs_helpers.errors import InputError
+from catsdogs_helpers.photos import (
+    DECODER_VERSION,
+    SPLIT_NAMES,
+    SkippedFile,
+    UnreadablePhotoError,
+    check_image_size,
+    check_split_fractions,
+    decode_photo,
+    list_photo_folder,
+    printable_path,
+)
+from catsdogs_helpers.runtime import choose_verbosity
 
 TFDS_NAME = "cats_vs_dogs"
 TFDS_CLASS_NAMES = ("cat", "dog")
@@ -41,6 +55,9 @@ class ImageSplits:
         counts: Photos per split and class, e.g. `{"train": {"cat": 1000, ...}}`.
         skipped: Files that were skipped, with the reason.
         source: `"tfds:cats_vs_dogs"` or the folder's path.
+
+    `describe()` and `to_dict()` show paths with `photos.printable_path`, so a
+    file name that is not valid UTF-8 can be printed and written as JSON.
     """
 
     train: tf.data.Dataset
@@ -62,18 +79,18 @@ class ImageSplits:
             "source": self.source,
             "class_names": list(self.class_names),
             "counts": self.counts,
-            "skipped": [dataclasses.asdict(item) for item in self.skipped],
+            "skipped": [{"path": printable_path(item.path), "reason": item.reason} for item in self.skipped],
         }
 
     def describe(self) -> str:
         """Returns a short report: counts per split and class, and skipped files."""
-        lines = [f"Source: {self.source}"]
+        lines = [f"Source: {printable_path(self.source)}"]
         for split in SPLIT_NAMES:
             per_class = ", ".join(f"{count} {name}" for name, count in self.counts[split].items())
             lines.append(f"  {split:<10} {self.num_images(split):>6} photos ({per_class})")
         if self.skipped:
             lines.append(f"Skipped {len(self.skipped)} file(s) that could not be used (left untouched):")
-            lines.extend(f"  {item.path}: {item.reason}" for item in self.skipped)
+            lines.extend(f"  {printable_path(item.path)}: {item.reason}" for item in self.skipped)
         else:
             lines.append("Skipped 0 files.")
         return "\n".join(lines)
@@ -115,8 +132,13 @@ def load_splits(
         An `ImageSplits`.
 
     Raises:
-        FileNotFoundError: If the folder does not exist.
-        ValueError: If the folder's layout is wrong or a split has no usable photo.
+        MissingInputError: (an `InputError` and `FileNotFoundError`) If the
+            folder does not exist or cannot be read.
+        InputError: (a `ValueError`) If an argument is invalid, the folder's
+            layout is wrong, or a split (train, validation or test) has no
+            usable photo of a class: a model trained or scored on one class
+            gives accuracies that mean nothing. The message gives the counts
+            per split and class.
         RuntimeError: If TensorFlow Datasets cannot download or prepare `cats_vs_dogs`.
 
     Example:
@@ -124,13 +146,18 @@ def load_splits(
     >>> splits = load_splits("data/my_photos", image_size=160)  # doctest: +SKIP
     >>> print(splits.describe())  # doctest: +SKIP
     """
+    check_image_size(image_size)
+    check_split_fractions(validation_fraction, test_fraction)
+    _check_positive("batch_size", batch_size)
+    if max_images_per_split is not None:
+        _check_positive("max_images_per_split", max_images_per_split)
     if data == "tfds":
         raw, class_names, skipped, cache_keys = _read_tfds(
             image_size, validation_fraction, test_fraction, max_images_per_split, tfds_data_dir
         )
-        source = f"tfds:{TFDS_NAME}"
+        source, pre_split = f"tfds:{TFDS_NAME}", None
     else:
-        raw, class_names, skipped, cache_keys = _read_folder(
+        raw, class_names, skipped, cache_keys, pre_split = _read_folder(
             data, image_size, validation_fraction, test_fraction, max_images_per_split
         )
         source = str(data)
@@ -142,11 +169,9 @@ def load_splits(
             raw[split], split, class_names, image_size, cache_path, verbose
         )
         bad_files.extend(bad)
-        if not sum(counts[split].values()):
-            raise ValueError(
-                f"The {split} split has no usable photo. Check the data source, or lower "
-                f"validation_fraction/test_fraction. Received: data={data!r}"
-            )
+    fractions = "" if pre_split else f", validation_fraction={validation_fraction}, test_fraction={test_fraction}"
+    received = f"data={str(data)!r}{fractions}, max_images_per_split={max_images_per_split}"
+    _check_both_classes_everywhere(counts, bad_files, pre_split, received)
 
     num_train = sum(counts["train"].values())
     train = cached["train"].shuffle(min(num_train, _SHUFFLE_BUFFER), seed=seed, reshuffle_each_iteration=True)
@@ -165,6 +190,48 @@ def load_splits(
     return splits
 
 
+def _check_positive(name: str, value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise InputError(f"{name} must be a positive integer. Received: {name}={value!r}")
+
+
+def _counts_text(counts: dict[str, int]) -> str:
+    return ", ".join(f"{name} {count}" for name, count in counts.items())
+
+
+def _skipped_text(skipped: list[SkippedFile]) -> str:
+    if not skipped:
+        return "no file was skipped"
+    examples = "; ".join(f"{printable_path(item.path)}: {item.reason}" for item in skipped[:3])
+    return f"{len(skipped)} file(s) skipped, for example {examples}"
+
+
+def _check_both_classes_everywhere(
+    counts: dict[str, dict[str, int]], skipped: list[SkippedFile], pre_split: bool | None, received: str
+) -> None:
+    """Raises `InputError` if a split has no usable photo of some class (`pre_split` is `None` for tfds)."""
+    lacking = [(split, name) for split in SPLIT_NAMES for name, count in counts[split].items() if not count]
+    if not lacking:
+        return
+    names = " and ".join(sorted({name for _, name in lacking}))
+    if pre_split is None:
+        fix = "Load more images (raise or remove max_images_per_split), or prepare cats_vs_dogs again"
+    elif pre_split:
+        fix = f"Add usable photos of {names} to {', '.join(f'{split}/{name}/' for split, name in lacking)}"
+    else:
+        folders = ", ".join(sorted({f"{name}/" for _, name in lacking}))
+        fix = (
+            f"Add usable photos of {names} to {folders}, or change validation_fraction/test_fraction so that "
+            "every split gets photos of both classes"
+        )
+    per_split = "; ".join(f"{split}: {_counts_text(counts[split])}" for split in SPLIT_NAMES)
+    raise InputError(
+        "Every split needs usable photos of both classes, or its accuracy means nothing, but "
+        f"{', '.join(f'{split} has no {name}' for split, name in lacking)}. Usable photos per split and "
+        f"class: {per_split} ({_skipped_text(skipped)}). {fix}. Received: {received}"
+    )
+
+
 def _batch(dataset: tf.data.Dataset, batch_size: int) -> tf.data.Dataset:
     return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
@@ -179,7 +246,7 @@ def _cache_path(cache_dir: str | os.PathLike | None, split: str, image_size: int
     if cache_dir is None:
         return ""
     Path(cache_dir).mkdir(parents=True, exist_ok=True)
-    key = hashlib.sha256(f"{content_key}|{image_size}".encode()).hexdigest()[:16]
+    key = hashlib.sha256(f"{content_key}|{image_size}|decoder {DECODER_VERSION}".encode()).hexdigest()[:16]
     return str(Path(cache_dir) / f"{split}-{image_size}px-{key}")
 
 
@@ -187,8 +254,12 @@ def _describe_files(files: list[tuple[str, int]]) -> str:
     """Returns a key that changes when any file of the list is added, removed or modified."""
     digest = hashlib.sha256()
     for path, label in files:
-        status = os.stat(path)
-        digest.update(f"{os.path.abspath(path)}|{label}|{status.st_size}|{status.st_mtime_ns}\n".encode())
+        try:
+            status = os.stat(path)
+            state = f"{status.st_size}|{status.st_mtime_ns}"
+        except OSError as error:  # A broken link or unreadable file: skipped when decoded, but keyed too.
+            state = f"{type(error).__name__}"
+        digest.update(os.fsencode(os.path.abspath(path)) + f"|{label}|{state}\n".encode())
     return digest.hexdigest()
 
 
@@ -199,14 +270,16 @@ def _fill_cache(
     counts = np.zeros(len(class_names), dtype=np.int64)
     bad = []
     total = int(dataset.cardinality())
-    progress = keras.utils.Progbar(total if total > 0 else None, unit_name="photo", verbose=1 if verbose else 0)
+    progress = keras.utils.Progbar(
+        total if total > 0 else None, unit_name="photo", verbose=choose_verbosity() if verbose else 0
+    )
     if verbose:
         print(f"Decoding the {split} split...")
     metadata = dataset.map(lambda image, label, error, path: (label, error, path)).batch(256)
     for labels, errors, paths in metadata.as_numpy_iterator():
         for label, error, path in zip(labels, errors, paths):
             if error:
-                bad.append(SkippedFile(path.decode(), error.decode()))
+                bad.append(SkippedFile(os.fsdecode(path), error.decode("utf-8", "replace")))
             else:
                 counts[label] += 1
         progress.add(len(labels))
@@ -232,9 +305,14 @@ def load_labelled_photos(
         in a fixed order, class names, photos per class, skipped files.
 
     Raises:
-        FileNotFoundError: If the folder does not exist.
-        ValueError: If its layout is wrong or it holds no usable photo.
+        MissingInputError: (an `InputError` and `FileNotFoundError`) If the
+            folder does not exist or cannot be read.
+        InputError: (a `ValueError`) If an argument is invalid, its layout is
+            wrong, or it has no usable photo of a class: an accuracy on one
+            class says nothing about the other. The message gives the counts.
     """
+    check_image_size(image_size)
+    _check_positive("batch_size", batch_size)
     folder = list_photo_folder(directory)
     files = (
         folder.files["test"] if folder.pre_split else [item for split in SPLIT_NAMES for item in folder.files[split]]
@@ -242,9 +320,24 @@ def load_labelled_photos(
     dataset, counts, bad = _cache_usable(
         _photo_dataset(files, image_size), "photos", list(folder.class_names), image_size, "", verbose
     )
-    if not sum(counts.values()):
-        raise ValueError(f"{directory} holds no usable photo. Received: data={str(directory)!r}")
+    _check_both_classes_present(counts, [*folder.skipped, *bad], directory, folder.pre_split)
     return _batch(dataset, batch_size), folder.class_names, counts, (*folder.skipped, *bad)
+
+
+def _check_both_classes_present(
+    counts: dict[str, int], skipped: list[SkippedFile], directory: str | os.PathLike, pre_split: bool
+) -> None:
+    """Raises `InputError` if the photos to evaluate have no usable photo of some class."""
+    missing = [name for name, count in counts.items() if not count]
+    if missing:
+        where = f"{printable_path(directory)}{' (its test/ folder)' if pre_split else ''}"
+        folders = ", ".join(f"{'test/' if pre_split else ''}{name}/" for name in missing)
+        raise InputError(
+            f"Evaluation needs usable photos of both classes, but {where} has no usable photo of "
+            f"{' or '.join(missing)}: usable photos {_counts_text(counts)} ({_skipped_text(skipped)}). An accuracy "
+            f"measured on one class says nothing about the other. Add usable photos of {' and '.join(missing)} "
+            f"to {folders}, or evaluate on a folder that has both classes. Received: data={str(directory)!r}"
+        )
 
 
 def _cache_usable(
@@ -252,7 +345,17 @@ def _cache_usable(
 ) -> tuple[tf.data.Dataset, dict[str, int], list[SkippedFile]]:
     """Caches decoded photos, fills the cache, and keeps the usable `(image, label)` pairs."""
     dataset = raw.cache(cache_path)
-    counts, bad = _fill_cache(dataset, split, class_names, verbose)
+    try:
+        counts, bad = _fill_cache(dataset, split, class_names, verbose)
+    except tf.errors.AlreadyExistsError:
+        # TensorFlow's lockfile: another run is filling this cache, or one was killed while filling it.
+        # Which of the two cannot be told, so the lockfile is left for the user to judge.
+        lockfiles = ", ".join(sorted(glob.glob(glob.escape(cache_path) + "_*.lockfile"))) or f"{cache_path}_*.lockfile"
+        raise InputError(
+            f"The {split} cache is locked by {lockfiles}: another run is filling it, or a run was stopped while "
+            "filling it. If no other run uses this cache folder, delete the lockfile (the photos are then decoded "
+            f"again); or pass another cache_dir. Received: cache_dir={str(Path(cache_path).parent)!r}"
+        ) from None
     usable = dataset.filter(lambda image, label, error, path: tf.equal(error, "")).map(
         lambda image, label, error, path: (tf.ensure_shape(image, (image_size, image_size, 3)), label)
     )
@@ -264,9 +367,9 @@ def _photo_dataset(files: list[tuple[str, int]], image_size: int) -> tf.data.Dat
 
     def decode(path: bytes) -> tuple[np.ndarray, bytes]:
         try:
-            return decode_photo(path.decode(), image_size), b""
-        except ValueError as error:
-            return np.zeros((0, 0, 3), np.uint8), str(error).encode()
+            return decode_photo(os.fsdecode(path), image_size), b""
+        except UnreadablePhotoError as error:
+            return np.zeros((0, 0, 3), np.uint8), str(error).encode("utf-8", "backslashreplace")
 
     def load(path: tf.Tensor, label: tf.Tensor):
         image, error = tf.numpy_function(decode, [path], [tf.uint8, tf.string], stateful=False)
@@ -274,7 +377,8 @@ def _photo_dataset(files: list[tuple[str, int]], image_size: int) -> tf.data.Dat
         error.set_shape(())
         return image, label, error, path
 
-    paths = tf.constant([path for path, _ in files], tf.string, shape=(len(files),))
+    # Bytes, not text: a file name need not be valid UTF-8 (os.fsdecode gives the path back).
+    paths = tf.constant([os.fsencode(path) for path, _ in files], tf.string, shape=(len(files),))
     labels = np.array([label for _, label in files], dtype=np.int32)
     dataset = tf.data.Dataset.from_tensor_slices((paths, labels))
     return dataset.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
@@ -286,14 +390,14 @@ def _read_folder(
     validation_fraction: float,
     test_fraction: float,
     max_images_per_split: int | None,
-) -> tuple[dict[str, tf.data.Dataset], list[str], list[SkippedFile], dict[str, str]]:
+) -> tuple[dict[str, tf.data.Dataset], list[str], list[SkippedFile], dict[str, str], bool]:
     folder = list_photo_folder(directory, validation_fraction, test_fraction)
     kept = {
         split: files[:max_images_per_split] if max_images_per_split else files for split, files in folder.files.items()
     }
     raw = {split: _photo_dataset(files, image_size) for split, files in kept.items()}
     cache_keys = {split: _describe_files(files) for split, files in kept.items()}
-    return raw, list(folder.class_names), list(folder.skipped), cache_keys
+    return raw, list(folder.class_names), list(folder.skipped), cache_keys, folder.pre_split
 
 
 def _read_tfds(

@@ -13,6 +13,7 @@ import keras
 from keras import layers
 
 from catsdogs_helpers.config import IMAGENET_IMAGE_SIZES
+from catsdogs_helpers.errors import InputError, MissingInputError
 
 BASE_NAME = "mobilenet_v2_base"
 POOL_NAME = "pool"
@@ -132,19 +133,19 @@ def build_mobilenet_base(image_size: int = 224, weights: str | None = "imagenet"
         The base model, named `"mobilenet_v2_base"`.
 
     Raises:
-        ValueError: If `weights="imagenet"` and Keras has no ImageNet weights
+        InputError: If `weights="imagenet"` and Keras has no ImageNet weights
             for `image_size`, or a weights file does not fit the model.
-        FileNotFoundError: If a weights file does not exist.
+        MissingInputError: If a weights file does not exist.
         RuntimeError: If the ImageNet weights cannot be downloaded.
     """
     if weights == "imagenet" and image_size not in IMAGENET_IMAGE_SIZES:
-        raise ValueError(
+        raise InputError(
             f"Keras has ImageNet weights for MobileNetV2 only at image sizes {IMAGENET_IMAGE_SIZES}; "
             f"at other sizes it would silently load another size's weights. Use one of those sizes, "
             f"or pass a local weights file. Received: image_size={image_size}"
         )
     if weights not in (None, "imagenet") and not os.path.isfile(weights):
-        raise FileNotFoundError(
+        raise MissingInputError(
             f"The weights file does not exist: {weights}. Pass the path of a MobileNetV2 no-top .h5 "
             f'file, or "imagenet" to download them. Received: weights={weights!r}'
         )
@@ -165,7 +166,7 @@ def build_mobilenet_base(image_size: int = 224, weights: str | None = "imagenet"
                 "on the command line or WEIGHTS = '<path>' in the notebook. Received: weights='imagenet'"
             ) from error
         if weights is not None:
-            raise ValueError(
+            raise InputError(
                 f"The weights file {weights} does not fit MobileNetV2 with alpha={alpha} and no top "
                 f"({type(error).__name__}: {error}). Check that the file's alpha matches. "
                 f"Received: weights={weights!r}, alpha={alpha}"
@@ -232,11 +233,11 @@ def unfreeze_base(model: keras.Model, fine_tune_at: int = 100, freeze_batch_norm
         The number of base layers that are now trainable.
 
     Raises:
-        ValueError: If `fine_tune_at` is beyond the base's last layer.
+        InputError: If `fine_tune_at` is beyond the base's last layer (a `ValueError`).
     """
     base = model.get_layer(BASE_NAME)
     if not 0 <= fine_tune_at < len(base.layers):
-        raise ValueError(
+        raise InputError(
             f"fine_tune_at must be a layer index of the base, between 0 and {len(base.layers) - 1}. "
             f"Received: fine_tune_at={fine_tune_at}"
         )
@@ -286,16 +287,16 @@ def load_model(path: str | os.PathLike) -> keras.Model:
     """Loads a model saved in the `.keras` format, in safe mode.
 
     Raises:
-        FileNotFoundError: If the file does not exist.
-        ValueError: If it is not a `.keras` model file.
+        MissingInputError: If the file does not exist.
+        InputError: If it is not a `.keras` model file.
     """
     path = os.fspath(path)
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"The model file does not exist: {path}. Received: model={path!r}")
+        raise MissingInputError(f"The model file does not exist: {path}. Received: model={path!r}")
     try:
         return keras.models.load_model(path, safe_mode=True)
     except Exception as error:
-        raise ValueError(
+        raise InputError(
             f"{path} is not a Keras model saved in the .keras format ({type(error).__name__}: {error}). "
             f"Pass a file written by model.save('name.keras'). Received: model={path!r}"
         ) from error

@@ -2,26 +2,68 @@
 
 Files are only ever opened for reading: nothing here modifies, moves or
 deletes a user's file, however broken it is.
+
+Every file gets an honest verdict: it is decoded, or it is skipped with the
+true reason (see `decode_photo`) and the other files are still read. File
+names need not be valid UTF-8: a path is a Python string in which the bytes
+that are not UTF-8 are escaped (`os.fsdecode`), so `os.fsencode` gives back
+the exact name; `printable_path` shows such a name as `cat\\xff.jpg`.
+
+Limits and choices:
+
+- `MAX_PIXELS` = 128,000,000 pixels (about 0.5 GB while decoding): a photo with
+  more pixels to decode is skipped as "too large (W×H pixels, limit N)" rather
+  than exhausting memory. When a target size is given, a JPEG is reduced while
+  it is decoded (JPEG draft mode: by 2, 4 or 8), so even a 200-megapixel phone
+  photo is read; a PNG, BMP or GIF cannot be reduced that way. Pillow's own
+  limit, `PIL.Image.MAX_IMAGE_PIXELS`, refuses such a JPEG from its header
+  alone; it is neither used nor changed here (no global state is touched).
+- High bit depth: 16-bit images (Pillow modes "I;16", "I;16B", ...) are scaled
+  by their bit depth, level 65535 -> 255, so a 16-bit photo decodes to the
+  pixels of its 8-bit version (to within 1). A 32-bit integer image (mode
+  "I", which is how older Pillow versions open 16-bit PNGs) is read as 16-bit
+  levels too, with levels below 0 or above 65535 clipped. Float images (mode
+  "F") are taken as levels 0-255, as Pillow converts them.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import errno
 import hashlib
 import os
+import stat
+import struct
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from catsdogs_helpers.errors import InputError, MissingInputError
+
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 IGNORED_FILE_NAMES = ("thumbs.db", "desktop.ini")
 SPLIT_NAMES = ("train", "validation", "test")
+MAX_PIXELS = 128_000_000
+# Part of the cache keys of data.py: bump it whenever decoding gives other pixels or reasons.
+DECODER_VERSION = 2
+
+# Errors Pillow raises for a file whose data is not what its header promises.
+_DECODING_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error)
+
+
+class UnreadablePhotoError(InputError):
+    """A photo file that cannot be used; the message is the reason, e.g. "empty file"."""
 
 
 @dataclasses.dataclass(frozen=True)
 class SkippedFile:
-    """A file that was not used, and why."""
+    """A file (or folder) that was not used, and why.
+
+    `path` is the path as Python sees it; `printable_path(path)` shows names
+    that are not valid UTF-8.
+    """
 
     path: str
     reason: str
@@ -34,7 +76,8 @@ class PhotoFolder:
     Attributes:
         class_names: Class names, sorted; a photo's label is its index here.
         files: For each split, `(path, label)` pairs in a stable pseudo-random order.
-        skipped: Files that are not photos (by their extension).
+        skipped: Files that are not photos (by their extension), folders that
+            cannot be listed and links to folders, which are not followed.
         pre_split: Whether the folder came with `train/`, `validation/`, `test/`.
     """
 
@@ -44,9 +87,17 @@ class PhotoFolder:
     pre_split: bool
 
 
+def printable_path(path: str | bytes | os.PathLike) -> str:
+    """Returns a path as text that can always be printed or written as UTF-8.
+
+    Bytes of a file name that are not valid UTF-8 appear escaped: `cat\\xff.jpg`.
+    """
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
 def _stable_fraction(key: str) -> float:
     """Maps a string to [0, 1), the same on every run and machine."""
-    digest = hashlib.sha256(key.encode("utf-8")).digest()
+    digest = hashlib.sha256(os.fsencode(key)).digest()
     return int.from_bytes(digest[:8], "big") / 2.0**64
 
 
@@ -54,24 +105,67 @@ def _is_ignored(name: str) -> bool:
     return name.startswith(".") or name.lower() in IGNORED_FILE_NAMES
 
 
-def _list_class_folders(directory: Path) -> list[str]:
-    return sorted(entry.name for entry in directory.iterdir() if entry.is_dir() and not _is_ignored(entry.name))
+def _os_reason(error: OSError) -> str:
+    """Returns why the system refused to read a file, in a few words (without the path)."""
+    if isinstance(error, PermissionError):
+        return "permission denied"
+    if isinstance(error, IsADirectoryError):
+        return "is a directory"
+    if isinstance(error, FileNotFoundError):
+        return "file not found"
+    if error.errno == errno.ELOOP:
+        return "symbolic link loop"
+    return f"cannot be read ({error.strerror or type(error).__name__})"
 
 
-def _list_files(directory: Path) -> list[Path]:
+def _list_class_folders(directory: Path, data: object) -> list[str]:
+    try:
+        entries = list(directory.iterdir())
+    except OSError as error:
+        raise MissingInputError(
+            f"The photo folder {printable_path(directory)} cannot be read: {_os_reason(error)}. Make it "
+            f"readable, or pass another folder. Received: data={str(data)!r}"
+        ) from None
+    return sorted(entry.name for entry in entries if entry.is_dir() and not _is_ignored(entry.name))
+
+
+def _list_files(directory: Path, skipped: list[SkippedFile]) -> list[Path]:
+    """Lists the files under `directory`; folders that cannot be read, and linked folders, go to `skipped`."""
+
+    def unreadable(error: OSError) -> None:
+        skipped.append(SkippedFile(str(error.filename), f"folder cannot be listed ({_os_reason(error)})"))
+
     found = []
-    for root, folders, names in os.walk(directory):
-        folders[:] = sorted(folder for folder in folders if not _is_ignored(folder))
+    for root, folders, names in os.walk(directory, onerror=unreadable):
+        kept = []
+        for folder in sorted(folder for folder in folders if not _is_ignored(folder)):
+            if os.path.islink(os.path.join(root, folder)):
+                # Following links could read a folder twice (two splits) or loop forever.
+                reason = "symbolic link to a folder (not followed: link or copy the photos themselves)"
+                skipped.append(SkippedFile(os.path.join(root, folder), reason))
+            else:
+                kept.append(folder)
+        folders[:] = kept
         found.extend(Path(root) / name for name in sorted(names) if not _is_ignored(name))
     return found
 
 
-def _check_class_folders(directory: Path, class_names: list[str], root: Path) -> None:
+def _check_class_folders(directory: Path, class_names: list[str], data: object) -> None:
     if len(class_names) != 2:
-        raise ValueError(
-            f"Expected exactly two class folders (for example cat/ and dog/) in {directory}, "
+        raise InputError(
+            f"Expected exactly two class folders (for example cat/ and dog/) in {printable_path(directory)}, "
             f"found {len(class_names)}: {class_names}. Put each class's photos in its own "
-            f"sub-folder. Received: data={str(root)!r}"
+            f"sub-folder. Received: data={str(data)!r}"
+        )
+
+
+def check_split_fractions(validation_fraction: float, test_fraction: float) -> None:
+    """Raises `InputError` unless both fractions are at least 0 and leave photos for training."""
+    if not (validation_fraction >= 0 and test_fraction >= 0 and validation_fraction + test_fraction < 1):
+        raise InputError(
+            "validation_fraction and test_fraction must be at least 0, and together less than 1, so that "
+            f"some photos are left for training. Received: validation_fraction={validation_fraction}, "
+            f"test_fraction={test_fraction}"
         )
 
 
@@ -88,7 +182,9 @@ def list_photo_folder(
     is decided by a hash of its path relative to the folder, so it never changes
     between runs or machines and the splits are disjoint. Hidden files,
     `Thumbs.db` and `desktop.ini` are ignored; files whose extension is not a
-    photo's are skipped and reported.
+    photo's are skipped and reported. A class folder may be a symbolic link;
+    links to folders inside a class folder are skipped and reported, not
+    followed. Whether a photo can be decoded is judged later, by `decode_photo`.
 
     Args:
         directory: The folder.
@@ -99,46 +195,51 @@ def list_photo_folder(
         A `PhotoFolder`.
 
     Raises:
-        FileNotFoundError: If the folder does not exist.
-        ValueError: If it does not hold exactly two class folders.
+        MissingInputError: If the folder does not exist or cannot be read.
+        InputError: If it does not hold exactly two class folders, or the
+            fractions leave nothing for training.
     """
+    check_split_fractions(validation_fraction, test_fraction)
     root = Path(directory).expanduser()
     if not root.is_dir():
-        raise FileNotFoundError(
-            f"The photo folder does not exist: {root}. Pass a folder with one sub-folder per "
+        what = "is not a folder" if root.exists() else "does not exist"
+        raise MissingInputError(
+            f"The photo folder {what}: {printable_path(root)}. Pass a folder with one sub-folder per "
             f'class, or "tfds" for TensorFlow Datasets. Received: data={str(directory)!r}'
         )
-    top_folders = _list_class_folders(root)
+    top_folders = _list_class_folders(root, directory)
     pre_split = "train" in top_folders
     if pre_split:
         missing = [name for name in SPLIT_NAMES if name not in top_folders]
         if missing:
-            raise ValueError(
-                f"{root} has a train/ folder but no {'/, '.join(missing)}/ folder. Either add "
+            raise InputError(
+                f"{printable_path(root)} has a train/ folder but no {'/, '.join(missing)}/ folder. Either add "
                 "train/, validation/ and test/ (each with the class folders) or put the class "
-                f"folders directly in {root} to have it split for you. Received: data={str(directory)!r}"
+                f"folders directly in {printable_path(root)} to have it split for you. "
+                f"Received: data={str(directory)!r}"
             )
-        class_names = _list_class_folders(root / "train")
-        _check_class_folders(root / "train", class_names, root)
+        class_names = _list_class_folders(root / "train", directory)
+        _check_class_folders(root / "train", class_names, directory)
         for split in SPLIT_NAMES[1:]:
-            if _list_class_folders(root / split) != class_names:
-                raise ValueError(
-                    f"{root / split} must hold the same class folders as {root / 'train'} "
-                    f"({class_names}), found {_list_class_folders(root / split)}. "
+            found = _list_class_folders(root / split, directory)
+            if found != class_names:
+                raise InputError(
+                    f"{printable_path(root / split)} must hold the same class folders as "
+                    f"{printable_path(root / 'train')} ({class_names}), found {found}. "
                     f"Received: data={str(directory)!r}"
                 )
     else:
         class_names = top_folders
-        _check_class_folders(root, class_names, root)
+        _check_class_folders(root, class_names, directory)
 
     files: dict[str, list[tuple[str, int]]] = {split: [] for split in SPLIT_NAMES}
-    skipped = []
+    skipped: list[SkippedFile] = []
     for label, class_name in enumerate(class_names):
         class_dirs = (
             [(split, root / split / class_name) for split in SPLIT_NAMES] if pre_split else [(None, root / class_name)]
         )
         for fixed_split, class_dir in class_dirs:
-            for path in _list_files(class_dir):
+            for path in _list_files(class_dir, skipped):
                 if path.suffix.lower() not in IMAGE_EXTENSIONS:
                     skipped.append(SkippedFile(str(path), f"not a photo (extension {path.suffix or 'none'!r})"))
                     continue
@@ -158,55 +259,150 @@ def _split_of(fraction: float, validation_fraction: float, test_fraction: float)
     return "train"
 
 
+def check_image_size(image_size: int | None) -> None:
+    """Raises `InputError` unless `image_size` is `None` or a positive integer."""
+    if image_size is not None and (
+        isinstance(image_size, bool) or not isinstance(image_size, (int, np.integer)) or image_size < 1
+    ):
+        raise InputError(
+            f"image_size must be a positive number of pixels, or None. Received: image_size={image_size!r}"
+        )
+
+
+def _open_file(path: str | bytes | os.PathLike) -> BinaryIO:
+    """Opens a file for reading, or raises `UnreadablePhotoError` with the reason it cannot be read."""
+    try:
+        status = os.stat(path)
+    except FileNotFoundError:
+        if os.path.islink(path):
+            target = printable_path(os.readlink(path))
+            raise UnreadablePhotoError(f"broken symbolic link (its target {target} does not exist)") from None
+        raise UnreadablePhotoError("file not found") from None
+    except OSError as error:
+        raise UnreadablePhotoError(_os_reason(error)) from None
+    if stat.S_ISDIR(status.st_mode):
+        raise UnreadablePhotoError("is a directory")
+    if not stat.S_ISREG(status.st_mode):  # Reading a FIFO could wait forever.
+        raise UnreadablePhotoError("not a regular file (a pipe, socket or device)")
+    if status.st_size == 0:
+        raise UnreadablePhotoError("empty file")
+    try:
+        return open(path, "rb")
+    except OSError as error:
+        raise UnreadablePhotoError(_os_reason(error)) from None
+
+
+def _open_image(file: BinaryIO) -> Image.Image:
+    """Identifies an image like `Image.open`, without refusing it for its size alone.
+
+    `Image.open` raises `DecompressionBombError` for anything over twice
+    `Image.MAX_IMAGE_PIXELS`, before a JPEG could be opened in draft mode. Then
+    the header is read again by the plugin that recognises it, without that
+    check: `decode_photo` applies its own limit to the pixels it will decode.
+    """
+    try:
+        return Image.open(file)
+    except Image.DecompressionBombError:
+        pass
+    file.seek(0)
+    prefix = file.read(16)
+    for format_id in Image.ID:  # Image.open has loaded the plugin that recognised the file.
+        factory, accept = Image.OPEN[format_id]
+        accepted = accept is None or accept(prefix)
+        if accepted and not isinstance(accepted, str):
+            file.seek(0)
+            try:
+                return factory(file, "")
+            except (SyntaxError, IndexError, TypeError, struct.error):
+                continue
+    raise UnidentifiedImageError("no image plugin reads this file")
+
+
+def _decoding_failure(error: Exception) -> str:
+    """Returns the reason a photo's data could not be decoded."""
+    if isinstance(error, OSError) and error.errno is not None:  # The system failed to read it (a bad disk).
+        return _os_reason(error)
+    return f"truncated or corrupt ({error})"
+
+
 def _to_rgb(image: Image.Image) -> Image.Image:
-    """Converts any PIL mode to RGB, compositing transparency over white."""
+    """Converts any PIL mode to RGB, compositing transparency over white (see the module's notes)."""
     if image.mode == "RGB":
         return image
     if (image.mode == "P" and "transparency" in image.info) or image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
         rgba = image.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(background, rgba).convert("RGB")
-    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
-        array = np.asarray(image, dtype=np.float64)
-        top = array.max() or 1.0
-        return Image.fromarray(np.uint8(np.clip(array / top * 255.0, 0, 255))).convert("RGB")
-    return image.convert("RGB")
+    if image.mode.startswith("I;16") or image.mode == "I":
+        levels = np.clip(np.asarray(image), 0, 65535).astype(np.uint32)
+        gray = (levels * 255 + 32767) // 65535  # Rounded: level v * 257 of a 16-bit image gives back v.
+        return Image.fromarray(gray.astype(np.uint8)).convert("RGB")
+    try:
+        return image.convert("RGB")
+    except ValueError:
+        raise UnreadablePhotoError(f"unsupported colour mode {image.mode!r}") from None
 
 
-def decode_photo(path: str | os.PathLike, image_size: int | None = None) -> np.ndarray:
+def decode_photo(
+    path: str | bytes | os.PathLike, image_size: int | None = None, *, max_pixels: int = MAX_PIXELS
+) -> np.ndarray:
     """Reads a photo as an RGB `uint8` array, optionally resized to a square.
 
-    JPEG, PNG, BMP and GIF (first frame) are read; grayscale, RGBA, palette and
-    CMYK photos become RGB; EXIF orientation is applied.
+    JPEG, PNG, BMP and GIF (first frame) are read, whatever the extension says;
+    grayscale, 16-bit, RGBA, palette and CMYK photos become RGB (transparency
+    over white); EXIF orientation is applied. A JPEG is reduced while it is
+    decoded when `image_size` is much smaller than the photo.
+
+    A file that cannot be used raises `UnreadablePhotoError`, whose message is
+    the reason: "file not found", "broken symbolic link (...)", "symbolic link
+    loop", "is a directory", "not a regular file (...)", "permission denied",
+    "empty file", "not an image", "too large (W×H pixels, limit N)",
+    "unsupported colour mode (...)", "truncated or corrupt (...)" or, when the
+    system fails to read it, "cannot be read (...)".
 
     Args:
         path: The photo's path.
         image_size: Resize to `image_size` x `image_size` pixels, or `None` to
             keep the photo's size. Defaults to `None`.
+        max_pixels: Skip photos with more pixels than this to decode (after a
+            JPEG's reduction). Defaults to `MAX_PIXELS` (128 million).
 
     Returns:
         An array of shape `(height, width, 3)` and dtype `uint8`.
 
     Raises:
-        ValueError: If the file is empty, not an image, truncated or corrupt;
-            the message says which.
+        UnreadablePhotoError: (an `InputError`, so a `ValueError`) If the file
+            cannot be used; the message is the reason.
+        InputError: If `image_size` is not `None` or a positive integer.
+
+    Example:
+
+    >>> decode_photo("cat.jpg", image_size=224).shape  # doctest: +SKIP
+    (224, 224, 3)
     """
-    try:
-        empty = os.path.getsize(path) == 0
-    except OSError:
-        raise ValueError("file not found or not readable") from None
-    if empty:
-        raise ValueError("empty file")
-    try:
-        with Image.open(path) as image:
+    check_image_size(image_size)
+    with _open_file(path) as file:
+        try:
+            image = _open_image(file)
+        except UnidentifiedImageError:
+            raise UnreadablePhotoError("not an image") from None
+        except _DECODING_ERRORS as error:  # A header that lies.
+            raise UnreadablePhotoError(_decoding_failure(error)) from None
+        with image:
+            width, height = image.size
             if image_size is not None:
-                image.draft("RGB", (image_size, image_size))  # Fast JPEG decoding at reduced scale.
-            image = ImageOps.exif_transpose(image)
+                image.draft("RGB", (image_size, image_size))  # JPEG only: decodes at 1/2, 1/4 or 1/8 scale.
+            if image.size[0] * image.size[1] > max_pixels:
+                reduced = (
+                    f", still {image.size[0]}×{image.size[1]} when reduced" if image.size != (width, height) else ""
+                )
+                raise UnreadablePhotoError(f"too large ({width}×{height} pixels{reduced}, limit {max_pixels:,})")
+            try:
+                image.load()
+                image = ImageOps.exif_transpose(image)
+            except _DECODING_ERRORS as error:
+                raise UnreadablePhotoError(_decoding_failure(error)) from None
             image = _to_rgb(image)
             if image_size is not None:
                 image = image.resize((image_size, image_size), Image.Resampling.BILINEAR, reducing_gap=3.0)
             return np.asarray(image, dtype=np.uint8).copy()
-    except UnidentifiedImageError:
-        raise ValueError("not an image") from None
-    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as error:
-        raise ValueError(f"truncated or corrupt ({error})") from None

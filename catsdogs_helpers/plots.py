@@ -19,7 +19,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.transforms import blended_transform_factory
 
-from catsdogs_helpers.evaluation import compute_auc, compute_roc_curve
+from catsdogs_helpers.metrics import compute_auc, compute_roc_curve, predict_classes, sigmoid
 
 MODEL_COLORS = {"scratch": "tab:orange", "transfer": "tab:blue", "finetuned": "tab:green"}
 _SPARE_COLORS = ("tab:purple", "tab:red", "tab:brown", "tab:pink", "tab:olive", "tab:cyan", "tab:gray")
@@ -48,9 +48,9 @@ def _hide_ticks(ax) -> None:
         spine.set_visible(False)
 
 
-def _said(probability: float, class_names: Sequence[str]) -> tuple[int, str]:
-    """Returns the predicted class and e.g. "dog 97%" for a probability of class 1."""
-    predicted = int(probability > 0.5)
+def _said(logit: float, class_names: Sequence[str]) -> tuple[int, str]:
+    """Returns the predicted class and e.g. "dog 97%" for a one-logit output."""
+    predicted, probability = int(predict_classes(logit)), float(sigmoid(logit))
     return predicted, f"{class_names[predicted]} {max(probability, 1.0 - probability):.0%}"
 
 
@@ -216,40 +216,65 @@ def plot_roc_curves(
     return figure
 
 
+def find_mistakes(
+    labels: Sequence[int] | np.ndarray, logits_by_model: Mapping[str, np.ndarray], num_per_model: int | None = 6
+) -> dict[str, np.ndarray]:
+    """Finds each model's most confident mistakes.
+
+    Args:
+        labels: True classes, shape `(N,)`.
+        logits_by_model: Logits per model name, shape `(N,)`.
+        num_per_model: Keep this many per model, or `None` for all. Defaults to `6`.
+
+    Returns:
+        Indices of the wrong photos per model name, the most confident mistake
+        (largest |logit|) first.
+    """
+    labels = np.asarray(labels).reshape(-1)
+    found = {}
+    for name, logits in logits_by_model.items():
+        logits = np.asarray(logits, dtype=float).reshape(-1)
+        wrong = np.flatnonzero(predict_classes(logits) != labels)
+        found[name] = wrong[np.argsort(-np.abs(logits[wrong]), kind="stable")][:num_per_model]
+    return found
+
+
 def plot_mistakes(
-    images: np.ndarray,
+    photos: Mapping[int, np.ndarray],
     labels: Sequence[int],
-    probabilities_by_model: Mapping[str, np.ndarray],
+    logits_by_model: Mapping[str, np.ndarray],
     class_names: Sequence[str],
     num_per_model: int = 6,
 ) -> Figure:
     """Plots each model's most confident mistakes, one row per model.
 
     Args:
-        images: The test photos, uint8, shape `(N, H, W, 3)`.
-        labels: Their true classes.
-        probabilities_by_model: Probabilities of class 1 per model name, shape `(N,)`.
+        photos: Test photos by index, uint8, each `(H, W, 3)`: at least the ones
+            `find_mistakes` picks (the whole split need not be in memory).
+        labels: True classes of the whole test split, shape `(N,)`.
+        logits_by_model: Logits of the whole test split per model name, shape `(N,)`.
         class_names: Class names.
         num_per_model: Mistakes shown per model. Defaults to `6`.
 
     Returns:
-        The figure; each photo is titled like "true cat, said dog 97%".
+        The figure; each row is labelled with the model's number of mistakes,
+        each photo titled like "true cat, said dog 97%".
     """
-    images, labels = np.asarray(images), np.asarray(labels).reshape(-1)
-    rows, columns = len(probabilities_by_model), max(1, num_per_model)
+    labels = np.asarray(labels).reshape(-1)
+    rows, columns = len(logits_by_model), max(1, num_per_model)
     figure = _Figure(figsize=(_CELL_INCHES * columns, (_CELL_INCHES + 0.2) * rows), layout="constrained")
     axes = figure.subplots(rows, columns, squeeze=False)
-    for row, (name, probabilities) in zip(axes, probabilities_by_model.items()):
-        probabilities = np.asarray(probabilities, dtype=float).reshape(-1)
-        wrong = np.flatnonzero((probabilities > 0.5).astype(int) != labels)
-        wrong = wrong[np.argsort(-np.abs(probabilities[wrong] - 0.5), kind="stable")]
+    every_mistake = find_mistakes(labels, logits_by_model, None)
+    for row, (name, logits) in zip(axes, logits_by_model.items()):
+        logits = np.asarray(logits, dtype=float).reshape(-1)
+        wrong = every_mistake[name]
         row[0].set_ylabel(f"{name}\n{len(wrong)} mistake{'s' * (len(wrong) != 1)}", fontsize=11)
         for column, ax in enumerate(row):
             _hide_ticks(ax)
             if column < len(wrong):
-                index = wrong[column]
-                ax.imshow(images[index])
-                _, said = _said(probabilities[index], class_names)
+                index = int(wrong[column])
+                ax.imshow(photos[index])
+                _, said = _said(logits[index], class_names)
                 ax.set_title(f"true {class_names[labels[index]]}, said {said}", fontsize=9)
             elif column == len(wrong):
                 message = "no more mistakes" if len(wrong) else "no mistakes"
@@ -257,11 +282,39 @@ def plot_mistakes(
     return figure
 
 
+def plot_augmentation(original: np.ndarray, augmented: np.ndarray, title: str | None = None) -> Figure:
+    """Plots a photo next to random augmentations of it.
+
+    Args:
+        original: The photo, uint8 or float in [0, 255], shape `(H, W, 3)`.
+        augmented: Augmented versions, shape `(N, H, W, 3)`, same range.
+        title: Title of the figure, or `None`. Defaults to `None`.
+
+    Returns:
+        The figure: the original first, then the augmented versions.
+    """
+    images = np.concatenate([np.asarray(original)[None], np.asarray(augmented)])
+    images = np.uint8(np.clip(np.round(images), 0, 255))
+    count = len(images)
+    columns = min(count, 5)
+    rows = math.ceil(count / columns)
+    figure = _Figure(figsize=(_CELL_INCHES * columns, _CELL_INCHES * rows + 0.3), layout="constrained")
+    axes = figure.subplots(rows, columns, squeeze=False).ravel()
+    for index, ax in enumerate(axes):
+        _hide_ticks(ax)
+        if index < count:
+            ax.imshow(images[index])
+            ax.set_title("original" if index == 0 else f"augmented {index}", fontsize=10)
+    if title:
+        figure.suptitle(title)
+    return figure
+
+
 def plot_grad_cam(
     images: np.ndarray,
     heatmaps_by_model: Mapping[str, np.ndarray],
     labels: Sequence[int],
-    probabilities_by_model: Mapping[str, np.ndarray],
+    logits_by_model: Mapping[str, np.ndarray],
     class_names: Sequence[str],
 ) -> Figure:
     """Plots photos next to each model's Grad-CAM heatmap, one row per photo.
@@ -270,7 +323,7 @@ def plot_grad_cam(
         images: Photos, uint8, shape `(N, H, W, 3)`.
         heatmaps_by_model: Heatmaps in [0, 1] per model name, shape `(N, H, W)`.
         labels: The photos' true classes.
-        probabilities_by_model: Probabilities of class 1 per model name, shape `(N,)`.
+        logits_by_model: Logits per model name, shape `(N,)`.
         class_names: Class names.
 
     Returns:
@@ -287,7 +340,7 @@ def plot_grad_cam(
         for ax, (name, heatmaps) in zip(row[1:], heatmaps_by_model.items()):
             ax.imshow(images[index])
             ax.imshow(np.asarray(heatmaps)[index], cmap="jet", alpha=0.45, vmin=0.0, vmax=1.0)
-            predicted, said = _said(float(np.asarray(probabilities_by_model[name]).reshape(-1)[index]), class_names)
+            predicted, said = _said(float(np.asarray(logits_by_model[name]).reshape(-1)[index]), class_names)
             color = "darkgreen" if predicted == labels[index] else "firebrick"
             ax.set_title(f"{name}: {said}", fontsize=10, color=color)
         for ax in row:

@@ -8,7 +8,9 @@ import os
 import keras
 import numpy as np
 
-from catsdogs_helpers.photos import decode_photo
+from catsdogs_helpers.errors import InputError
+from catsdogs_helpers.metrics import predict_classes, sigmoid
+from catsdogs_helpers.photos import UnreadablePhotoError, decode_photo, printable_path
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,10 +53,10 @@ def classify_photos(
         One `PhotoPrediction` per path, in order.
 
     Raises:
-        ValueError: If `class_names` does not hold exactly two names.
+        InputError: If `class_names` does not hold exactly two names (a `ValueError`).
     """
     if len(class_names) != 2:
-        raise ValueError(f"Expected exactly two class names. Received: class_names={class_names!r}")
+        raise InputError(f"Expected exactly two class names. Received: class_names={class_names!r}")
     image_size = model.input_shape[1]
     predictions: list[PhotoPrediction | None] = []
     images, positions = [], []
@@ -63,13 +65,11 @@ def classify_photos(
             images.append(decode_photo(path, image_size))
             positions.append(len(predictions))
             predictions.append(None)
-        except ValueError as error:
-            predictions.append(PhotoPrediction(os.fspath(path), None, None, str(error)))
+        except UnreadablePhotoError as error:
+            predictions.append(PhotoPrediction(printable_path(path), None, None, str(error)))
     if images:
         logits = model.predict(np.stack(images), verbose=0).reshape(-1)
-        for position, logit in zip(positions, logits):
-            dog_probability = float(1.0 / (1.0 + np.exp(-logit)))
-            label = int(logit > 0)
-            probability = dog_probability if label == 1 else 1.0 - dog_probability
-            predictions[position] = PhotoPrediction(os.fspath(paths[position]), class_names[label], probability)
+        for position, label, class_1_probability in zip(positions, predict_classes(logits), sigmoid(logits)):
+            probability = float(class_1_probability if label == 1 else 1.0 - class_1_probability)
+            predictions[position] = PhotoPrediction(printable_path(paths[position]), class_names[label], probability)
     return predictions

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from catsdogs_helpers.evaluation import format_results_table, save_results
 from catsdogs_helpers.plots import save_figure
+from catsdogs_helpers.results import format_results_table, save_results
 
 RESULTS_FILE = "results.json"
 REPORT_FILE = "report.md"
@@ -22,7 +22,7 @@ def write_report(output_dir: str | os.PathLike, results: dict, figures: Mapping[
 
     Args:
         output_dir: The folder; created if needed.
-        results: The output of `evaluation.build_results`.
+        results: The output of `results.build_results`.
         figures: Figures by file stem, e.g. `{"learning_curves": figure}`.
 
     Returns:

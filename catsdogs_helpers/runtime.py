@@ -26,6 +26,20 @@ def set_seeds(seed: int) -> None:
     keras.utils.set_random_seed(seed)
 
 
+def choose_verbosity() -> int:
+    """Returns Keras's progress verbosity: a bar on a terminal or in a notebook, one line per epoch otherwise.
+
+    Keras's progress bar rewrites its line with carriage returns and colour
+    codes, which fill a log file with noise; one plain line per epoch (or per
+    pass) reads well there.
+
+    Returns:
+        `1` (a progress bar) or `2` (one line), for `model.fit(verbose=...)`.
+    """
+    interactive = sys.stdout.isatty() or "ipykernel" in sys.modules
+    return 1 if interactive else 2
+
+
 def in_colab() -> bool:
     """Returns whether the code runs inside Google Colab."""
     return "google.colab" in sys.modules or importlib.util.find_spec("google.colab") is not None

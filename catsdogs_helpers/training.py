@@ -1,4 +1,4 @@
-"""Training stages: best-weights checkpoints, early stopping, resuming, timing, cached features.
+"""Training stages: best-weights checkpoints, early stopping, resuming, timing.
 
 A stage is one call of `model.fit` with its own folder under the output
 directory. It keeps the weights of its best validation epoch, stops early when
@@ -21,8 +21,6 @@ from pathlib import Path
 import keras
 import numpy as np
 import tensorflow as tf
-
-from catsdogs_helpers.models import HEAD_DROPOUT_NAME, LOGIT_NAME, POOL_NAME, compile_model
 
 _RESULT_FILE = "result.json"
 _BEST_WEIGHTS_FILE = "best.weights.h5"
@@ -124,6 +122,51 @@ def _best_epoch(history: dict[str, list[float]], monitor: str) -> tuple[int, flo
     return int(history["epoch"][index]), float(values[index])
 
 
+def build_stage_callbacks(
+    stage_dir: Path,
+    num_train_images: int,
+    patience: int = 8,
+    monitor: str = "val_loss",
+    best_so_far: float = math.inf,
+) -> list[keras.callbacks.Callback]:
+    """Builds the callbacks of one training stage, in the order they must run.
+
+    1. `EpochTimer` adds each epoch's seconds and training images/s to the logs;
+    2. `CSVLogger` appends each epoch's logs to `history.csv` (the stage's history,
+       across interruptions);
+    3. `ModelCheckpoint` keeps the weights of the best epoch by `monitor`
+       (validation loss by default), starting from the best value of an
+       interrupted earlier run;
+    4. `EarlyStopping` ends the stage after `patience` epochs without improvement;
+    5. `BackupAndRestore` saves the model and optimizer after every epoch, so that
+       rerunning an interrupted stage continues from its last finished epoch.
+
+    Args:
+        stage_dir: The stage's folder.
+        num_train_images: Training images per epoch.
+        patience: Epochs without improvement before stopping. Defaults to `8`.
+        monitor: Validation value to minimize. Defaults to `"val_loss"`.
+        best_so_far: Best `monitor` value of earlier epochs of this stage.
+            Defaults to `math.inf` (none).
+
+    Returns:
+        The callbacks, for `model.fit(..., callbacks=...)`.
+    """
+    return [
+        EpochTimer(num_train_images),
+        keras.callbacks.CSVLogger(str(stage_dir / _LOG_FILE), append=True),
+        keras.callbacks.ModelCheckpoint(
+            str(stage_dir / _BEST_WEIGHTS_FILE),
+            monitor=monitor,
+            save_best_only=True,
+            save_weights_only=True,
+            initial_value_threshold=best_so_far if math.isfinite(best_so_far) else None,
+        ),
+        keras.callbacks.EarlyStopping(monitor=monitor, patience=patience),
+        keras.callbacks.BackupAndRestore(str(stage_dir / "backup")),
+    ]
+
+
 def train_stage(
     model: keras.Model,
     train_data: tf.data.Dataset,
@@ -161,12 +204,13 @@ def train_stage(
             as computing cached features). Defaults to `0.0`.
         callbacks: More callbacks, run after the stage's own (which write the
             epoch's backup first). Defaults to `None`.
-        verbose: `model.fit` verbosity: 2 prints one line per epoch. Defaults to `2`.
+        verbose: `model.fit` verbosity: 0 silent, 1 a progress bar, 2 one line
+            per epoch. Defaults to `2`.
 
     Returns:
         A `StageResult`. The model holds the best epoch's weights.
     """
-    finished = load_finished_stage(model, name, output_dir, fingerprint)
+    finished = load_finished_stage(model, name, output_dir, fingerprint, verbose)
     if finished is not None:
         return finished
     stage_dir = Path(output_dir) / name
@@ -182,21 +226,11 @@ def train_stage(
     previous = read_history(log_path)
     _, best_so_far = _best_epoch(previous, monitor)
     elapsed_before = sum(previous.get("epoch_seconds", []))
-    if resuming:
+    if resuming and verbose:
         print(f"[{name}] resuming after epoch {previous['epoch'][-1] + 1 if previous else initial_epoch}.")
 
     stage_callbacks = [
-        EpochTimer(num_train_images),
-        keras.callbacks.CSVLogger(str(log_path), append=True),
-        keras.callbacks.ModelCheckpoint(
-            str(best_path),
-            monitor=monitor,
-            save_best_only=True,
-            save_weights_only=True,
-            initial_value_threshold=best_so_far if math.isfinite(best_so_far) else None,
-        ),
-        keras.callbacks.EarlyStopping(monitor=monitor, patience=patience),
-        keras.callbacks.BackupAndRestore(str(backup_dir)),
+        *build_stage_callbacks(stage_dir, num_train_images, patience, monitor, best_so_far),
         *(callbacks or []),
     ]
     start = time.perf_counter()
@@ -209,6 +243,9 @@ def train_stage(
         shuffle=False,  # The training dataset shuffles itself, seeded.
         verbose=verbose,
     )
+    # BackupAndRestore leaves the epoch it restored in `model._initial_epoch`, and Keras prefers that over
+    # `initial_epoch`: clear it, or the next stage on this model would start at this stage's restored epoch.
+    model._initial_epoch = None
     seconds = extra_seconds + elapsed_before + time.perf_counter() - start
     if best_path.exists():
         _load_best_weights(model, best_path)
@@ -241,7 +278,11 @@ def _normalize(fingerprint: dict[str, object] | None) -> dict[str, object]:
 
 
 def load_finished_stage(
-    model: keras.Model, name: str, output_dir: str | Path, fingerprint: dict[str, object] | None = None
+    model: keras.Model,
+    name: str,
+    output_dir: str | Path,
+    fingerprint: dict[str, object] | None = None,
+    verbose: int = 1,
 ) -> StageResult | None:
     """Loads a stage that finished in an earlier run with the same settings.
 
@@ -250,6 +291,7 @@ def load_finished_stage(
         name: The stage's name.
         output_dir: The study's output folder.
         fingerprint: The stage's settings; see `train_stage`. Defaults to `None`.
+        verbose: Say so when a finished stage is loaded. Defaults to `1`.
 
     Returns:
         The stage's `StageResult`, or `None` if it has not finished with these settings.
@@ -262,111 +304,9 @@ def load_finished_stage(
     if saved.get("fingerprint") != _normalize(fingerprint):
         return None
     _load_best_weights(model, best_path)
-    print(
-        f"[{name}] finished in an earlier run: loaded its best weights from {best_path} "
-        f"(delete {stage_dir} to train again)."
-    )
-    return StageResult(**saved["result"])
-
-
-def build_feature_extractor(model: keras.Model) -> keras.Model:
-    """Returns the part of a model from raw pixels to its pooled features (shares weights)."""
-    return keras.Model(model.inputs, model.get_layer(POOL_NAME).output, name=f"{model.name}_features")
-
-
-def build_head(model: keras.Model) -> keras.Model:
-    """Returns the part of a model from pooled features to its logit (shares weights).
-
-    Training the head trains the same layers the full model uses, so after
-    training on cached features the full model is ready: raw pixels in, logit out.
-    """
-    features = keras.Input(model.get_layer(POOL_NAME).output.shape[1:], name="features")
-    x = model.get_layer(HEAD_DROPOUT_NAME)(features)
-    outputs = model.get_layer(LOGIT_NAME)(x)
-    return keras.Model(features, outputs, name=f"{model.name}_head")
-
-
-def extract_features(extractor: keras.Model, dataset: tf.data.Dataset) -> tuple[np.ndarray, np.ndarray]:
-    """Runs a feature extractor over a dataset once, without augmentation.
-
-    Returns:
-        `(features, labels)` as float32 and int32 NumPy arrays.
-    """
-    features = extractor.predict(dataset.map(lambda images, labels: images), verbose=0)
-    labels = np.concatenate([labels for _, labels in dataset.as_numpy_iterator()])
-    return features.astype(np.float32), labels.astype(np.int32)
-
-
-def train_head_on_features(
-    model: keras.Model,
-    train_in_order: tf.data.Dataset,
-    validation_data: tf.data.Dataset,
-    *,
-    learning_rate: float,
-    epochs: int,
-    output_dir: str | Path,
-    batch_size: int = 32,
-    seed: int = 1337,
-    patience: int = 8,
-    name: str = "transfer",
-    fingerprint: dict[str, object] | None = None,
-    verbose: int = 2,
-) -> StageResult:
-    """Trains a frozen-base model's head on features computed once (the fast path).
-
-    The frozen base sees each photo once per split instead of once per epoch;
-    the head then trains in seconds. The price: no augmentation, since the
-    features are fixed. The model passed in shares its head with the head
-    trained here, so it is ready to use afterwards.
-
-    Args:
-        model: A model from `build_transfer_model`.
-        train_in_order: Training batches in a fixed order.
-        validation_data: Validation batches.
-        learning_rate: Adam learning rate of the head.
-        epochs: Maximum epochs.
-        output_dir: The study's output folder.
-        batch_size: Feature vectors per batch. Defaults to `32`.
-        seed: Seed of the shuffle. Defaults to `1337`.
-        patience: Early-stopping patience. Defaults to `8`.
-        name: Name of the stage. Defaults to `"transfer"`.
-        fingerprint: See `train_stage`. Defaults to `None`.
-        verbose: See `train_stage`. Defaults to `2`.
-
-    Returns:
-        A `StageResult` whose `train_seconds` include computing the features.
-    """
-    finished = load_finished_stage(build_head(model), name, output_dir, fingerprint)
-    if finished is not None:
-        return finished
-    start = time.perf_counter()
-    extractor = build_feature_extractor(model)
-    if verbose:
-        print(f"[{name}] computing the frozen base's features once per split...")
-    train_features, train_labels = extract_features(extractor, train_in_order)
-    validation_features, validation_labels = extract_features(extractor, validation_data)
-    extraction_seconds = time.perf_counter() - start
     if verbose:
         print(
-            f"[{name}] features for {len(train_labels) + len(validation_labels)} photos in {extraction_seconds:.1f} s."
+            f"[{name}] finished in an earlier run: loaded its best weights from {best_path} "
+            f"(delete {stage_dir} to train again)."
         )
-    head = compile_model(build_head(model), learning_rate)
-    train = (
-        tf.data.Dataset.from_tensor_slices((train_features, train_labels))
-        .shuffle(len(train_labels), seed=seed, reshuffle_each_iteration=True)
-        .batch(batch_size)
-    )
-    validation = tf.data.Dataset.from_tensor_slices((validation_features, validation_labels)).batch(batch_size)
-    return train_stage(
-        head,
-        train,
-        validation,
-        name=name,
-        epochs=epochs,
-        output_dir=output_dir,
-        num_train_images=len(train_labels),
-        patience=patience,
-        fingerprint=fingerprint,
-        extra_seconds=extraction_seconds,
-        verbose=verbose,
-    )
+    return StageResult(**saved["result"])

@@ -8,6 +8,7 @@ them are skipped, with the reason, in a clone outside that layout.
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import matplotlib
@@ -51,15 +52,27 @@ def make_photo_folder():
     return photo_factory.make_photo_folder
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
-    """Runs `python -m catsdogs_helpers ARGS` in a subprocess, as a user would."""
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, timeout: int = 600, cwd: str | Path | None = None
+) -> subprocess.CompletedProcess:
+    """Runs `catsdogs ARGS` in a subprocess, as a user would: the installed command, from outside the clone.
+
+    The command is the `catsdogs` script installed next to this Python (`python -m
+    catsdogs_helpers` where there is none), run from `cwd` (a new temporary folder
+    by default), its output piped as into a log file.
+    """
+    script = Path(sys.executable).parent / "catsdogs"
+    command = [str(script)] if script.is_file() else [sys.executable, "-m", "catsdogs_helpers"]
+    if cwd is None:
+        cwd = tempfile.mkdtemp(prefix="catsdogs-cwd-")
     return subprocess.run(
-        [sys.executable, "-m", "catsdogs_helpers", *args],
+        [*command, *args],
         capture_output=True,
         text=True,
         timeout=timeout,
         env={**os.environ, **(env or {})},
         stdin=subprocess.DEVNULL,
+        cwd=cwd,
     )
 
 

@@ -14,6 +14,9 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import stat
+import struct
+import zlib
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -225,15 +228,103 @@ def plant_unusual_files(directory: str | os.PathLike, class_name: str = "cat", s
 def folder_fingerprint(root: str | os.PathLike) -> dict[str, tuple[int, str]]:
     """Returns `{relative path: (size, sha256)}` of every file under `root`, hidden ones included.
 
-    Folders are listed too (as `(-1, "")`), so that a created or deleted folder shows.
+    Folders are listed too (as `(-1, "")`), so that a created or deleted folder shows; symbolic
+    links as `(-2, target)`, and pipes, sockets and devices as `(-3, "")`, without reading them.
     """
     root = Path(root)
     fingerprint = {}
     for folder, folders, names in os.walk(root):
         for name in folders:
-            fingerprint[(Path(folder) / name).relative_to(root).as_posix() + "/"] = (-1, "")
+            path = Path(folder) / name
+            link = (-2, os.readlink(path)) if path.is_symlink() else (-1, "")
+            fingerprint[path.relative_to(root).as_posix() + "/"] = link
         for name in names:
             path = Path(folder) / name
-            data = path.read_bytes()
-            fingerprint[path.relative_to(root).as_posix()] = (len(data), hashlib.sha256(data).hexdigest())
+            if path.is_symlink():
+                fingerprint[path.relative_to(root).as_posix()] = (-2, os.readlink(path))
+            elif not stat.S_ISREG(path.lstat().st_mode):
+                fingerprint[path.relative_to(root).as_posix()] = (-3, "")
+            else:
+                data = path.read_bytes()
+                fingerprint[path.relative_to(root).as_posix()] = (len(data), hashlib.sha256(data).hexdigest())
     return fingerprint
+
+
+def plant_unreadable_files(directory: str | os.PathLike) -> dict[str, str]:
+    """Plants files that look like photos but cannot be read, each for another reason.
+
+    A broken symbolic link, a symbolic link loop and (where the system has
+    them) a named pipe, which would block a reader forever. Nothing here needs
+    more than a few bytes.
+
+    Args:
+        directory: A class folder (created if needed).
+
+    Returns:
+        `{file name: the reason decode_photo must give, exactly}`.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    expected = {}
+    os.symlink(directory / "no_such_target.jpg", directory / "dangling_link.jpg")
+    expected["dangling_link.jpg"] = (
+        f"broken symbolic link (its target {directory / 'no_such_target.jpg'} does not exist)"
+    )
+    os.symlink("link_loop.jpg", directory / "link_loop.jpg")
+    expected["link_loop.jpg"] = "symbolic link loop"
+    if hasattr(os, "mkfifo"):
+        os.mkfifo(directory / "pipe.jpg")
+        expected["pipe.jpg"] = "not a regular file (a pipe, socket or device)"
+    return expected
+
+
+def write_undecodable_name_photo(directory: str | os.PathLike, image: np.ndarray) -> str | None:
+    """Writes a JPEG named `b"cat\\xff.jpg"` (not valid UTF-8) and returns its path as Python sees it.
+
+    Returns `None` where the file system refuses such names (macOS, Windows).
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = os.fsencode(directory) + b"/cat\xff.jpg"
+    try:
+        with open(path, "wb") as file:
+            Image.fromarray(image).save(file, format="JPEG", quality=95)
+    except OSError:
+        return None
+    return os.fsdecode(path)
+
+
+def _png_chunk(kind: bytes, payload: bytes) -> bytes:
+    return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+
+
+def write_huge_png(path: str | os.PathLike, width: int, height: int) -> Path:
+    """Writes a valid black 1-bit PNG of `width` x `height` pixels, a few hundred kilobytes on disk.
+
+    The rows are compressed one at a time, so a 200-megapixel PNG costs about
+    a second and little memory to write.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)  # 1 bit, grayscale, no interlace.
+    row = b"\x00" * (1 + (width + 7) // 8)  # Filter byte "none", then black pixels.
+    compressor = zlib.compressobj(9)
+    data = b"".join(compressor.compress(row) for _ in range(height)) + compressor.flush()
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header) + _png_chunk(b"IDAT", data) + _png_chunk(b"IEND", b"")
+    )
+    return path
+
+
+def write_gray_pair(directory: str | os.PathLike, size: int = 32) -> tuple[Path, Path]:
+    """Writes one grayscale picture as an 8-bit and as a 16-bit PNG; returns `(path_8_bit, path_16_bit)`.
+
+    The picture's levels run from 10 to 200, not to 255, so a decoder that
+    stretches each image to full brightness shows.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    levels = np.uint8(np.round(np.linspace(10, 200, size * size))).reshape(size, size)
+    Image.fromarray(levels).save(directory / "gray8.png", format="PNG")
+    Image.fromarray(levels.astype(np.uint16) * 257).save(directory / "gray16.png", format="PNG")
+    return directory / "gray8.png", directory / "gray16.png"

@@ -1,6 +1,8 @@
 """The command line end to end (smoke preset, on a folder and on tfds), and its answers to bad input."""
 
 import json
+import re
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +23,6 @@ def check_report(output: Path) -> dict:
         assert (output / f"{name}.keras").stat().st_size > 0
     for name in FIGURES:
         assert (output / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert (output / "transfer_learning.ipynb").exists()
     report = (output / "report.md").read_text()
     assert "| model | test accuracy |" in report and "Random weights" in report
     results = json.loads((output / "results.json").read_text())
@@ -37,15 +38,31 @@ def check_report(output: Path) -> dict:
     return results
 
 
+@pytest.mark.slow
 def test_run_on_a_folder_writes_the_whole_report(smoke_study):
     process = smoke_study["process"]
     assert process.returncode == 0, process.stderr[-3000:]
-    assert "Executing Cell" in process.stdout  # Progress, cell by cell.
     results = check_report(smoke_study["output"])
     assert results["data"]["counts"]["test"] == {"cat": 4, "dog": 4}
     assert results["data"]["source"] == str(smoke_study["photos"])
 
 
+@pytest.mark.slow
+def test_run_console_says_each_stage_once_without_colour_codes_or_noise(smoke_study):
+    process = smoke_study["process"]
+    out, err = process.stdout, process.stderr
+    for stage in ("data", "scratch", "transfer", "finetuned", "evaluation", "figures", "report"):
+        assert out.count(f"== {stage}: ") == 1, stage
+    assert "\x1b[" not in out + err  # Piped: one plain line per epoch, no progress bar.
+    assert "Executing Cell" not in out and "Traceback" not in err
+    assert "| finetuned |" in out.split("== report: ")[1]  # The results table at the end.
+    assert not re.search(r"cuda|absl|oneDNN|cpu_feature_guard|retracing", out + err, flags=re.IGNORECASE)
+    # Keras's epoch lines ("3/3 - 1s - ...") may repeat by chance; no other line may.
+    lines = [line for line in out.splitlines() if line.strip() and not re.match(r"^\d+/\d+ - ", line)]
+    assert [line for line, count in Counter(lines).items() if count > 1] == []
+
+
+@pytest.mark.slow
 def test_evaluate_reproduces_the_test_accuracy_of_the_run(smoke_study):
     output, photos = smoke_study["output"], smoke_study["photos"]
     results = json.loads((output / "results.json").read_text())
@@ -57,6 +74,7 @@ def test_evaluate_reproduces_the_test_accuracy_of_the_run(smoke_study):
     assert report["metrics"]["loss"] == pytest.approx(results["models"]["finetuned"]["test"]["loss"], rel=1e-4)
 
 
+@pytest.mark.slow
 def test_predict_classifies_readable_photos_and_reports_unreadable_ones(smoke_study, tmp_path):
     photos = sorted((smoke_study["photos"] / "test" / "dog").glob("*.jpg"))[:2]
     broken = tmp_path / "broken.jpg"
@@ -73,6 +91,7 @@ def test_predict_classifies_readable_photos_and_reports_unreadable_ones(smoke_st
     assert "Traceback" not in process.stderr
 
 
+@pytest.mark.slow
 def test_run_on_tfds_prepares_nothing_online(tmp_path):
     """The tfds path, offline: the real builder prepared a fake download into TFDS_DATA_DIR."""
     data_dir = tfds_factory.prepare_fake_cats_vs_dogs(tmp_path / "tfds", num_per_class=20)
@@ -105,10 +124,84 @@ def test_run_rejects_bad_input_before_starting(capsys, tmp_path, make_photo_fold
     assert "weights file does not exist" in message
     message = one_line_error(capsys, ["run", "--data", str(photos), "--image-size", "100"])
     assert "image_size=100" in message
-    message = one_line_error(capsys, ["run", "--data", str(photos), "--notebook", str(tmp_path / "x.ipynb")])
-    assert "notebook was not found" in message
+    a_file = tmp_path / "a_file"
+    a_file.write_text("not a folder")
+    for output in (a_file, a_file / "below"):
+        message = one_line_error(capsys, ["run", "--preset", "smoke", "--data", str(photos), "--output", str(output)])
+        assert f"{a_file} is a file" in message
+    message = one_line_error(
+        capsys, ["run", "--preset", "smoke", "--data", str(photos), "--output", str(photos / "out")]
+    )
+    assert "inside the data folder" in message and not (photos / "out").exists()
+    message = one_line_error(
+        capsys,
+        [
+            "run",
+            "--preset",
+            "smoke",
+            "--data",
+            str(photos),
+            "--image-size",
+            "100000",
+            "--output",
+            str(a_file.parent / "o"),
+        ],
+    )
+    assert "needs" in message and "GiB" in message and "image_size=100000" in message
+    assert "NAME=VALUE" in one_line_error(capsys, ["run", "--preset", "smoke", "--set", "epochs=3"])
+    assert "scratch_epochs=0" in one_line_error(
+        capsys, ["run", "--preset", "smoke", "--data", str(photos), "--set", "scratch_epochs=0"]
+    )
 
 
+def test_options_left_out_take_the_presets_values():
+    parser = cli.build_parser()
+    smoke = cli.build_config(parser.parse_args(["run", "--preset", "smoke"]))
+    assert (smoke.weights, smoke.alpha, smoke.data) == (None, 0.35, "tfds")
+    quick = cli.build_config(
+        parser.parse_args(["run", "--preset", "quick", "--set", "alpha=0.5", "--set", "patience=3"])
+    )
+    assert (quick.weights, quick.alpha, quick.patience, quick.image_size) == ("imagenet", 0.5, 3, 224)
+    explicit = cli.build_config(
+        parser.parse_args(["run", "--preset", "smoke", "--weights", "imagenet", "--image-size", "96"])
+    )
+    assert (explicit.weights, explicit.image_size) == ("imagenet", 96)
+
+
+def test_version_and_preset_help(capsys):
+    with pytest.raises(SystemExit) as raised:
+        cli.main(["--version"])
+    assert raised.value.code == 0
+    from catsdogs_helpers import __version__
+
+    assert capsys.readouterr().out.strip() == f"catsdogs {__version__}"
+    with pytest.raises(SystemExit):
+        cli.main(["run", "--help"])
+    help_text = capsys.readouterr().out
+    for name in ("default", "quick", "smoke"):
+        assert f"  {name} " in help_text
+
+
+def test_an_unexpected_error_keeps_its_traceback_and_says_it_is_a_bug(capsys, monkeypatch):
+    def broken(args):
+        raise RuntimeError("a bug deep inside")
+
+    monkeypatch.setitem(cli._COMMANDS, "predict", broken)
+    assert cli.main(["predict", "--model", "m.keras", "x.jpg"]) == cli.EXIT_RUN_FAILED
+    err = capsys.readouterr().err
+    assert "Traceback" in err and "RuntimeError: a bug deep inside" in err and "This is a bug" in err
+
+
+def test_ctrl_c_outside_the_study_exits_130(capsys, monkeypatch):
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setitem(cli._COMMANDS, "predict", interrupted)
+    assert cli.main(["predict", "--model", "m.keras", "x.jpg"]) == cli.EXIT_INTERRUPTED
+    assert capsys.readouterr().err.strip() == "Interrupted."
+
+
+@pytest.mark.slow
 def test_evaluate_and_predict_reject_bad_input(capsys, tmp_path, smoke_study):
     model = str(smoke_study["output"] / "scratch.keras")
     assert "model file does not exist" in one_line_error(

@@ -80,7 +80,7 @@ def test_replace_returns_a_checked_copy():
     assert changed.batch_size == 16
     assert DEFAULT.batch_size == 32
     assert _differences(DEFAULT, changed) == {"batch_size"}
-    with pytest.raises(ValueError, match=re.escape("batch_size=0")):
+    with pytest.raises(config.InputError, match=re.escape("batch_size=0")):
         DEFAULT.replace(batch_size=0)
     with pytest.raises(dataclasses.FrozenInstanceError):
         DEFAULT.batch_size = 8  # type: ignore[misc]
@@ -135,15 +135,15 @@ def test_data_path_is_stored_as_a_string(tmp_path):
     ],
 )
 def test_invalid_values_raise_value_error_echoing_the_value(name, value):
-    with pytest.raises(ValueError, match=re.escape(f"{name}={value!r}")):
+    with pytest.raises(config.InputError, match=re.escape(f"{name}={value!r}")):
         StudyConfig(**{name: value})
     if name != "preset":
-        with pytest.raises(ValueError, match=re.escape(f"{name}={value!r}")):
+        with pytest.raises(config.InputError, match=re.escape(f"{name}={value!r}")):
             get_config("quick", **{name: value})
 
 
 def test_imagenet_weights_need_an_imagenet_size():
-    with pytest.raises(ValueError, match=r"image_size=100") as error:
+    with pytest.raises(config.InputError, match=r"image_size=100") as error:
         get_config(image_size=100)
     assert "weights='imagenet'" in str(error.value)
     assert get_config(image_size=100, weights="none").image_size == 100
@@ -153,12 +153,12 @@ def test_imagenet_weights_need_an_imagenet_size():
 
 
 def test_unknown_preset_raises():
-    with pytest.raises(ValueError, match=re.escape("preset='huge'")):
+    with pytest.raises(config.InputError, match=re.escape("preset='huge'")):
         get_config("huge")
 
 
 def test_unknown_setting_raises_and_names_it():
-    with pytest.raises(ValueError, match="learning_rat") as error:
+    with pytest.raises(config.InputError, match="learning_rat") as error:
         get_config(learning_rat=0.1)
     assert "Unknown setting" in str(error.value)
 
@@ -170,3 +170,43 @@ def test_to_dict_is_json_serializable_and_round_trips(preset):
     assert settings["preset"] == preset
     assert set(settings) == {field.name for field in dataclasses.fields(StudyConfig)}
     assert StudyConfig(**settings) == config_
+
+
+@pytest.mark.parametrize(
+    ("assignment", "expected"),
+    [
+        ("alpha=0.35", ("alpha", 0.35)),
+        ("scratch_epochs=5", ("scratch_epochs", 5)),
+        (" batch_size = 16 ", ("batch_size", 16)),
+        ("use_cached_features=false", ("use_cached_features", False)),
+        ("use_cached_features=Yes", ("use_cached_features", True)),
+        ("max_images_per_split=none", ("max_images_per_split", None)),
+        ("cache_dir=/tmp/cache", ("cache_dir", "/tmp/cache")),
+        ("weights=None", ("weights", None)),
+        ("data=tfds", ("data", "tfds")),
+    ],
+)
+def test_parse_setting_types_the_value_by_its_field(assignment, expected):
+    assert config.parse_setting(assignment) == expected
+
+
+@pytest.mark.parametrize(
+    ("assignment", "message"),
+    [
+        ("alpha", "NAME=VALUE"),
+        ("learning_rate=0.1", "NAME=VALUE"),
+        ("preset=quick", "the preset has its own option"),
+        ("scratch_epochs=five", "expected a value of type int"),
+        ("scratch_epochs=none", "expected a value of type int"),
+        ("use_cached_features=maybe", "expected true or false"),
+    ],
+)
+def test_parse_setting_refuses_what_it_cannot_type(assignment, message):
+    with pytest.raises(config.InputError, match=message) as raised:
+        config.parse_setting(assignment)
+    assert repr(assignment) in str(raised.value)
+
+
+def test_every_preset_is_described_in_one_sentence():
+    assert set(config.PRESET_DESCRIPTIONS) == set(config.PRESET_NAMES)
+    assert "alpha 0.35" in config.PRESET_DESCRIPTIONS["smoke"]  # Why a 1.0 weights file does not fit it.

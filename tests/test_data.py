@@ -1,7 +1,11 @@
 """Tests of catsdogs_helpers.data: tf.data pipelines from a folder, from tfds (mocked), and from real photos."""
 
+import builtins
 import collections
+import errno
 import hashlib
+import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +14,8 @@ import pytest
 import tensorflow as tf
 
 from catsdogs_helpers import data
-from catsdogs_helpers.data import load_splits
+from catsdogs_helpers.data import load_labelled_photos, load_splits
+from catsdogs_helpers.errors import InputError, MissingInputError
 from catsdogs_helpers.photos import SPLIT_NAMES, decode_photo, list_photo_folder
 
 IMAGE_SIZE = 32
@@ -195,6 +200,26 @@ def test_file_cache_is_written_and_reused(photos, tmp_path, count_decodes):
     assert sum(grown.num_images(split) for split in SPLIT_NAMES) == 32 + 12
 
 
+def test_a_cache_left_locked_by_a_killed_run_is_refused_with_the_fix(photos, tmp_path):
+    cache_dir = tmp_path / "cache"
+    load_splits(photos, image_size=IMAGE_SIZE, cache_dir=cache_dir, verbose=False, **FRACTIONS)
+    (index,) = cache_dir.glob(f"train-{IMAGE_SIZE}px-*.index")
+    for path in cache_dir.iterdir():
+        path.unlink()
+    lockfile = cache_dir / f"{index.name.removesuffix('.index')}_0.lockfile"
+    lockfile.write_text("Created at: 0")  # What a run killed while decoding the train split leaves behind.
+    with pytest.raises(InputError) as error:
+        load_splits(photos, image_size=IMAGE_SIZE, cache_dir=cache_dir, verbose=False, **FRACTIONS)
+    message = str(error.value)
+    assert f"The train cache is locked by {lockfile}: another run is filling it, or a run was stopped" in message
+    assert "delete the lockfile (the photos are then decoded again); or pass another cache_dir" in message
+    assert f"Received: cache_dir={str(cache_dir)!r}" in message
+    assert lockfile.exists()  # Left for the user to judge: it may belong to a run still going.
+    lockfile.unlink()
+    splits = load_splits(photos, image_size=IMAGE_SIZE, cache_dir=cache_dir, verbose=False, **FRACTIONS)
+    assert sum(splits.num_images(split) for split in SPLIT_NAMES) == 32
+
+
 def test_pre_split_folder(tmp_path):
     root = photo_factory.make_presplit_folder(tmp_path / "photos", {"train": 6, "validation": 3, "test": 2}, size=40)
     splits = load_splits(root, image_size=IMAGE_SIZE, verbose=False)
@@ -216,18 +241,6 @@ def test_layout_errors(tmp_path):
         load_splits(no_validation, image_size=IMAGE_SIZE, verbose=False)
 
 
-def test_an_empty_split_is_an_error(tmp_path):
-    root = photo_factory.make_presplit_folder(tmp_path / "photos", {"train": 4, "validation": 2, "test": 0}, size=16)
-    with pytest.raises(ValueError, match="test split has no usable photo"):
-        load_splits(root, image_size=IMAGE_SIZE, verbose=False)
-    # A split whose only photos are broken is empty too.
-    for path in (root / "test" / "cat").iterdir():
-        path.unlink()
-    (root / "test" / "cat" / "broken.jpg").write_bytes(b"")
-    with pytest.raises(ValueError, match="test split has no usable photo"):
-        load_splits(root, image_size=IMAGE_SIZE, verbose=False)
-
-
 # TensorFlow Datasets, mocked (offline).
 
 
@@ -244,6 +257,22 @@ def test_tfds_splits_under_mock_data():
         assert images.dtype == np.uint8 and labels.dtype == np.int32
         assert set(labels.tolist()) <= {0, 1}
     assert splits.num_images("validation") == 6
+
+
+def test_tfds_data_of_one_class_is_refused_with_the_counts():
+    tfds = pytest.importorskip("tensorflow_datasets")
+
+    def only_cats(*args, **kwargs):
+        return tf.data.Dataset.from_tensor_slices(
+            {"image": tf.zeros((4, 20, 20, 3), tf.uint8), "label": tf.zeros(4, tf.int64), "image/filename": ["a"] * 4}
+        )
+
+    with tfds.testing.mock_data(as_dataset_fn=only_cats), pytest.raises(InputError) as error:
+        load_splits("tfds", image_size=IMAGE_SIZE, max_images_per_split=6, verbose=False)
+    message = str(error.value)
+    assert "train: cat 4, dog 0; validation: cat 4, dog 0; test: cat 4, dog 0 (no file was skipped)" in message
+    assert "raise or remove max_images_per_split" in message
+    assert "Received: data='tfds', validation_fraction=0.1, test_fraction=0.1, max_images_per_split=6" in message
 
 
 def test_tfds_failure_explains_how_to_run_offline(monkeypatch):
@@ -288,3 +317,193 @@ def test_real_photos_load_completely(shared_photos):
         expected = [label for _, label in folder.files[split]]
         assert labels.tolist() == expected
         assert collections.Counter(labels.tolist()) == {0: on_disk[split]["cat"], 1: on_disk[split]["dog"]}
+
+
+# Every file gets an honest verdict, and the run goes on.
+
+
+@pytest.mark.parametrize("file_cache", [False, True])
+def test_unreadable_files_are_skipped_with_their_true_reason_and_the_rest_loads(tmp_path, monkeypatch, file_cache):
+    root = photo_factory.make_photo_folder(tmp_path / "photos", num_per_class=8, size=40)
+    expected = photo_factory.plant_unreadable_files(root / "dog")
+    locked = photo_factory.write_jpeg(root / "dog" / "locked.jpg", photo_factory.synthetic_photo("dog", 40))
+    expected["locked.jpg"] = "permission denied"
+    real_open = builtins.open
+
+    def guarded_open(file, *args, **kwargs):  # Root ignores chmod, so refuse this one file here.
+        if isinstance(file, (str, bytes, os.PathLike)) and os.fsdecode(file) == str(locked):
+            raise PermissionError(errno.EACCES, "Permission denied", str(locked))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", guarded_open)
+    before = photo_factory.folder_fingerprint(root)
+    cache_dir = tmp_path / "cache" if file_cache else None
+    splits = load_splits(root, image_size=IMAGE_SIZE, cache_dir=cache_dir, verbose=False, **FRACTIONS)
+    assert {Path(item.path).name: item.reason for item in splits.skipped} == expected
+    assert photo_factory.folder_fingerprint(root) == before
+    assert sum(splits.num_images(split) for split in SPLIT_NAMES) == 16
+    for split in SPLIT_NAMES:
+        assert len(_epoch(getattr(splits, split))[0]) == splits.num_images(split)
+
+
+def test_a_file_name_that_is_not_utf8_is_loaded_and_reported_printably(tmp_path, capsys):
+    root = photo_factory.make_photo_folder(tmp_path / "photos", num_per_class=8, size=40)
+    path = photo_factory.write_undecodable_name_photo(root / "cat", photo_factory.synthetic_photo("cat", 40, seed=3))
+    if path is None:
+        pytest.skip("this file system refuses names that are not valid UTF-8")
+    broken = os.fsencode(root / "dog") + b"/dog\xfe.jpg"
+    with open(broken, "wb"):  # An empty file, with a name that is not UTF-8 either.
+        pass
+    splits = load_splits(root, image_size=IMAGE_SIZE, cache_dir=tmp_path / "cache", verbose=True, **FRACTIONS)
+    assert sum(splits.counts[split]["cat"] for split in SPLIT_NAMES) == 9  # The photo is used.
+    assert [(os.fsencode(item.path), item.reason) for item in splits.skipped] == [(broken, "empty file")]
+    printed = capsys.readouterr().out
+    assert f"{root / 'dog'}/dog\\xfe.jpg: empty file" in printed
+    report = json.dumps(splits.to_dict(), ensure_ascii=False).encode("utf-8")  # Valid UTF-8 throughout.
+    assert b"dog\\\\xfe.jpg" in report
+
+
+def test_a_new_decoder_does_not_reuse_the_old_decoders_cache(photos, tmp_path, count_decodes, monkeypatch):
+    load_splits(photos, image_size=IMAGE_SIZE, cache_dir=tmp_path / "cache", verbose=False, **FRACTIONS)
+    assert len(count_decodes) == 32
+    monkeypatch.setattr(data, "DECODER_VERSION", data.DECODER_VERSION + 1)
+    load_splits(photos, image_size=IMAGE_SIZE, cache_dir=tmp_path / "cache", verbose=False, **FRACTIONS)
+    assert len(count_decodes) == 64  # Pixels and reasons of the old decoder are not served again.
+
+
+@pytest.mark.parametrize(
+    ("argument", "value"),
+    [("image_size", 0), ("batch_size", 0), ("max_images_per_split", 0), ("max_images_per_split", -3)],
+)
+def test_invalid_arguments_are_refused_with_the_received_value(photos, argument, value):
+    arguments = {"image_size": IMAGE_SIZE, "batch_size": 4, "verbose": False, **FRACTIONS, argument: value}
+    with pytest.raises(InputError, match=f"Received: {argument}={value}"):
+        load_splits(photos, **arguments)
+    if argument in ("image_size", "batch_size"):
+        with pytest.raises(InputError, match=f"Received: {argument}={value}"):
+            load_labelled_photos(photos, **{"image_size": IMAGE_SIZE, "verbose": False, argument: value})
+
+
+def test_a_missing_folder_is_a_missing_input_error(tmp_path):
+    with pytest.raises(MissingInputError, match="does not exist") as error:
+        load_splits(tmp_path / "nowhere", image_size=IMAGE_SIZE, verbose=False)
+    assert isinstance(error.value, FileNotFoundError)
+
+
+# Degenerate data is refused, not scored.
+
+
+def _usable_per_split(root: Path, label: int) -> dict[str, int]:
+    """Photos of one class per split, as load_splits assigns them (FRACTIONS)."""
+    folder = list_photo_folder(root, **FRACTIONS)
+    return {split: sum(item[1] == label for item in folder.files[split]) for split in SPLIT_NAMES}
+
+
+def test_an_empty_class_folder_is_refused_with_the_counts_per_split_and_class(tmp_path):
+    root = photo_factory.make_photo_folder(tmp_path / "photos", num_per_class=12, size=16, class_names=("cat",))
+    (root / "dog").mkdir()
+    cats = _usable_per_split(root, 0)
+    with pytest.raises(InputError) as error:
+        load_splits(root, image_size=IMAGE_SIZE, verbose=False, **FRACTIONS)
+    message = str(error.value)
+    assert "train has no dog, validation has no dog, test has no dog" in message
+    counts = "; ".join(f"{split}: cat {cats[split]}, dog 0" for split in SPLIT_NAMES)
+    assert f"Usable photos per split and class: {counts} (no file was skipped)" in message
+    assert counts.startswith("train: cat ")
+    assert "Add usable photos of dog to dog/, or change validation_fraction/test_fraction" in message
+    assert f"Received: data={str(root)!r}, validation_fraction=0.25, test_fraction=0.25" in message
+
+
+def test_a_class_of_broken_files_is_refused_with_the_counts_and_the_skipped_files(tmp_path):
+    root = photo_factory.make_photo_folder(tmp_path / "photos", num_per_class=12, size=16, class_names=("cat",))
+    for index in range(6):
+        (root / "dog" / f"dog.{index}.jpg").parent.mkdir(exist_ok=True)
+        (root / "dog" / f"dog.{index}.jpg").write_bytes(b"")
+    with pytest.raises(InputError) as error:
+        load_splits(root, image_size=IMAGE_SIZE, verbose=False, **FRACTIONS)
+    message = str(error.value)
+    assert "has no dog" in message and "dog 0;" in message
+    assert "6 file(s) skipped, for example " in message
+    assert f"{root / 'dog'}/dog." in message and ": empty file" in message
+
+
+def test_a_single_photo_of_a_class_is_refused(tmp_path):
+    root = photo_factory.make_photo_folder(tmp_path / "photos", num_per_class=12, size=16, class_names=("cat",))
+    photo_factory.write_class_photos(root / "dog", "dog", 1, size=16)
+    dogs = _usable_per_split(root, 1)
+    assert sorted(dogs.values()) == [0, 0, 1]
+    with pytest.raises(InputError) as error:
+        load_splits(root, image_size=IMAGE_SIZE, verbose=False, **FRACTIONS)
+    lacking = ", ".join(f"{split} has no dog" for split in SPLIT_NAMES if not dogs[split])
+    assert f"but {lacking}." in str(error.value)
+    for split in SPLIT_NAMES:
+        assert f"{split}: cat " in str(error.value) and f", dog {dogs[split]}" in str(error.value)
+
+
+def test_a_pre_split_folder_lacking_a_class_in_one_split_is_refused(tmp_path):
+    root = photo_factory.make_presplit_folder(tmp_path / "photos", {"train": 4, "validation": 2, "test": 2}, size=16)
+    for path in (root / "test" / "dog").iterdir():
+        path.unlink()
+    with pytest.raises(InputError) as error:
+        load_splits(root, image_size=IMAGE_SIZE, verbose=False)
+    message = str(error.value)
+    assert "but test has no dog." in message
+    assert "train: cat 4, dog 4; validation: cat 2, dog 2; test: cat 2, dog 0 (no file was skipped)" in message
+    assert "Add usable photos of dog to test/dog/." in message
+    assert f"Received: data={str(root)!r}, max_images_per_split=None" in message  # Fractions do not apply.
+
+
+def test_an_empty_split_is_refused(tmp_path):
+    root = photo_factory.make_presplit_folder(tmp_path / "photos", {"train": 4, "validation": 2, "test": 0}, size=16)
+    with pytest.raises(InputError) as error:
+        load_splits(root, image_size=IMAGE_SIZE, verbose=False)
+    assert "but test has no cat, test has no dog." in str(error.value)
+    assert "test: cat 0, dog 0" in str(error.value)
+    assert "Add usable photos of cat and dog to test/cat/, test/dog/." in str(error.value)
+
+
+def test_evaluation_photos_load_with_their_counts_and_skipped_files(tmp_path):
+    root = photo_factory.make_photo_folder(tmp_path / "photos", num_per_class=5, size=40)
+    (root / "dog" / "empty.jpg").write_bytes(b"")
+    dataset, class_names, counts, skipped = load_labelled_photos(root, image_size=IMAGE_SIZE, verbose=False)
+    assert class_names == ("cat", "dog")
+    assert counts == {"cat": 5, "dog": 5}
+    assert [(Path(item.path).name, item.reason) for item in skipped] == [("empty.jpg", "empty file")]
+    images, labels = _epoch(dataset)
+    assert images.shape == (10, IMAGE_SIZE, IMAGE_SIZE, 3)
+    assert sorted(labels.tolist()) == [0] * 5 + [1] * 5
+
+
+def test_evaluation_photos_of_no_class_are_refused_with_the_counts(tmp_path):
+    root = tmp_path / "photos"
+    (root / "cat").mkdir(parents=True)
+    (root / "dog").mkdir()
+    with pytest.raises(InputError) as error:
+        load_labelled_photos(root, image_size=IMAGE_SIZE, verbose=False)
+    assert f"but {root} has no usable photo of cat or dog: usable photos cat 0, dog 0" in str(error.value)
+    assert "Add usable photos of cat and dog to cat/, dog/" in str(error.value)
+
+
+def test_evaluation_photos_of_one_class_are_refused_with_the_counts(tmp_path):
+    root = photo_factory.make_photo_folder(tmp_path / "photos", num_per_class=5, size=16, class_names=("cat",))
+    (root / "dog").mkdir()
+    (root / "dog" / "broken.jpg").write_bytes(b"not a photo at all")
+    with pytest.raises(InputError) as error:
+        load_labelled_photos(root, image_size=IMAGE_SIZE, verbose=False)
+    message = str(error.value)
+    assert f"but {root} has no usable photo of dog: usable photos cat 5, dog 0" in message
+    assert f"1 file(s) skipped, for example {root / 'dog' / 'broken.jpg'}: not an image" in message
+    assert "Add usable photos of dog to dog/" in message
+    assert f"Received: data={str(root)!r}" in message
+
+
+def test_evaluation_of_a_pre_split_folder_uses_its_test_photos_and_refuses_one_class(tmp_path):
+    root = photo_factory.make_presplit_folder(tmp_path / "photos", {"train": 4, "validation": 2, "test": 3}, size=16)
+    _, _, counts, _ = load_labelled_photos(root, image_size=IMAGE_SIZE, verbose=False)
+    assert counts == {"cat": 3, "dog": 3}
+    for path in (root / "test" / "cat").iterdir():
+        path.unlink()
+    with pytest.raises(InputError) as error:
+        load_labelled_photos(root, image_size=IMAGE_SIZE, verbose=False)
+    assert f"but {root} (its test/ folder) has no usable photo of cat: usable photos cat 0, dog 3" in str(error.value)
+    assert "Add usable photos of cat to test/cat/" in str(error.value)

@@ -1,14 +1,27 @@
 """Tests of catsdogs_helpers.photos: listing, stable splitting, decoding any photo to RGB."""
 
+import builtins
 import contextlib
+import errno
+import io
+import os
 import shutil
 from pathlib import Path
 
 import numpy as np
 import photo_factory
 import pytest
+from PIL import Image
 
-from catsdogs_helpers.photos import SPLIT_NAMES, decode_photo, list_photo_folder
+from catsdogs_helpers.errors import InputError, MissingInputError
+from catsdogs_helpers.photos import (
+    MAX_PIXELS,
+    SPLIT_NAMES,
+    UnreadablePhotoError,
+    decode_photo,
+    list_photo_folder,
+    printable_path,
+)
 
 
 def _relative_assignment(folder, root: Path) -> dict[str, list[tuple[str, int]]]:
@@ -215,3 +228,205 @@ def test_broken_files_raise_value_error_with_the_reason(unusual_folder, name, re
     root, _ = unusual_folder
     with pytest.raises(ValueError, match=reason):
         decode_photo(root / "cat" / name, image_size=32)
+
+
+# Every file gets an honest verdict: decoded, or skipped with the true reason.
+
+
+def _refuse_to_open(monkeypatch, refused: Path, error: OSError) -> None:
+    """Makes opening `refused` for reading raise `error`; every other file opens as usual."""
+    real_open = builtins.open
+
+    def guarded_open(file, *args, **kwargs):
+        if isinstance(file, (str, bytes, os.PathLike)) and os.fsdecode(file) == str(refused):
+            raise error
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", guarded_open)
+
+
+@pytest.mark.parametrize("image_size", [None, 24])
+def test_each_unreadable_file_is_refused_with_its_true_reason(tmp_path, image_size):
+    expected = photo_factory.plant_unreadable_files(tmp_path / "cat")
+    (tmp_path / "cat" / "folder.jpg").mkdir()
+    expected["folder.jpg"] = "is a directory"
+    photo_factory.write_huge_png(tmp_path / "cat" / "huge.png", 20_000, 10_000)
+    expected["huge.png"] = f"too large (20000×10000 pixels, limit {MAX_PIXELS:,})"
+    for name, reason in expected.items():
+        with pytest.raises(UnreadablePhotoError) as error:
+            decode_photo(tmp_path / "cat" / name, image_size)
+        assert str(error.value) == reason, name
+        assert isinstance(error.value, InputError) and isinstance(error.value, ValueError)
+
+
+def test_a_file_that_cannot_be_opened_is_refused_as_permission_denied(tmp_path, monkeypatch):
+    # Monkeypatched, not chmod-ed: root (as in CI containers) reads files whatever their permissions.
+    path = photo_factory.write_jpeg(tmp_path / "secret.jpg", photo_factory.synthetic_photo("cat", 16))
+    _refuse_to_open(monkeypatch, path, PermissionError(errno.EACCES, "Permission denied", str(path)))
+    with pytest.raises(UnreadablePhotoError) as error:
+        decode_photo(path, 16)
+    assert str(error.value) == "permission denied"
+
+
+def test_a_failing_disk_is_reported_as_a_read_error_not_as_a_corrupt_photo(tmp_path, monkeypatch):
+    path = photo_factory.write_jpeg(tmp_path / "photo.jpg", photo_factory.synthetic_photo("cat", 64))
+    header = path.read_bytes()[:600]
+
+    class FailingFile(io.BytesIO):
+        def read(self, size=-1):
+            if self.tell() + (size if size >= 0 else len(header)) > len(header):
+                raise OSError(errno.EIO, "Input/output error")
+            return super().read(size)
+
+    real_open = builtins.open
+    monkeypatch.setattr(
+        builtins, "open", lambda file, *a, **k: FailingFile(header) if file == path else real_open(file, *a, **k)
+    )
+    with pytest.raises(UnreadablePhotoError) as error:
+        decode_photo(path)
+    assert str(error.value) == "cannot be read (Input/output error)"
+
+
+def test_a_16_bit_png_decodes_to_the_pixels_of_its_8_bit_version(tmp_path):
+    path_8_bit, path_16_bit = photo_factory.write_gray_pair(tmp_path, size=32)
+    assert Image.open(path_16_bit).mode.startswith("I;16")
+    for image_size in (None, 20):
+        eight = decode_photo(path_8_bit, image_size).astype(int)
+        sixteen = decode_photo(path_16_bit, image_size).astype(int)
+        assert np.abs(sixteen - eight).max() <= 1, image_size
+    # Scaled by the bit depth, not stretched to the image's own maximum (200 stays 200).
+    assert decode_photo(path_16_bit).max() == 200
+    assert decode_photo(path_16_bit).min() == 10
+
+
+def test_32_bit_integer_images_are_read_as_16_bit_levels_and_clipped(tmp_path):
+    levels = np.array([[0, 257 * 100, 65535, 70000, -5]], dtype=np.int32)
+    Image.fromarray(levels).save(tmp_path / "levels.tif")  # Content, not extension, decides the format.
+    assert Image.open(tmp_path / "levels.tif").mode == "I"
+    assert decode_photo(tmp_path / "levels.tif")[0, :, 0].tolist() == [0, 100, 255, 255, 0]
+
+
+def test_a_200_megapixel_jpeg_is_read_reduced_when_a_size_is_given(tmp_path):
+    path = tmp_path / "phone.jpg"
+    Image.new("L", (16_384, 12_288), 128).save(path, format="JPEG", quality=50)  # Over Pillow's own limit.
+    image = decode_photo(path, image_size=224)
+    assert image.shape == (224, 224, 3)
+    assert np.abs(image.astype(int) - 128).max() <= 1
+    # At full size it would take about 0.8 GB: too large, and the message says so.
+    with pytest.raises(UnreadablePhotoError) as error:
+        decode_photo(path)
+    assert str(error.value) == f"too large (16384×12288 pixels, limit {MAX_PIXELS:,})"
+
+
+def test_the_pixel_limit_applies_to_the_pixels_decoded(tmp_path, monkeypatch):
+    jpeg = photo_factory.write_jpeg(tmp_path / "photo.jpg", photo_factory.synthetic_photo("dog", 64))
+    png = photo_factory.write_huge_png(tmp_path / "photo.png", 64, 64)
+    assert decode_photo(png).shape == (64, 64, 3)  # The crafted PNG is valid: black.
+    assert decode_photo(png).max() == 0
+    # Pillow's own refusal (here lowered, for this test only) must not decide: the file is read.
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    assert decode_photo(jpeg, 8, max_pixels=1000).shape == (8, 8, 3)  # Decoded at 1/8 scale: 64 pixels.
+    reference = photo_factory.synthetic_photo("dog", 64).astype(float).mean(axis=(0, 1))
+    assert np.abs(decode_photo(jpeg, 8, max_pixels=1000).mean(axis=(0, 1)) - reference).max() < 8
+    with pytest.raises(UnreadablePhotoError) as error:
+        decode_photo(jpeg, 16, max_pixels=100)  # Reduced by 4, to 16×16 = 256 pixels: still too many.
+    assert str(error.value) == "too large (64×64 pixels, still 16×16 when reduced, limit 100)"
+    for path, image_size, reason in [
+        (jpeg, None, "too large (64×64 pixels, limit 1,000)"),
+        (jpeg, 40, "too large (64×64 pixels, limit 1,000)"),  # 40 px: no reduction by 2 or more is possible.
+        (jpeg, 2000, "too large (64×64 pixels, limit 1,000)"),
+        (png, 8, "too large (64×64 pixels, limit 1,000)"),  # A PNG cannot be reduced while decoding.
+    ]:
+        with pytest.raises(UnreadablePhotoError) as error:
+            decode_photo(path, image_size, max_pixels=1000)
+        assert str(error.value) == reason, (path.name, image_size)
+
+
+def test_a_file_name_that_is_not_utf8_is_listed_and_decoded(tmp_path):
+    root = photo_factory.make_photo_folder(tmp_path / "photos", num_per_class=4, size=16)
+    image = photo_factory.synthetic_photo("cat", 16, seed=5)
+    path = photo_factory.write_undecodable_name_photo(root / "cat", image)
+    if path is None:
+        pytest.skip("this file system refuses names that are not valid UTF-8")
+    folder = list_photo_folder(root)
+    listed = [listed_path for split in SPLIT_NAMES for listed_path, _ in folder.files[split]]
+    assert path in listed
+    assert os.fsencode(path).endswith(b"/cat\xff.jpg")  # The exact bytes round-trip.
+    assert folder.files == list_photo_folder(root).files  # Its split is stable, like any other.
+    twin = tmp_path / "twin.jpg"  # The same bytes under a plain name.
+    twin.write_bytes(Path(path).read_bytes())
+    np.testing.assert_array_equal(decode_photo(path, 16), decode_photo(twin, 16))
+    assert np.abs(decode_photo(path).astype(int) - image).mean() < 16  # And it is the photo written.
+    assert printable_path(path).endswith("/cat\\xff.jpg")
+    printable_path(path).encode("utf-8")  # Printable: no lone surrogates.
+
+
+# Listing: every file under a class folder is listed or reported.
+
+
+def test_links_to_folders_are_reported_not_silently_dropped(tmp_path):
+    root = photo_factory.make_photo_folder(tmp_path / "photos", num_per_class=3, size=16)
+    photo_factory.write_class_photos(tmp_path / "elsewhere", "cat", 2, size=16)
+    os.symlink(tmp_path / "elsewhere", root / "cat" / "linked")
+    os.symlink(root / "dog", root / "cat" / "loop")  # Following it would label dogs as cats.
+    folder = list_photo_folder(root)
+    assert sum(len(folder.files[split]) for split in SPLIT_NAMES) == 6
+    assert {Path(item.path).name: item.reason for item in folder.skipped} == {
+        "linked": "symbolic link to a folder (not followed: link or copy the photos themselves)",
+        "loop": "symbolic link to a folder (not followed: link or copy the photos themselves)",
+    }
+
+
+def test_a_class_folder_that_is_a_link_is_read(tmp_path):
+    root = photo_factory.make_photo_folder(tmp_path / "photos", num_per_class=3, size=16, class_names=("cat",))
+    photo_factory.write_class_photos(tmp_path / "dogs_elsewhere", "dog", 4, size=16)
+    os.symlink(tmp_path / "dogs_elsewhere", root / "dog")
+    folder = list_photo_folder(root)
+    labels = [label for split in SPLIT_NAMES for _, label in folder.files[split]]
+    assert folder.class_names == ("cat", "dog")
+    assert (labels.count(0), labels.count(1)) == (3, 4)
+    assert folder.skipped == ()
+
+
+def test_a_folder_that_cannot_be_listed_is_reported(tmp_path, monkeypatch):
+    root = photo_factory.make_photo_folder(tmp_path / "photos", num_per_class=3, size=16)
+    photo_factory.write_class_photos(root / "dog" / "locked", "dog", 2, size=16)
+    real_scandir = os.scandir
+
+    def guarded_scandir(path="."):
+        if os.fspath(path) == str(root / "dog" / "locked"):
+            raise PermissionError(errno.EACCES, "Permission denied", os.fspath(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", guarded_scandir)
+    folder = list_photo_folder(root)
+    assert sum(len(folder.files[split]) for split in SPLIT_NAMES) == 6
+    assert [(item.path, item.reason) for item in folder.skipped] == [
+        (str(root / "dog" / "locked"), "folder cannot be listed (permission denied)")
+    ]
+
+
+def test_a_file_given_as_the_folder_is_refused_as_not_a_folder(tmp_path):
+    path = photo_factory.write_jpeg(tmp_path / "photo.jpg", photo_factory.synthetic_photo("cat", 8))
+    with pytest.raises(MissingInputError, match="is not a folder") as error:
+        list_photo_folder(path)
+    assert f"data={str(path)!r}" in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("validation_fraction", "test_fraction"), [(-0.1, 0.1), (0.1, -0.1), (0.5, 0.5), (0.7, 0.6), (float("nan"), 0.1)]
+)
+def test_split_fractions_that_leave_no_training_photo_are_refused(tmp_path, validation_fraction, test_fraction):
+    root = photo_factory.make_photo_folder(tmp_path / "photos", num_per_class=2, size=8)
+    with pytest.raises(InputError, match="validation_fraction and test_fraction") as error:
+        list_photo_folder(root, validation_fraction, test_fraction)
+    assert f"Received: validation_fraction={validation_fraction}, test_fraction={test_fraction}" in str(error.value)
+
+
+@pytest.mark.parametrize("image_size", [0, -3, 2.5, True, "224"])
+def test_an_invalid_image_size_is_refused_not_blamed_on_the_photo(tmp_path, image_size):
+    path = photo_factory.write_jpeg(tmp_path / "photo.jpg", photo_factory.synthetic_photo("cat", 8))
+    with pytest.raises(InputError, match="image_size must be a positive number of pixels") as error:
+        decode_photo(path, image_size)
+    assert not isinstance(error.value, UnreadablePhotoError)
+    assert f"Received: image_size={image_size!r}" in str(error.value)

@@ -29,6 +29,12 @@ def fake_images(count: int, size: int = 12, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, (count, size, size, 3), dtype=np.uint8)
 
 
+def logits_of(probabilities: list[float]) -> np.ndarray:
+    """Logits whose sigmoid is `probabilities`."""
+    probabilities = np.asarray(probabilities, dtype=float)
+    return np.log(probabilities / (1.0 - probabilities))
+
+
 def texts_of(figure: Figure) -> list[str]:
     return [text.get_text() for ax in figure.axes for text in ax.texts]
 
@@ -129,11 +135,15 @@ def test_plot_roc_curves_zooms_on_good_models():
 
 def test_plot_mistakes_row_per_model():
     labels = np.array([0, 0, 1, 1, 0, 1])
-    probabilities = {
-        "scratch": np.array([0.97, 0.6, 0.2, 0.9, 0.1, 0.45]),  # Wrong: 0 (97% dog), 1 (60%), 2 (80% cat), 5.
-        "transfer": np.array([0.1, 0.2, 0.3, 0.9, 0.1, 0.8]),  # Wrong: 2 only.
+    logits = {
+        "scratch": logits_of([0.97, 0.6, 0.2, 0.9, 0.1, 0.45]),  # Wrong: 0 (97% dog), 1 (60%), 2 (80% cat), 5.
+        "transfer": logits_of([0.1, 0.2, 0.3, 0.9, 0.1, 0.8]),  # Wrong: 2 only.
     }
-    figure = plots.plot_mistakes(fake_images(6), labels, probabilities, CLASS_NAMES, num_per_model=5)
+    mistakes = plots.find_mistakes(labels, logits, num_per_model=5)
+    assert mistakes["scratch"].tolist() == [0, 2, 1, 5] and mistakes["transfer"].tolist() == [2]
+    # Only the photos drawn are needed, not the whole test split.
+    photos = {index: image for index, image in enumerate(fake_images(6)) if index in (0, 1, 2, 5)}
+    figure = plots.plot_mistakes(photos, labels, logits, CLASS_NAMES, num_per_model=5)
     axes = np.array(figure.axes).reshape(2, 5)
     assert [ax.get_title() for ax in axes[0, :4]] == [
         "true cat, said dog 97%",
@@ -148,7 +158,7 @@ def test_plot_mistakes_row_per_model():
 
 
 def test_plot_mistakes_without_any_mistake():
-    figure = plots.plot_mistakes(fake_images(2), [0, 1], {"finetuned": np.array([0.1, 0.9])}, CLASS_NAMES)
+    figure = plots.plot_mistakes({}, [0, 1], {"finetuned": logits_of([0.1, 0.9])}, CLASS_NAMES)
     assert len(figure.axes) == 6
     assert texts_of(figure) == ["no mistakes"]
 
@@ -156,13 +166,21 @@ def test_plot_mistakes_without_any_mistake():
 def test_plot_grad_cam():
     images = fake_images(3)
     heatmaps = {name: np.random.default_rng(4).random((3, 12, 12)) for name in ("scratch", "transfer")}
-    probabilities = {"scratch": np.array([0.2, 0.7, 0.99]), "transfer": np.array([0.1, 0.3, 0.95])}
-    figure = plots.plot_grad_cam(images, heatmaps, [0, 0, 1], probabilities, CLASS_NAMES)
+    logits = {"scratch": logits_of([0.2, 0.7, 0.99]), "transfer": logits_of([0.1, 0.3, 0.95])}
+    figure = plots.plot_grad_cam(images, heatmaps, [0, 0, 1], logits, CLASS_NAMES)
     axes = np.array(figure.axes).reshape(3, 3)
     assert [ax.get_title() for ax in axes[:, 0]] == ["true cat", "true cat", "true dog"]
     assert [ax.get_title() for ax in axes[1]] == ["true cat", "scratch: dog 70%", "transfer: cat 70%"]
     assert len(axes[0, 1].images) == 2  # Photo and heatmap.
     assert axes[0, 1].images[1].get_alpha() == pytest.approx(0.45)
+
+
+def test_plot_augmentation_shows_the_original_first():
+    original = fake_images(1)[0]
+    figure = plots.plot_augmentation(original, fake_images(9, seed=1).astype(np.float32), title="augmented")
+    titles = [ax.get_title() for ax in figure.axes if ax.images]
+    assert titles == ["original", *(f"augmented {index}" for index in range(1, 10))]
+    np.testing.assert_array_equal(figure.axes[0].images[0].get_array(), original)
 
 
 def test_save_figure(tmp_path):

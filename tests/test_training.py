@@ -1,67 +1,13 @@
-"""Tests of training stages: best weights, resuming after an interruption, reuse, timing, cached features."""
+"""Tests of training stages: best weights, resuming after an interruption, reuse, timing."""
 
-import json
 import math
 from pathlib import Path
 
-import keras
 import numpy as np
 import pytest
-import tensorflow as tf
+from model_factory import Interrupt, InterruptAfterEpoch, RecordEpochs, run_stage, tiny_data, tiny_model
 
-from catsdogs_helpers import data, evaluation, models, training
-
-SIZE = 48
-
-
-class Interrupt(Exception):
-    """Stands for a Colab disconnect or a Ctrl-C."""
-
-
-class InterruptAfterEpoch(keras.callbacks.Callback):
-    def __init__(self, epoch: int) -> None:
-        super().__init__()
-        self.epoch = epoch
-
-    def on_epoch_end(self, epoch, logs=None):
-        if epoch == self.epoch:
-            raise Interrupt(f"interrupted after epoch {epoch}")
-
-
-class RecordEpochs(keras.callbacks.Callback):
-    def __init__(self) -> None:
-        super().__init__()
-        self.epochs: list[int] = []
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.epochs.append(epoch)
-
-
-def tiny_data(num_images: int = 32, seed: int = 0) -> tf.data.Dataset:
-    rng = np.random.default_rng(seed)
-    labels = rng.integers(0, 2, num_images).astype("int32")
-    images = rng.integers(0, 100, (num_images, SIZE, SIZE, 3)) + 120 * labels[:, None, None, None]
-    return tf.data.Dataset.from_tensor_slices((images.astype("uint8"), labels)).batch(8)
-
-
-def tiny_model() -> keras.Model:
-    keras.utils.set_random_seed(0)
-    return models.compile_model(models.build_scratch_cnn(SIZE, 32, widths=(8, 8, 16, 16)), 1e-2)
-
-
-def run_stage(model, output_dir, epochs=4, **kwargs) -> training.StageResult:
-    return training.train_stage(
-        model,
-        tiny_data(),
-        tiny_data(16, seed=1),
-        name="stage",
-        epochs=epochs,
-        output_dir=output_dir,
-        num_train_images=32,
-        patience=10,
-        verbose=0,
-        **kwargs,
-    )
+from catsdogs_helpers import training
 
 
 def test_stage_records_history_timing_and_keeps_best_weights(tmp_path):
@@ -130,40 +76,6 @@ def test_merge_histories_fills_missing_keys_with_nan():
     assert math.isnan(merged["auc"][0]) and merged["auc"][1] == 0.9
 
 
-def test_cached_feature_head_makes_the_full_model_predict_like_the_head(tmp_path):
-    keras.utils.set_random_seed(0)
-    model = models.build_transfer_model(SIZE, weights=None, alpha=0.35, augmentation=models.build_augmentation(0))
-    result = training.train_head_on_features(
-        model, tiny_data(), tiny_data(16, seed=1), learning_rate=1e-2, epochs=3, output_dir=tmp_path, verbose=0
-    )
-    assert result.num_epochs == 3
-    stored = json.loads((tmp_path / "transfer" / "result.json").read_text())["result"]
-    assert stored["train_seconds"] == pytest.approx(result.train_seconds)  # Feature extraction included.
-    features, _ = training.extract_features(training.build_feature_extractor(model), tiny_data(16, seed=2))
-    from_head = training.build_head(model).predict(features, verbose=0)
-    images = np.concatenate([batch for batch, _ in tiny_data(16, seed=2).as_numpy_iterator()])
-    np.testing.assert_allclose(model.predict(images, verbose=0), from_head, rtol=1e-4, atol=1e-4)
-
-
-@pytest.mark.shared
-def test_pretrained_features_separate_real_cats_and_dogs_in_seconds(tmp_path, shared_photos, shared_weights_1_0):
-    """Proof that the ImageNet features are really used: random features cannot reach 90%."""
-    splits = data.load_splits(str(shared_photos), image_size=224, max_images_per_split=300, verbose=False)
-    keras.utils.set_random_seed(0)
-    model = models.build_transfer_model(224, weights=str(shared_weights_1_0))
-    result = training.train_head_on_features(
-        model,
-        splits.train_in_order,
-        splits.validation,
-        learning_rate=1e-3,
-        epochs=15,
-        output_dir=tmp_path,
-        verbose=0,
-    )
-    accuracy = evaluation.evaluate_model(model, splits.test, "transfer").metrics["accuracy"]
-    assert accuracy >= 0.90, f"test accuracy {accuracy:.3f} after {result.train_seconds:.0f} s"
-
-
 def test_history_file_is_the_csv_logger_output(tmp_path):
     run_stage(tiny_model(), tmp_path, epochs=2)
     history = training.read_history(Path(tmp_path) / "stage" / "history.csv")
@@ -180,3 +92,24 @@ def test_a_new_stage_removes_only_its_own_old_files(tmp_path):
     result = run_stage(tiny_model(), tmp_path, epochs=2)
     assert mine.read_text().startswith("a user's file")
     assert result.history["epoch"] == [0, 1]
+
+
+def test_a_stage_after_a_resumed_stage_starts_at_its_own_initial_epoch(tmp_path):
+    """BackupAndRestore leaves `model._initial_epoch` set; the next stage on the same model must not inherit it."""
+    model = tiny_model()
+    with pytest.raises(Interrupt):
+        run_stage(model, tmp_path, epochs=4, callbacks=[InterruptAfterEpoch(1)])
+    run_stage(model, tmp_path, epochs=4)  # Resumed: epochs 2 and 3.
+    recorder = RecordEpochs()
+    training.train_stage(
+        model, tiny_data(), tiny_data(16, seed=1), name="next", epochs=6, initial_epoch=4, output_dir=tmp_path,
+        num_train_images=32, callbacks=[recorder], verbose=0,
+    )  # fmt: skip
+    assert recorder.epochs == [4, 5]
+
+
+def test_stage_callbacks_run_in_the_documented_order(tmp_path):
+    callbacks = training.build_stage_callbacks(tmp_path, num_train_images=32, patience=3)
+    kinds = [type(callback).__name__ for callback in callbacks]
+    assert kinds == ["EpochTimer", "CSVLogger", "ModelCheckpoint", "EarlyStopping", "BackupAndRestore"]
+    assert callbacks[3].patience == 3

@@ -1,0 +1,130 @@
+"""The cached-feature path: a frozen base's features computed once, and the head trained on them.
+
+With a frozen base, every end-to-end epoch would recompute the same features.
+Cutting the model at its pooling layer, running the base over each split once
+(`extract_features`) and training only the head on the results (`build_head`,
+which shares its layers with the full model) gives the same trained model in a
+fraction of the time. The price: no augmentation, since the features are fixed.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from catsdogs_helpers.models import HEAD_DROPOUT_NAME, LOGIT_NAME, POOL_NAME, compile_model
+from catsdogs_helpers.training import StageResult, load_finished_stage, train_stage
+
+
+def build_feature_extractor(model: keras.Model) -> keras.Model:
+    """Returns the part of a model from raw pixels to its pooled features (shares weights)."""
+    return keras.Model(model.inputs, model.get_layer(POOL_NAME).output, name=f"{model.name}_features")
+
+
+def build_head(model: keras.Model) -> keras.Model:
+    """Returns the part of a model from pooled features to its logit (shares weights).
+
+    Training the head trains the same layers the full model uses, so after
+    training on cached features the full model is ready: raw pixels in, logit out.
+    """
+    features = keras.Input(model.get_layer(POOL_NAME).output.shape[1:], name="features")
+    x = model.get_layer(HEAD_DROPOUT_NAME)(features)
+    outputs = model.get_layer(LOGIT_NAME)(x)
+    return keras.Model(features, outputs, name=f"{model.name}_head")
+
+
+def extract_features(
+    extractor: keras.Model, dataset: tf.data.Dataset, verbose: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Runs a feature extractor over a dataset once, without augmentation.
+
+    Args:
+        extractor: A model from `build_feature_extractor`.
+        dataset: Batches of `(images, labels)` in a fixed order.
+        verbose: `predict`'s verbosity: 0 silent, 1 a progress bar, 2 one line. Defaults to `0`.
+
+    Returns:
+        `(features, labels)` as float32 and int32 NumPy arrays.
+    """
+    features = extractor.predict(dataset.map(lambda images, labels: images), verbose=verbose)
+    labels = np.concatenate([labels for _, labels in dataset.as_numpy_iterator()])
+    return features.astype(np.float32), labels.astype(np.int32)
+
+
+def train_head_on_features(
+    model: keras.Model,
+    train_in_order: tf.data.Dataset,
+    validation_data: tf.data.Dataset,
+    *,
+    learning_rate: float,
+    epochs: int,
+    output_dir: str | Path,
+    batch_size: int = 32,
+    seed: int = 1337,
+    patience: int = 8,
+    name: str = "transfer",
+    fingerprint: dict[str, object] | None = None,
+    verbose: int = 2,
+) -> StageResult:
+    """Trains a frozen-base model's head on features computed once (the fast path).
+
+    The frozen base sees each photo once per split instead of once per epoch;
+    the head then trains in seconds. The price: no augmentation, since the
+    features are fixed. The model passed in shares its head with the head
+    trained here, so it is ready to use afterwards.
+
+    Args:
+        model: A model from `build_transfer_model`.
+        train_in_order: Training batches in a fixed order.
+        validation_data: Validation batches.
+        learning_rate: Adam learning rate of the head.
+        epochs: Maximum epochs.
+        output_dir: The study's output folder.
+        batch_size: Feature vectors per batch. Defaults to `32`.
+        seed: Seed of the shuffle. Defaults to `1337`.
+        patience: Early-stopping patience. Defaults to `8`.
+        name: Name of the stage. Defaults to `"transfer"`.
+        fingerprint: See `train_stage`. Defaults to `None`.
+        verbose: See `train_stage`. Defaults to `2`.
+
+    Returns:
+        A `StageResult` whose `train_seconds` include computing the features.
+    """
+    finished = load_finished_stage(build_head(model), name, output_dir, fingerprint, verbose)
+    if finished is not None:
+        return finished
+    start = time.perf_counter()
+    extractor = build_feature_extractor(model)
+    if verbose:
+        print(f"[{name}] computing the frozen base's features once per split...")
+    train_features, train_labels = extract_features(extractor, train_in_order, verbose)
+    validation_features, validation_labels = extract_features(extractor, validation_data, verbose)
+    extraction_seconds = time.perf_counter() - start
+    if verbose:
+        print(
+            f"[{name}] features for {len(train_labels) + len(validation_labels)} photos in {extraction_seconds:.1f} s."
+        )
+    head = compile_model(build_head(model), learning_rate)
+    train = (
+        tf.data.Dataset.from_tensor_slices((train_features, train_labels))
+        .shuffle(len(train_labels), seed=seed, reshuffle_each_iteration=True)
+        .batch(batch_size)
+    )
+    validation = tf.data.Dataset.from_tensor_slices((validation_features, validation_labels)).batch(batch_size)
+    return train_stage(
+        head,
+        train,
+        validation,
+        name=name,
+        epochs=epochs,
+        output_dir=output_dir,
+        num_train_images=len(train_labels),
+        patience=patience,
+        fingerprint=fingerprint,
+        extra_seconds=extraction_seconds,
+        verbose=verbose,
+    )

@@ -1,0 +1,189 @@
+"""Checks made before a study trains anything: a bad input fails in seconds, not after an hour.
+
+`check_study_inputs` runs every check that can be made before training: the
+output folder (creatable, writable, not inside the data), the data folder's
+layout, the weights file (readable, and fitting MobileNetV2 with the configured
+`alpha`), and whether the in-memory cache of decoded photos fits in memory.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from pathlib import Path
+
+from catsdogs_helpers.config import StudyConfig
+from catsdogs_helpers.errors import InputError, MissingInputError
+
+TFDS_NUM_PHOTOS = 23_262  # Photos in TensorFlow Datasets' cats_vs_dogs (its train split, the only one).
+_ALPHA_IN_FILE_NAME = re.compile(r"_(0\.35|0\.5|0\.75|1\.0|1\.3|1\.4)_(\d+)_no_top")
+
+
+def check_output_dir(output_dir: str | os.PathLike, data: str = "tfds") -> Path:
+    """Creates the output folder if needed and checks that the study can write there.
+
+    Args:
+        output_dir: The output folder.
+        data: The data source; the output may not be the data folder nor inside
+            it (the study never writes into a user's photos). Defaults to `"tfds"`.
+
+    Returns:
+        The output folder, resolved.
+
+    Raises:
+        InputError: If the path is a file, lies under a file, lies inside the
+            data folder, or cannot be created or written.
+    """
+    output = Path(output_dir).expanduser().resolve()
+    if data != "tfds":
+        photos = Path(data).expanduser().resolve()
+        if output == photos or photos in output.parents:
+            raise InputError(
+                f"The output folder {output} is inside the data folder {photos}: the study never writes into your "
+                f"photos. Pass an output folder outside it. Received: output_dir={str(output_dir)!r}"
+            )
+    for path in (output, *output.parents):
+        if path.exists() and not path.is_dir():
+            raise InputError(
+                f"The output folder cannot be created: {path} is a file, not a folder. Pass another output "
+                f"folder. Received: output_dir={str(output_dir)!r}"
+            )
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=output, prefix=".write-test-"):
+            pass
+    except OSError as error:
+        raise InputError(
+            f"The output folder {output} cannot be written ({error.strerror or error}). Pass a folder you can "
+            f"write to. Received: output_dir={str(output_dir)!r}"
+        ) from None
+    return output
+
+
+def check_weights(weights: str | None, alpha: float, image_size: int, preset: str = "default") -> None:
+    """Builds MobileNetV2 with the weights once, so that a wrong file fails before training.
+
+    With `"imagenet"`, this is also when Keras downloads the weights (once; it
+    keeps them in `~/.keras/models`).
+
+    Args:
+        weights: `"imagenet"`, a weights file, or `None` (nothing to check).
+        alpha: MobileNetV2 width multiplier the weights must fit.
+        image_size: Input side, in pixels.
+        preset: The preset, named in the message when its `alpha` is the cause.
+            Defaults to `"default"`.
+
+    Raises:
+        MissingInputError: If the weights file does not exist.
+        InputError: If the file does not fit MobileNetV2 with this `alpha`, or
+            Keras has no ImageNet weights for `image_size`.
+        RuntimeError: If the ImageNet weights cannot be downloaded.
+    """
+    if weights is None:
+        return
+    if weights != "imagenet" and not os.path.isfile(weights):
+        raise MissingInputError(
+            f"The weights file does not exist: {weights}. Pass the path of a MobileNetV2 no-top .h5 file, "
+            f'or "imagenet" to download them. Received: weights={weights!r}'
+        )
+    from catsdogs_helpers.models import build_mobilenet_base
+
+    try:
+        build_mobilenet_base(image_size, weights, alpha)
+    except ValueError as error:
+        if weights == "imagenet":
+            raise InputError(str(error)) from None
+        match = _ALPHA_IN_FILE_NAME.search(Path(weights).name)
+        hint = ""
+        if match and float(match.group(1)) != alpha:
+            hint = (
+                f" The file's name says alpha {match.group(1)}, and the study uses alpha={alpha}"
+                f"{' (set by the ' + repr(preset) + ' preset)' if preset != 'default' else ''}: "
+                f"pass --set alpha={match.group(1)} (ALPHA in the notebook's settings), or a weights file "
+                f"for alpha {alpha}."
+            )
+        raise InputError(
+            f"The weights file {weights} does not fit MobileNetV2 with alpha={alpha} and no top.{hint} "
+            f"Received: weights={weights!r}, alpha={alpha}"
+        ) from None
+
+
+def available_memory_bytes() -> int | None:
+    """Returns the memory available to new processes (`MemAvailable` on Linux), or `None` if unknown."""
+    try:
+        with open("/proc/meminfo") as file:
+            for line in file:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def estimate_cache_bytes(num_photos: int, image_size: int) -> int:
+    """Returns the bytes an in-memory cache of decoded photos takes: `num_photos * image_size² * 3` (uint8 RGB)."""
+    return num_photos * image_size * image_size * 3
+
+
+def count_photos(config: StudyConfig) -> int:
+    """Returns how many photos the study will decode (all three splits), from a listing only.
+
+    Raises:
+        MissingInputError: If the data folder does not exist.
+        InputError: If its layout is wrong.
+    """
+    from catsdogs_helpers.photos import list_photo_folder
+
+    if config.data == "tfds":
+        total = TFDS_NUM_PHOTOS
+        if config.max_images_per_split:
+            total = min(total, 3 * config.max_images_per_split)
+        return total
+    folder = list_photo_folder(config.data, config.validation_fraction, config.test_fraction)
+    cap = config.max_images_per_split or float("inf")
+    return int(sum(min(len(files), cap) for files in folder.files.values()))
+
+
+def check_memory(num_photos: int, image_size: int, cache_dir: str | None) -> None:
+    """Refuses an in-memory cache that cannot fit in the memory available now.
+
+    Args:
+        num_photos: Photos to cache.
+        image_size: Their side, in pixels.
+        cache_dir: The file-cache folder, or `None` for the in-memory cache.
+
+    Raises:
+        InputError: If the in-memory cache would need more than the available memory.
+    """
+    if cache_dir is not None:
+        return
+    needed, available = estimate_cache_bytes(num_photos, image_size), available_memory_bytes()
+    if available is not None and needed > available:
+        raise InputError(
+            f"Caching {num_photos:,} photos of {image_size}x{image_size} pixels in memory needs "
+            f"{needed / 2**30:,.1f} GiB; this machine has {available / 2**30:.1f} GiB available. Lower image_size, "
+            f"set max_images_per_split, or cache in files with cache_dir. Received: image_size={image_size}"
+        )
+
+
+def check_study_inputs(config: StudyConfig) -> Path:
+    """Runs every check that can be made before training; see the module docstring.
+
+    Args:
+        config: The study's settings.
+
+    Returns:
+        The output folder, created and resolved.
+
+    Raises:
+        InputError: If an input is wrong; the message says which and how to fix it.
+        RuntimeError: If the ImageNet weights cannot be downloaded.
+    """
+    output = check_output_dir(config.output_dir, config.data)
+    check_memory(count_photos(config), config.image_size, config.cache_dir)
+    check_weights(config.weights, config.alpha, config.image_size, config.preset)
+    return output

@@ -1,0 +1,133 @@
+"""The study's results: one JSON-serializable dict, its markdown table, and its file.
+
+`build_results` fixes the schema (documented in the README), `format_results_table`
+renders it, `save_results`/`load_results` write and read `results.json`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+
+from catsdogs_helpers.evaluation import ModelEvaluation
+from catsdogs_helpers.metrics import TEST_METRICS
+
+
+def build_results(
+    evaluations: dict[str, ModelEvaluation], costs: dict[str, dict], config: dict, data: dict, environment: dict
+) -> dict:
+    """Gathers the study's results into one JSON-serializable dict.
+
+    Args:
+        evaluations: `ModelEvaluation` per model name.
+        costs: `describe_model_cost` output per model name (may lack some models).
+        config: The study's settings.
+        data: What data was used (source, counts, skipped files).
+        environment: Versions and hardware.
+
+    Returns:
+        `{"models": {name: {"test": {...}, "per_class_accuracy", "confusion_matrix",
+        "num_test_images", **cost}}, "config", "data", "environment"}`.
+    """
+    models = {}
+    for name, evaluation in evaluations.items():
+        metrics = evaluation.metrics
+        models[name] = {
+            "test": {key: metrics[key] for key in TEST_METRICS},
+            "per_class_accuracy": dict(metrics["per_class_accuracy"]),
+            "confusion_matrix": [list(row) for row in metrics["confusion_matrix"]],
+            "num_test_images": int(metrics["num_images"]),
+            **costs.get(name, {}),
+        }
+    return {"models": models, "config": config, "data": data, "environment": environment}
+
+
+def _format_duration(seconds: float | None) -> str:
+    if seconds is None or not math.isfinite(seconds):
+        return "—"
+    seconds = round(seconds)
+    minutes, rest = divmod(seconds, 60)
+    return f"{minutes} min {rest} s" if minutes else f"{rest} s"
+
+
+def _format_number(value: float | None, spec: str) -> str:
+    return "—" if value is None or not math.isfinite(value) else format(value, spec)
+
+
+def format_results_table(results: dict) -> str:
+    """Formats the models' results as a GitHub markdown table, one row per model."""
+    lines = [
+        "| model | test accuracy | test loss | AUC | F1 | training time | training images/s "
+        "| parameters trainable / total | size on disk (MB) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, model in results["models"].items():
+        test = model["test"]
+        size = model.get("size_bytes")
+        params = (
+            f"{model['params_trainable']:,} / {model['params_total']:,}"
+            if "params_total" in model and "params_trainable" in model
+            else "—"
+        )
+        cells = [
+            name,
+            _format_number(test["accuracy"], ".1%"),
+            _format_number(test["loss"], ".4f"),
+            _format_number(test["auc"], ".4f"),
+            _format_number(test["f1"], ".4f"),
+            _format_duration(model.get("train_seconds")),
+            _format_number(model.get("images_per_second"), ".1f"),
+            params,
+            "—" if size is None else f"{size / 1e6:.1f}",
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def replace_nan(value: object) -> object:
+    """Returns a copy of nested dicts and lists with NaN and infinities as `None`, NumPy scalars as Python ones.
+
+    JSON has no NaN: most parsers refuse the `NaN` that Python's `json` writes.
+
+    Example:
+
+    >>> replace_nan({"auc": float("nan"), "scores": [1.0, float("inf")]})
+    {'auc': None, 'scores': [1.0, None]}
+    """
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: replace_nan(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [replace_nan(item) for item in value]
+    if isinstance(value, np.generic):
+        return replace_nan(value.item())
+    return value
+
+
+def save_results(results: dict, path: str | os.PathLike) -> Path:
+    """Writes results as JSON (NaN and infinities as `null`), creating parent folders.
+
+    Returns:
+        The path written.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(replace_nan(results), indent=2, allow_nan=False) + "\n")
+    return path
+
+
+def load_results(path: str | os.PathLike) -> dict:
+    """Reads results written by `save_results`.
+
+    Raises:
+        FileNotFoundError: If the file does not exist.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"The results file does not exist: {path}. Received: path={str(path)!r}")
+    return json.loads(path.read_text())

@@ -1,0 +1,395 @@
+"""The study, stage by stage, and `run_study`, which runs every stage in order.
+
+The stages, in order: `load_data`, `train_scratch_cnn`, `train_frozen_model`,
+`fine_tune_model`, `evaluate_models`, `make_figures`, `write_study_report`.
+The notebook calls them one by one, with the story in between; the command
+line's `run` and the benchmarks call `run_study` or the same stages. One
+orchestration, so they cannot drift apart.
+
+Every training stage is resumable and reusable (see `training.train_stage`):
+rerun a study into the same output folder after an interruption and it
+continues from the last finished epoch; rerun it after it finished and it loads
+the trained models instead of training again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import warnings
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+from matplotlib.figure import Figure
+
+from catsdogs_helpers import data, evaluation, features, metrics, models, plots, report, results, runtime, training
+from catsdogs_helpers.config import StudyConfig
+from catsdogs_helpers.errors import StudyInterrupted
+from catsdogs_helpers.grad_cam import compute_grad_cam
+from catsdogs_helpers.preflight import check_study_inputs
+
+MODEL_NAMES = ("scratch", "transfer", "finetuned")
+STAGE_TITLES = {
+    "data": "loading the photos",
+    "scratch": "training the CNN from scratch",
+    "transfer": "training the new head on the frozen MobileNetV2",
+    "finetuned": "fine-tuning the top of MobileNetV2",
+    "evaluation": "evaluating the three models on the test split",
+    "figures": "drawing the figures",
+    "report": "writing the report",
+}
+# Settings that change where files go, not what is trained: a finished stage is reused across them.
+_NOT_IN_FINGERPRINT = ("output_dir", "cache_dir", "preset")
+
+
+@dataclasses.dataclass
+class TrainedModel:
+    """A trained model of the study, the stages that trained it, and its saved file.
+
+    Attributes:
+        name: `"scratch"`, `"transfer"` (the frozen base with its trained head)
+            or `"finetuned"`.
+        model: The Keras model: raw pixels in [0, 255], shape `(N, S, S, 3)`,
+            in; one logit per photo, float32, shape `(N, 1)`, out.
+        stages: The training stages, in order (the fine-tuned model's include
+            the head's).
+        path: The saved `.keras` file.
+    """
+
+    name: str
+    model: keras.Model
+    stages: list[training.StageResult]
+    path: Path
+
+    @property
+    def history(self) -> dict[str, list[float]]:
+        """Per-epoch values of all its stages, one after the other."""
+        return training.merge_histories(*(stage.history for stage in self.stages))
+
+
+def announce(stage: str, detail: str = "") -> None:
+    """Prints the line that says a stage starts, e.g. `== scratch: training the CNN from scratch (35 epochs) ==`."""
+    print(f"\n== {stage}: {STAGE_TITLES.get(stage, stage)}{f' ({detail})' if detail else ''} ==", flush=True)
+
+
+def stage_fingerprint(config: StudyConfig) -> dict[str, object]:
+    """Returns the settings that identify a finished stage (all but where files go)."""
+    return {name: value for name, value in config.to_dict().items() if name not in _NOT_IN_FINGERPRINT}
+
+
+def start_study(config: StudyConfig) -> Path:
+    """Checks every input, creates the output folder, seeds and picks the precision policy.
+
+    Args:
+        config: The study's settings.
+
+    Returns:
+        The output folder.
+
+    Raises:
+        InputError: If an input is wrong (see `preflight.check_study_inputs`).
+    """
+    output_dir = check_study_inputs(config)
+    runtime.set_seeds(config.seed)
+    runtime.choose_precision_policy()
+    return output_dir
+
+
+def load_data(config: StudyConfig, verbose: bool = True) -> data.ImageSplits:
+    """Loads the train/validation/test splits the settings name (see `data.load_splits`)."""
+    return data.load_splits(
+        config.data,
+        image_size=config.image_size,
+        batch_size=config.batch_size,
+        validation_fraction=config.validation_fraction,
+        test_fraction=config.test_fraction,
+        max_images_per_split=config.max_images_per_split,
+        seed=config.seed,
+        cache_dir=config.cache_dir,
+        verbose=verbose,
+    )
+
+
+def train_scratch_cnn(config: StudyConfig, splits: data.ImageSplits, verbose: int = 2) -> TrainedModel:
+    """Builds, trains and saves the CNN trained from scratch (`scratch.keras`).
+
+    Adam at `scratch_learning_rate`, decayed to zero along a cosine over
+    `scratch_epochs` epochs; augmentation inside the model; the best
+    validation epoch's weights are kept.
+
+    Args:
+        config: The study's settings.
+        splits: The data, from `load_data`.
+        verbose: `model.fit` verbosity (see `runtime.choose_verbosity`). Defaults to `2`.
+
+    Returns:
+        The `TrainedModel` named `"scratch"`.
+    """
+    model = models.build_scratch_cnn(
+        config.image_size, config.scratch_image_size, augmentation=models.build_augmentation(config.seed)
+    )
+    steps_per_epoch = math.ceil(splits.num_images("train") / config.batch_size)
+    models.compile_model(model, config.scratch_learning_rate, decay_steps=config.scratch_epochs * steps_per_epoch)
+    stage = training.train_stage(
+        model,
+        splits.train,
+        splits.validation,
+        name="scratch",
+        epochs=config.scratch_epochs,
+        output_dir=config.output_dir,
+        num_train_images=splits.num_images("train"),
+        patience=config.patience,
+        fingerprint=stage_fingerprint(config),
+        verbose=verbose,
+    )
+    return _save(TrainedModel("scratch", model, [stage], Path(config.output_dir) / "scratch.keras"))
+
+
+def train_frozen_model(config: StudyConfig, splits: data.ImageSplits, verbose: int = 2) -> TrainedModel:
+    """Builds the frozen MobileNetV2 with a new head, trains the head, and saves it (`transfer.keras`).
+
+    With `use_cached_features`, the head trains on features the frozen base
+    computed once per split (see `features.py`); otherwise end to end, with
+    augmentation. Adam at `transfer_learning_rate`.
+
+    Args:
+        config: The study's settings.
+        splits: The data, from `load_data`.
+        verbose: `model.fit` verbosity. Defaults to `2`.
+
+    Returns:
+        The `TrainedModel` named `"transfer"`.
+    """
+    model = models.build_transfer_model(
+        config.image_size, config.weights, config.alpha, config.dropout, models.build_augmentation(config.seed)
+    )
+    models.compile_model(model, config.transfer_learning_rate)
+    common = dict(epochs=config.transfer_epochs, output_dir=config.output_dir, patience=config.patience,
+                  fingerprint=stage_fingerprint(config), verbose=verbose)  # fmt: skip
+    if config.use_cached_features:
+        stage = features.train_head_on_features(
+            model,
+            splits.train_in_order,
+            splits.validation,
+            learning_rate=config.transfer_learning_rate,
+            batch_size=config.batch_size,
+            seed=config.seed,
+            **common,
+        )
+    else:
+        stage = training.train_stage(
+            model, splits.train, splits.validation, name="transfer", num_train_images=splits.num_images("train"),
+            **common,
+        )  # fmt: skip
+    return _save(TrainedModel("transfer", model, [stage], Path(config.output_dir) / "transfer.keras"))
+
+
+def fine_tune_model(
+    config: StudyConfig, splits: data.ImageSplits, frozen: TrainedModel, verbose: int = 2
+) -> TrainedModel:
+    """Fine-tunes a copy of the frozen model from base layer `fine_tune_at` on, and saves it (`finetuned.keras`).
+
+    The copy is read from the frozen model's file, so the frozen model stays
+    as it was. The base's BatchNormalization layers stay frozen and in
+    inference mode; Adam at `fine_tune_learning_rate` for `fine_tune_epochs`
+    epochs, numbered after the head's.
+
+    Args:
+        config: The study's settings.
+        splits: The data, from `load_data`.
+        frozen: The frozen model, from `train_frozen_model`.
+        verbose: `model.fit` verbosity. Defaults to `2`.
+
+    Returns:
+        The `TrainedModel` named `"finetuned"`, whose stages are the head's and the fine-tuning's.
+    """
+    with warnings.catch_warnings():  # The head's optimizer state is not needed: the model is compiled anew.
+        warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+        model = models.load_model(frozen.path)
+    models.unfreeze_base(model, fine_tune_at=config.fine_tune_at)
+    models.compile_model(model, config.fine_tune_learning_rate)
+    head_epochs = frozen.stages[-1].num_epochs
+    stage = training.train_stage(
+        model,
+        splits.train,
+        splits.validation,
+        name="finetuned",
+        epochs=head_epochs + config.fine_tune_epochs,
+        initial_epoch=head_epochs,
+        output_dir=config.output_dir,
+        num_train_images=splits.num_images("train"),
+        patience=config.patience,
+        fingerprint=stage_fingerprint(config),
+        verbose=verbose,
+    )
+    return _save(TrainedModel("finetuned", model, [*frozen.stages, stage], Path(config.output_dir) / "finetuned.keras"))
+
+
+def _save(trained: TrainedModel) -> TrainedModel:
+    trained.model.save(trained.path)
+    return trained
+
+
+def evaluate_models(
+    trained: Mapping[str, TrainedModel], splits: data.ImageSplits
+) -> dict[str, evaluation.ModelEvaluation]:
+    """Evaluates each trained model once on the test split.
+
+    Returns:
+        A `ModelEvaluation` per model name, in the order given.
+    """
+    return {
+        name: evaluation.evaluate_model(item.model, splits.test, name, splits.class_names)
+        for name, item in trained.items()
+    }
+
+
+def build_study_results(
+    config: StudyConfig,
+    splits: data.ImageSplits,
+    trained: Mapping[str, TrainedModel],
+    evaluations: Mapping[str, evaluation.ModelEvaluation],
+) -> dict:
+    """Gathers test metrics, costs, settings, data and environment into the results dict (`results.json`)."""
+    costs = {name: evaluation.describe_model_cost(item.model, item.stages, item.path) for name, item in trained.items()}
+    return results.build_results(
+        dict(evaluations), costs, config.to_dict(), splits.to_dict(), runtime.describe_environment()
+    )
+
+
+def choose_grad_cam_photos(evaluations: Mapping[str, evaluation.ModelEvaluation], num_photos: int = 4) -> list[int]:
+    """Picks test photos worth explaining: where the models disagree first, then confident right answers.
+
+    Args:
+        evaluations: The models' evaluations on the same test photos.
+        num_photos: Photos to pick. Defaults to `4`.
+
+    Returns:
+        Indices into the test split, at most `num_photos`.
+    """
+    labels = next(iter(evaluations.values())).labels
+    correct = np.stack([metrics.predict_classes(item.logits) == labels for item in evaluations.values()])
+    disagree = np.flatnonzero(correct.any(axis=0) & ~correct.all(axis=0))
+    rest = np.flatnonzero(correct.all(axis=0))
+    return [int(index) for index in np.concatenate([disagree[: num_photos // 2 or 1], rest])[:num_photos]]
+
+
+def make_figures(
+    trained: Mapping[str, TrainedModel],
+    evaluations: Mapping[str, evaluation.ModelEvaluation],
+    splits: data.ImageSplits,
+) -> dict[str, Figure]:
+    """Draws the study's figures: learning curves, confusion matrices, ROC curves, mistakes, Grad-CAM.
+
+    Returns:
+        Figures by file stem, e.g. `{"learning_curves": figure, ...}`.
+    """
+    histories = {"scratch": trained["scratch"].history, "transfer": trained["finetuned"].history}
+    fine_tune_starts = {"transfer": trained["transfer"].stages[-1].num_epochs}
+    labels = next(iter(evaluations.values())).labels
+    logits = {name: item.logits for name, item in evaluations.items()}
+    explained = ("scratch", "finetuned")
+    shown = choose_grad_cam_photos({name: evaluations[name] for name in explained})
+    mistakes = plots.find_mistakes(labels, logits)
+    photos = take_photos(splits.test, {*shown, *(int(i) for indices in mistakes.values() for i in indices)})
+    shown_photos = np.stack([photos[index] for index in shown])
+    cams = {name: compute_grad_cam(trained[name].model, shown_photos) for name in explained}
+    return {
+        "learning_curves": plots.plot_learning_curves(histories, fine_tune_starts),
+        "confusion_matrices": plots.plot_confusion_matrices(
+            {name: item.metrics["confusion_matrix"] for name, item in evaluations.items()}, splits.class_names
+        ),
+        "roc_curves": plots.plot_roc_curves({name: (labels, item.logits) for name, item in evaluations.items()}),
+        "mistakes": plots.plot_mistakes(photos, labels, logits, splits.class_names),
+        "grad_cam": plots.plot_grad_cam(
+            shown_photos, cams, labels[shown], {name: logits[name][shown] for name in cams}, splits.class_names
+        ),
+    }
+
+
+def take_photos(dataset: tf.data.Dataset, indices: Iterable[int]) -> dict[int, np.ndarray]:
+    """Fetches some photos of a batched split by index, without holding the whole split in memory.
+
+    Args:
+        dataset: Batches of `(images, labels)` in a fixed order, such as `splits.test`.
+        indices: Indices of the photos in the split.
+
+    Returns:
+        `{index: photo}`, each photo `uint8` of shape `(S, S, 3)`.
+    """
+    wanted, found, start = set(indices), {}, 0
+    for images, _ in dataset.as_numpy_iterator():
+        for index in wanted & set(range(start, start + len(images))):
+            found[index] = images[index - start]
+        start += len(images)
+        if start > max(wanted, default=-1):
+            break
+    return found
+
+
+def write_study_report(config: StudyConfig, study_results: dict, figures: Mapping[str, Figure]) -> Path:
+    """Writes `results.json`, the figures as PNG and `report.md` into the output folder; returns the report's path."""
+    return report.write_report(config.output_dir, study_results, figures)
+
+
+def _finished_epochs(output_dir: str | Path, stage: str) -> int:
+    return len(training.read_history(Path(output_dir) / stage / "history.csv").get("epoch", []))
+
+
+def run_study(config: StudyConfig, verbose: int | None = None) -> dict:
+    """Runs the whole study: every stage of this module, in order, into `config.output_dir`.
+
+    Args:
+        config: The study's settings, e.g. `get_config("quick", data="photos/")`.
+        verbose: `model.fit` verbosity, or `None` for `runtime.choose_verbosity()`.
+            Defaults to `None`.
+
+    Returns:
+        The results (what `results.json` holds: `"models"`, `"config"`,
+        `"data"`, `"environment"`).
+
+    Raises:
+        InputError: If an input is wrong; raised before any training.
+        StudyInterrupted: On Ctrl-C; it names the stage and its finished
+            epochs. Running the same study again resumes from there.
+
+    Example:
+
+    >>> results = run_study(get_config("smoke", data="photos/", output_dir="out"))  # doctest: +SKIP
+    >>> results["models"]["finetuned"]["test"]["accuracy"]  # doctest: +SKIP
+    """
+    verbose = runtime.choose_verbosity() if verbose is None else verbose
+    stage = "checks"
+    try:
+        start_study(config)
+        stage = "data"
+        announce(stage, config.data)
+        splits = load_data(config)
+        trained: dict[str, TrainedModel] = {}
+        stage = "scratch"
+        announce(stage, f"up to {config.scratch_epochs} epochs")
+        trained["scratch"] = train_scratch_cnn(config, splits, verbose)
+        stage = "transfer"
+        announce(stage, f"up to {config.transfer_epochs} epochs")
+        trained["transfer"] = train_frozen_model(config, splits, verbose)
+        stage = "finetuned"
+        announce(stage, f"{config.fine_tune_epochs} epochs from base layer {config.fine_tune_at}")
+        trained["finetuned"] = fine_tune_model(config, splits, trained["transfer"], verbose)
+        stage = "evaluation"
+        announce(stage)
+        evaluations = evaluate_models(trained, splits)
+        study_results = build_study_results(config, splits, trained, evaluations)
+        stage = "figures"
+        announce(stage)
+        figures = make_figures(trained, evaluations, splits)
+        stage = "report"
+        announce(stage)
+        path = write_study_report(config, study_results, figures)
+    except KeyboardInterrupt:
+        epochs = _finished_epochs(config.output_dir, stage) if stage in MODEL_NAMES else None
+        raise StudyInterrupted(stage, epochs, str(config.output_dir)) from None
+    print(f"\n{results.format_results_table(study_results)}\n\nReport: {path}", flush=True)
+    return study_results

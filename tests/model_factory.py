@@ -1,0 +1,59 @@
+"""Tiny models and datasets for the training tests (a plain module, not a test file)."""
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from catsdogs_helpers import models, training
+
+SIZE = 48
+
+
+class Interrupt(Exception):
+    """Stands for a Colab disconnect or a Ctrl-C."""
+
+
+class InterruptAfterEpoch(keras.callbacks.Callback):
+    def __init__(self, epoch: int) -> None:
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == self.epoch:
+            raise Interrupt(f"interrupted after epoch {epoch}")
+
+
+class RecordEpochs(keras.callbacks.Callback):
+    def __init__(self) -> None:
+        super().__init__()
+        self.epochs: list[int] = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epochs.append(epoch)
+
+
+def tiny_data(num_images: int = 32, seed: int = 0) -> tf.data.Dataset:
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 2, num_images).astype("int32")
+    images = rng.integers(0, 100, (num_images, SIZE, SIZE, 3)) + 120 * labels[:, None, None, None]
+    return tf.data.Dataset.from_tensor_slices((images.astype("uint8"), labels)).batch(8)
+
+
+def tiny_model() -> keras.Model:
+    keras.utils.set_random_seed(0)
+    return models.compile_model(models.build_scratch_cnn(SIZE, 32, widths=(8, 8, 16, 16)), 1e-2)
+
+
+def run_stage(model, output_dir, epochs=4, **kwargs) -> training.StageResult:
+    return training.train_stage(
+        model,
+        tiny_data(),
+        tiny_data(16, seed=1),
+        name="stage",
+        epochs=epochs,
+        output_dir=output_dir,
+        num_train_images=32,
+        patience=10,
+        verbose=0,
+        **kwargs,
+    )

@@ -1,0 +1,106 @@
+"""The whole study in-process (`study.run_study`), as flax tests `train_and_evaluate`: one-step settings, real code."""
+
+import json
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+
+from catsdogs_helpers import study, training
+from catsdogs_helpers.config import get_config
+from catsdogs_helpers.errors import InputError, StudyInterrupted
+
+MODEL_NAMES = ("scratch", "transfer", "finetuned")
+FIGURES = ("learning_curves", "confusion_matrices", "roc_curves", "mistakes", "grad_cam")
+pytestmark = pytest.mark.slow
+
+
+def check_outputs(output: Path, results: dict) -> None:
+    """Checks what a study leaves behind, and that results.json holds the results returned."""
+    for name in MODEL_NAMES:
+        assert (output / f"{name}.keras").stat().st_size > 0
+    for name in FIGURES:
+        assert (output / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert json.loads((output / "results.json").read_text())["models"].keys() == results["models"].keys()
+    assert "| model | test accuracy |" in (output / "report.md").read_text()
+    assert set(results) == {"models", "config", "data", "environment"}
+    for model in results["models"].values():
+        assert 0.0 <= model["test"]["accuracy"] <= 1.0
+        assert model["train_seconds"] > 0 and model["params_total"] > 0
+    assert results["models"]["transfer"]["params_trainable"] < results["models"]["finetuned"]["params_trainable"]
+
+
+def test_run_study_on_tfds_mock_data(tmp_path):
+    config = get_config("smoke", data="tfds", output_dir=str(tmp_path / "out"))
+    keras.utils.set_random_seed(0)
+    with tfds.testing.mock_data(num_examples=24):
+        results = study.run_study(config, verbose=0)
+    check_outputs(tmp_path / "out", results)
+    assert results["data"]["source"] == "tfds:cats_vs_dogs"
+    assert results["models"]["finetuned"]["num_test_images"] > 0
+
+
+def test_run_study_on_a_photo_folder_then_reuses_every_finished_stage(tmp_path, make_photo_folder, capsys):
+    photos = make_photo_folder(tmp_path / "photos", num_per_class=20, size=48)
+    config = get_config("smoke", data=str(photos), output_dir=str(tmp_path / "out"))
+    results = study.run_study(config, verbose=0)
+    check_outputs(tmp_path / "out", results)
+    assert results["data"]["counts"]["test"] and results["config"]["data"] == str(photos)
+    assert "== scratch: training the CNN from scratch" in capsys.readouterr().out
+    again = study.run_study(config, verbose=2)
+    output = capsys.readouterr().out
+    assert output.count("finished in an earlier run") == 3
+    assert " - val_loss: " not in output  # No epoch was trained again.
+    for name in MODEL_NAMES:
+        assert again["models"][name]["test"] == pytest.approx(results["models"][name]["test"])
+
+
+class InterruptAfterEpoch(keras.callbacks.Callback):
+    """Stands for Ctrl-C at the end of an epoch (after the stage's own callbacks saved it)."""
+
+    def __init__(self, epoch: int) -> None:
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == self.epoch:
+            raise KeyboardInterrupt
+
+
+def test_ctrl_c_names_the_stage_and_its_epochs_and_rerunning_resumes(tmp_path, make_photo_folder, monkeypatch):
+    photos = make_photo_folder(tmp_path / "photos", num_per_class=20, size=48)
+    config = get_config("smoke", data=str(photos), output_dir=str(tmp_path / "out"))
+    config = config.replace(scratch_epochs=3, patience=5)
+    build = training.build_stage_callbacks
+    monkeypatch.setattr(training, "build_stage_callbacks", lambda *a, **k: [*build(*a, **k), InterruptAfterEpoch(1)])
+    with pytest.raises(StudyInterrupted) as raised:
+        study.run_study(config, verbose=0)
+    assert (raised.value.stage, raised.value.finished_epochs) == ("scratch", 2)
+    assert "after 2 finished epochs" in str(raised.value) and "run the same command again" in str(raised.value)
+    monkeypatch.setattr(training, "build_stage_callbacks", build)
+    results = study.run_study(config, verbose=0)
+    scratch = results["models"]["scratch"]["stages"][0]
+    assert scratch["epochs"] == 3  # Epochs 0 and 1 from the first run, epoch 2 resumed.
+
+
+def test_a_bad_weights_file_fails_before_anything_trains(tmp_path, make_photo_folder):
+    photos = make_photo_folder(tmp_path / "photos", num_per_class=4, size=32)
+    not_weights = tmp_path / "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5"
+    not_weights.write_bytes(b"not an h5 file")
+    config = get_config("smoke", data=str(photos), weights=str(not_weights), output_dir=str(tmp_path / "out"))
+    with pytest.raises(InputError, match=r"does not fit MobileNetV2 with alpha=0\.35") as raised:
+        study.run_study(config, verbose=0)
+    assert "--set alpha=1.0" in str(raised.value) and "'smoke' preset" in str(raised.value)
+    assert not (tmp_path / "out" / "scratch").exists()
+
+
+def test_grad_cam_photos_start_where_the_models_disagree():
+    labels = np.array([0, 1, 0, 1, 0, 1])
+    evaluations = {
+        "scratch": study.evaluation.ModelEvaluation("scratch", labels, np.array([1, 1, -1, 1, -1, -1.0]), {}),
+        "finetuned": study.evaluation.ModelEvaluation("finetuned", labels, np.array([-1, 1, -1, 1, -1, 1.0]), {}),
+    }
+    # Photos 0 and 5 split the models; 1, 2, 3 and 4 both get right.
+    assert study.choose_grad_cam_photos(evaluations, num_photos=4) == [0, 5, 1, 2]
