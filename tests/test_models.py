@@ -155,3 +155,55 @@ def test_local_imagenet_weights_are_loaded_not_random(shared_weights_1_0: Path):
     assert not np.allclose(np.array(first_kernel), np.array(random.get_layer("Conv1").kernel))
     with pytest.raises(ValueError, match=r"alpha=0\.35"):
         models.build_mobilenet_base(224, str(shared_weights_1_0), alpha=0.35)
+
+
+def draw_augmentation_factors(num_draws: int = 2000, seed: int = 7) -> dict[str, np.ndarray]:
+    """Draws each augmentation layer's random factor for `num_draws` photos of one batch."""
+    augmentation = models.build_augmentation(seed)
+    images = np.zeros((num_draws, 8, 8, 3), np.float32)
+    layer = {layer.__class__.__name__: layer for layer in augmentation.layers}
+    draws = {
+        "rotation": layer["RandomRotation"].get_random_transformation(images)["angle"],  # Degrees.
+        "zoom": layer["RandomZoom"].get_random_transformation(images)["height_zoom"],  # Scale factor.
+        "shift": layer["RandomTranslation"].get_random_transformation(images)["translations"][:, 0] / 8,
+        "contrast": layer["RandomContrast"].get_random_transformation(images)["contrast_factor"],
+    }
+    return {
+        name: np.asarray(keras.ops.convert_to_numpy(value), np.float64).reshape(-1) for name, value in draws.items()
+    }
+
+
+def test_augmentation_layers_draw_independent_factors():
+    factors = draw_augmentation_factors()
+    names = list(factors)
+    correlations = np.corrcoef(np.stack([factors[name] for name in names]))
+    print("augmentation draws (2,000 photos):")
+    for name in names:
+        print(f"  {name:<8} min {factors[name].min():+.3f}  max {factors[name].max():+.3f}")
+    for i, first in enumerate(names):
+        for second in names[i + 1 :]:
+            correlation = correlations[i, names.index(second)]
+            print(f"  correlation {first}/{second}: {correlation:+.3f}")
+            assert abs(correlation) < 0.1, (first, second, correlation)
+
+
+def test_augmentation_factors_cover_their_documented_ranges():
+    factors = draw_augmentation_factors()
+    contrast = factors["contrast"]
+    assert 0.8 <= contrast.min() < 0.85 and 1.15 < contrast.max() <= 1.2  # Lower and higher contrast.
+    assert np.mean(contrast < 1.0) == pytest.approx(0.5, abs=0.05)
+    rotation = factors["rotation"]  # 0.08 of a turn is 28.8 degrees.
+    assert -28.8 <= rotation.min() < -27.0 and 27.0 < rotation.max() <= 28.8
+    zoom = factors["zoom"]
+    assert 0.8 <= zoom.min() < 0.82 and 1.18 < zoom.max() <= 1.2
+    shift = factors["shift"]
+    assert -0.1 <= shift.min() < -0.09 and 0.09 < shift.max() <= 0.1
+
+
+def test_augmentation_changes_photos_only_in_training():
+    augmentation = models.build_augmentation(3)
+    photos = random_photos(4).astype("float32")
+    np.testing.assert_array_equal(np.asarray(augmentation(photos, training=False)), photos)
+    augmented = np.asarray(augmentation(photos, training=True))
+    assert augmented.shape == photos.shape and not np.allclose(augmented, photos)
+    assert augmented.min() >= 0.0 and augmented.max() <= 255.0
