@@ -78,6 +78,12 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--model", required=True, help="a model saved by the study (.keras)")
     evaluate.add_argument("--data", required=True, help="a folder with one sub-folder per class")
     evaluate.add_argument("--batch-size", type=int, default=32, help="photos per batch. Default: 32")
+    evaluate.add_argument(
+        "--all",
+        action="store_true",
+        help="evaluate every photo of a flat folder, the training photos included. Default: only its test split "
+        "(the photos the study tests on: test/ of a pre-split folder, else the 10%% a hash of their paths picks)",
+    )
 
     predict = commands.add_parser(
         "predict",
@@ -87,7 +93,10 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--model", required=True, help="a model saved by the study (.keras)")
     predict.add_argument("images", nargs="+", metavar="IMAGE", help="photos to classify")
     predict.add_argument(
-        "--classes", default="cat,dog", help="names of class 0 and class 1, comma-separated. Default: cat,dog"
+        "--classes",
+        default=None,
+        help="names of class 0 and class 1, comma-separated, for a model saved without its class names. "
+        "Default: the names saved in the model",
     )
     return parser
 
@@ -131,6 +140,7 @@ def run_command(args: argparse.Namespace) -> int:
 
 def evaluate_command(args: argparse.Namespace) -> int:
     """Prints a saved model's metrics on a folder of photos as JSON; returns the exit code."""
+    from catsdogs_helpers.contract import read_contract
     from catsdogs_helpers.data import load_labelled_photos
     from catsdogs_helpers.evaluation import evaluate_model
     from catsdogs_helpers.models import load_model
@@ -140,13 +150,22 @@ def evaluate_command(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         raise InputError(f"--batch-size must be a positive integer. Received: --batch-size {args.batch_size}")
     model = load_model(args.model)
-    dataset, class_names, counts, skipped = load_labelled_photos(
-        args.data, image_size=model.input_shape[1], batch_size=args.batch_size, verbose=False
+    contract = read_contract(model, args.model)
+    dataset, folder_classes, counts, skipped = load_labelled_photos(
+        args.data,
+        image_size=contract.image_size,
+        batch_size=args.batch_size,
+        verbose=False,
+        test_split_only=not args.all,
     )
+    class_names = contract.class_names or folder_classes
+    dataset = dataset.map(_relabel(folder_classes, class_names, args.model, args.data))
     evaluation = evaluate_model(model, dataset, Path(args.model).stem, class_names)
     report = {
         "model": str(args.model),
         "data": str(args.data),
+        "photos": "every photo" if args.all else "the test split",
+        "class_names": list(class_names),
         "counts": counts,
         "skipped": [{"path": printable_path(item.path), "reason": item.reason} for item in skipped],
         "metrics": evaluation.metrics,
@@ -155,15 +174,46 @@ def evaluate_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def _relabel(folder_classes: tuple[str, ...], model_classes: tuple[str, ...], model: str, data: str):
+    """Returns a `dataset.map` function giving each photo the label its class has in the model.
+
+    Raises:
+        InputError: If the folder's classes are not the model's.
+    """
+    import tensorflow as tf
+
+    if set(folder_classes) != set(model_classes):
+        raise InputError(
+            f"The photos' classes are not the model's: {model} was trained on {list(model_classes)} (class 0, "
+            f"class 1), and {data} has folders {list(folder_classes)}. Name the class folders as the model's "
+            f"classes. Received: --data {data}"
+        )
+    mapping = tf.constant([model_classes.index(name) for name in folder_classes], tf.int32)
+    return lambda images, labels: (images, tf.gather(mapping, tf.cast(labels, tf.int32)))
+
+
 def predict_command(args: argparse.Namespace) -> int:
     """Prints one line per photo; returns 1 if any photo could not be read."""
+    from catsdogs_helpers.contract import read_contract
     from catsdogs_helpers.models import load_model
     from catsdogs_helpers.prediction import classify_photos
 
-    class_names = tuple(name.strip() for name in args.classes.split(","))
-    if len(class_names) != 2 or not all(class_names):
-        raise InputError(f"--classes takes two names separated by a comma. Received: --classes {args.classes}")
     model = load_model(args.model)
+    saved = read_contract(model, args.model).class_names
+    if args.classes is None:
+        if saved is None:
+            print(f"note: {args.model} was saved without its class names; assuming cat,dog (see --classes).",
+                  file=sys.stderr)  # fmt: skip
+        class_names = saved or ("cat", "dog")
+    else:
+        class_names = tuple(name.strip() for name in args.classes.split(","))
+        if len(class_names) != 2 or not all(class_names):
+            raise InputError(f"--classes takes two names separated by a comma. Received: --classes {args.classes}")
+        if saved is not None and class_names != saved:
+            raise InputError(
+                f"{args.model} was trained on {','.join(saved)} (class 0, class 1); --classes would rename them. "
+                f"Leave --classes out for a model that carries its class names. Received: --classes {args.classes}"
+            )
     predictions = classify_photos(model, args.images, class_names)
     for prediction in predictions:
         print(prediction.describe(), file=sys.stderr if prediction.error else sys.stdout)

@@ -287,18 +287,27 @@ def _fill_cache(
 
 
 def load_labelled_photos(
-    directory: str | os.PathLike, image_size: int = 224, batch_size: int = 32, verbose: bool = True
+    directory: str | os.PathLike,
+    image_size: int = 224,
+    batch_size: int = 32,
+    verbose: bool = True,
+    test_split_only: bool = True,
 ) -> tuple[tf.data.Dataset, tuple[str, ...], dict[str, int], tuple[SkippedFile, ...]]:
-    """Loads every photo of a folder with class sub-folders, for evaluation.
+    """Loads the photos of a folder with class sub-folders, for evaluation.
 
-    The folder follows the rules of `photos.list_photo_folder`; if it is
-    pre-split (`train/`, `validation/`, `test/`), only its `test/` photos are used.
+    The folder follows the rules of `photos.list_photo_folder`. By default only
+    its test photos are used, the ones the study never trained on: `test/` of a
+    pre-split folder, or the photos the stable hash split puts in the test
+    split of a flat folder (10%, as `load_splits` does with its default
+    fractions).
 
     Args:
         directory: The folder.
         image_size: Side of the square images, in pixels. Defaults to `224`.
         batch_size: Images per batch. Defaults to `32`.
         verbose: Print progress while decoding. Defaults to `True`.
+        test_split_only: Use only the test photos; `False` uses every photo of
+            a flat folder (training photos included). Defaults to `True`.
 
     Returns:
         `(dataset, class_names, counts, skipped)`: batches of `(images, labels)`
@@ -314,23 +323,30 @@ def load_labelled_photos(
     check_image_size(image_size)
     _check_positive("batch_size", batch_size)
     folder = list_photo_folder(directory)
-    files = (
-        folder.files["test"] if folder.pre_split else [item for split in SPLIT_NAMES for item in folder.files[split]]
-    )
+    use_test = folder.pre_split or test_split_only
+    files = folder.files["test"] if use_test else [item for split in SPLIT_NAMES for item in folder.files[split]]
     dataset, counts, bad = _cache_usable(
         _photo_dataset(files, image_size), "photos", list(folder.class_names), image_size, "", verbose
     )
-    _check_both_classes_present(counts, [*folder.skipped, *bad], directory, folder.pre_split)
+    _check_both_classes_present(counts, [*folder.skipped, *bad], directory, folder.pre_split, use_test)
     return _batch(dataset, batch_size), folder.class_names, counts, (*folder.skipped, *bad)
 
 
 def _check_both_classes_present(
-    counts: dict[str, int], skipped: list[SkippedFile], directory: str | os.PathLike, pre_split: bool
+    counts: dict[str, int],
+    skipped: list[SkippedFile],
+    directory: str | os.PathLike,
+    pre_split: bool,
+    test_split_only: bool = False,
 ) -> None:
     """Raises `InputError` if the photos to evaluate have no usable photo of some class."""
     missing = [name for name, count in counts.items() if not count]
     if missing:
-        where = f"{printable_path(directory)}{' (its test/ folder)' if pre_split else ''}"
+        where = printable_path(directory)
+        if pre_split:
+            where += " (its test/ folder)"
+        elif test_split_only:
+            where += " (its test split: the 10% of photos a hash of their paths picks; --all uses every photo)"
         folders = ", ".join(f"{'test/' if pre_split else ''}{name}/" for name in missing)
         raise InputError(
             f"Evaluation needs usable photos of both classes, but {where} has no usable photo of "

@@ -7,11 +7,14 @@ the loss and metrics are told so in `compile_model`.
 
 from __future__ import annotations
 
+import json
 import os
+import zipfile
 
 import keras
 from keras import layers
 
+from catsdogs_helpers import contract  # noqa: F401 (registers ModelContract, so saved models load)
 from catsdogs_helpers.config import IMAGENET_IMAGE_SIZES
 from catsdogs_helpers.errors import InputError, MissingInputError
 
@@ -293,19 +296,69 @@ def compile_model(
 
 
 def load_model(path: str | os.PathLike) -> keras.Model:
-    """Loads a model saved in the `.keras` format, in safe mode.
+    """Loads a model saved in the `.keras` format, in safe mode (no arbitrary Python code runs).
+
+    Args:
+        path: The `.keras` file.
+
+    Returns:
+        The model; a model saved by the study carries its contract (see `contract.py`).
 
     Raises:
         MissingInputError: If the file does not exist.
-        InputError: If it is not a `.keras` model file.
+        InputError: If it cannot be loaded; the message gives the real reason (not a
+            `.keras` archive, a corrupt archive, code that safe mode refuses, a model
+            saved by a newer Keras, ...).
     """
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise MissingInputError(f"The model file does not exist: {path}. Received: model={path!r}")
+    fix = "Pass a model saved by the study (scratch.keras, transfer.keras or finetuned.keras)"
+    reason = _describe_keras_archive(path)
+    if reason is not None:
+        raise InputError(f"{path} cannot be loaded: {reason}. {fix}. Received: model={path!r}")
     try:
         return keras.models.load_model(path, safe_mode=True)
     except Exception as error:
-        raise InputError(
-            f"{path} is not a Keras model saved in the .keras format ({type(error).__name__}: {error}). "
-            f"Pass a file written by model.save('name.keras'). Received: model={path!r}"
-        ) from error
+        detail = " ".join(f"{type(error).__name__}: {error}".split())[:300]
+        if "safe_mode" in str(error):
+            reason = "it holds Python code (such as a Lambda layer) that loading in safe mode refuses to run"
+        else:
+            saved_by = _saved_keras_version(path)
+            newer = saved_by and _version_tuple(saved_by) > _version_tuple(keras.__version__)
+            reason = f"it was saved by Keras {saved_by}, newer than this Keras {keras.__version__}" if newer else ""
+            reason = reason or "Keras could not rebuild the model it describes"
+        raise InputError(f"{path} cannot be loaded: {reason} ({detail}). {fix}. Received: model={path!r}") from error
+
+
+def _describe_keras_archive(path: str) -> str | None:
+    """Returns why a file is not a `.keras` archive, or `None` if it looks like one."""
+    if not zipfile.is_zipfile(path):
+        with open(path, "rb") as file:
+            start = file.read(8)
+        if start.startswith(b"\x89HDF"):
+            return "it is an HDF5 (.h5) file, not the .keras format the study saves"
+        return "it is not a .keras archive (a .keras file is a zip archive)"
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = set(archive.namelist())
+            corrupt = archive.testzip()
+    except (zipfile.BadZipFile, OSError) as error:
+        return f"it is a corrupt zip archive ({error})"
+    if corrupt is not None:
+        return f"it is a corrupt zip archive (its member {corrupt} fails its checksum)"
+    if "config.json" not in names:
+        return "it is a zip archive without the config.json of a .keras model"
+    return None
+
+
+def _saved_keras_version(path: str) -> str | None:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return str(json.loads(archive.read("metadata.json")).get("keras_version"))
+    except (KeyError, ValueError, OSError, zipfile.BadZipFile):
+        return None
+
+
+def _version_tuple(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in version.split(".")[:3] if part.isdigit())

@@ -25,7 +25,19 @@ import numpy as np
 import tensorflow as tf
 from matplotlib.figure import Figure
 
-from catsdogs_helpers import data, evaluation, features, metrics, models, plots, report, results, runtime, training
+from catsdogs_helpers import (
+    contract,
+    data,
+    evaluation,
+    features,
+    metrics,
+    models,
+    plots,
+    report,
+    results,
+    runtime,
+    training,
+)
 from catsdogs_helpers.config import StudyConfig
 from catsdogs_helpers.errors import StudyInterrupted
 from catsdogs_helpers.grad_cam import compute_grad_cam
@@ -145,7 +157,7 @@ def train_scratch_cnn(config: StudyConfig, splits: data.ImageSplits, verbose: in
         fingerprint=stage_fingerprint(config),
         verbose=verbose,
     )
-    return _save(TrainedModel("scratch", model, [stage], Path(config.output_dir) / "scratch.keras"))
+    return _save(TrainedModel("scratch", model, [stage], Path(config.output_dir) / "scratch.keras"), splits)
 
 
 def train_frozen_model(config: StudyConfig, splits: data.ImageSplits, verbose: int = 2) -> TrainedModel:
@@ -184,7 +196,7 @@ def train_frozen_model(config: StudyConfig, splits: data.ImageSplits, verbose: i
             model, splits.train, splits.validation, name="transfer", num_train_images=splits.num_images("train"),
             **common,
         )  # fmt: skip
-    return _save(TrainedModel("transfer", model, [stage], Path(config.output_dir) / "transfer.keras"))
+    return _save(TrainedModel("transfer", model, [stage], Path(config.output_dir) / "transfer.keras"), splits)
 
 
 def fine_tune_model(
@@ -225,11 +237,13 @@ def fine_tune_model(
         fingerprint=stage_fingerprint(config),
         verbose=verbose,
     )
-    return _save(TrainedModel("finetuned", model, [*frozen.stages, stage], Path(config.output_dir) / "finetuned.keras"))
+    path = Path(config.output_dir) / "finetuned.keras"
+    return _save(TrainedModel("finetuned", model, [*frozen.stages, stage], path), splits)
 
 
-def _save(trained: TrainedModel) -> TrainedModel:
-    trained.model.save(trained.path)
+def _save(trained: TrainedModel, splits: data.ImageSplits) -> TrainedModel:
+    """Saves the model with its contract (class names; see `contract.py`), without optimizer state."""
+    contract.attach_contract(trained.model, splits.class_names).save(trained.path)
     return trained
 
 

@@ -5,13 +5,15 @@ import re
 from collections import Counter
 from pathlib import Path
 
+import keras
 import numpy as np
+import photo_factory
 import pytest
 import tfds_factory
 from conftest import run_cli
 from PIL import Image
 
-from catsdogs_helpers import cli
+from catsdogs_helpers import cli, contract
 
 MODEL_NAMES = ("scratch", "transfer", "finetuned")
 FIGURES = ("learning_curves", "confusion_matrices", "roc_curves", "mistakes", "grad_cam")
@@ -66,7 +68,7 @@ def test_run_console_says_each_stage_once_without_colour_codes_or_noise(smoke_st
 def test_evaluate_reproduces_the_test_accuracy_of_the_run(smoke_study):
     output, photos = smoke_study["output"], smoke_study["photos"]
     results = json.loads((output / "results.json").read_text())
-    process = run_cli("evaluate", "--model", str(output / "finetuned.keras"), "--data", str(photos / "test"))
+    process = run_cli("evaluate", "--model", str(output / "finetuned.keras"), "--data", str(photos))
     assert process.returncode == 0, process.stderr[-2000:]
     report = json.loads(process.stdout)
     assert report["counts"] == {"cat": 4, "dog": 4}
@@ -209,7 +211,7 @@ def test_evaluate_and_predict_reject_bad_input(capsys, tmp_path, smoke_study):
     )
     text_file = tmp_path / "notes.keras"
     text_file.write_text("hello")
-    assert "not a Keras model" in one_line_error(capsys, ["predict", "--model", str(text_file), "x.jpg"])
+    assert "not a .keras archive" in one_line_error(capsys, ["predict", "--model", str(text_file), "x.jpg"])
     one_class = tmp_path / "one_class"
     (one_class / "cat").mkdir(parents=True)
     Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(one_class / "cat" / "a.jpg")
@@ -232,3 +234,55 @@ def test_every_command_has_help(capsys):
     with pytest.raises(SystemExit) as raised:
         cli.main(["evaluate"])  # --model and --data are required.
     assert raised.value.code == 2
+
+
+def colour_model(path: Path, class_names: tuple[str, str]) -> Path:
+    """Saves a model whose logit is 0.1 * (mean red - mean blue): reddish photos (cats here) are class 1."""
+    inputs = keras.Input((32, 32, 3))
+    x = keras.layers.GlobalAveragePooling2D(name="pool")(inputs)
+    logit = keras.layers.Dense(1, name="logit")
+    outputs = logit(x)
+    logit.set_weights([np.array([[0.1], [0.0], [-0.1]], np.float32), np.zeros(1, np.float32)])
+    contract.attach_contract(keras.Model(inputs, outputs), class_names).save(path)
+    return path
+
+
+def write_class_folder(root: Path, folders: dict[str, str], num_per_class: int = 30) -> Path:
+    """Writes `folder -> synthetic class` photos (`cat` reddish, `dog` bluish)."""
+    for folder, kind in folders.items():
+        for index in range(num_per_class):
+            photo_factory.write_jpeg(root / folder / f"{index}.jpg", photo_factory.synthetic_photo(kind, 32, index))
+    return root
+
+
+def test_predict_and_evaluate_use_the_class_names_saved_in_the_model(tmp_path, capsys):
+    model = str(colour_model(tmp_path / "model.keras", ("Dog", "cat")))  # Class 0 "Dog", class 1 "cat".
+    photos = write_class_folder(tmp_path / "photos", {"Dog": "dog", "cat": "cat"})
+    assert cli.main(["predict", "--model", model, str(photos / "cat" / "0.jpg"), str(photos / "Dog" / "0.jpg")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(": ")[1].split(" (")[0] for line in lines] == ["cat", "Dog"]
+    assert cli.main(["evaluate", "--model", model, "--data", str(photos), "--all"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["metrics"]["accuracy"] == 1.0 and report["class_names"] == ["Dog", "cat"]
+    assert report["photos"] == "every photo" and report["counts"] == {"Dog": 30, "cat": 30}
+    assert cli.main(["evaluate", "--model", model, "--data", str(photos)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["photos"] == "the test split" and 0 < sum(report["counts"].values()) < 60
+    assert "NaN" not in json.dumps(report)
+
+
+def test_evaluate_refuses_photos_of_other_classes_and_predict_refuses_renaming(tmp_path, capsys):
+    model = str(colour_model(tmp_path / "model.keras", ("Dog", "cat")))
+    photos = write_class_folder(tmp_path / "photos", {"gato": "cat", "cachorro": "dog"})
+    message = one_line_error(capsys, ["evaluate", "--model", model, "--data", str(photos), "--all"])
+    assert "trained on ['Dog', 'cat']" in message and "['cachorro', 'gato']" in message
+    message = one_line_error(capsys, ["predict", "--model", model, "--classes", "cat,dog", str(photos)])
+    assert "was trained on Dog,cat" in message
+
+
+def test_a_sigmoid_model_is_refused_before_it_answers(tmp_path, capsys):
+    inputs = keras.Input((32, 32, 3))
+    outputs = keras.layers.Dense(1, activation="sigmoid")(keras.layers.GlobalAveragePooling2D()(inputs))
+    keras.Model(inputs, outputs).save(tmp_path / "sigmoid.keras")
+    message = one_line_error(capsys, ["predict", "--model", str(tmp_path / "sigmoid.keras"), "x.jpg"])
+    assert "ends in a sigmoid activation, not a logit" in message

@@ -1,5 +1,7 @@
 """Tests of the models: shapes, preprocessing, freezing, fine-tuning, metrics for logits, saving."""
 
+import json
+import zipfile
 from pathlib import Path
 
 import keras
@@ -7,6 +9,7 @@ import numpy as np
 import pytest
 
 from catsdogs_helpers import models
+from catsdogs_helpers.errors import InputError
 
 SIZE = 64  # Small inputs keep MobileNetV2 fast; its layers do not depend on the size.
 
@@ -143,8 +146,37 @@ def test_load_model_refuses_files_that_are_not_models(tmp_path):
         models.load_model(tmp_path / "missing.keras")
     not_a_model = tmp_path / "photo.keras"
     not_a_model.write_bytes(b"not a zip")
-    with pytest.raises(ValueError, match="not a Keras model"):
+    with pytest.raises(InputError, match=r"it is not a \.keras archive"):
         models.load_model(not_a_model)
+
+
+def test_load_model_gives_the_real_reason(tmp_path):
+    h5 = tmp_path / "weights.keras"
+    h5.write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(64))
+    with pytest.raises(InputError, match=r"HDF5 \(\.h5\) file"):
+        models.load_model(h5)
+    no_config = tmp_path / "empty.keras"
+    with zipfile.ZipFile(no_config, "w") as archive:
+        archive.writestr("notes.txt", "hello")
+    with pytest.raises(InputError, match=r"without the config\.json"):
+        models.load_model(no_config)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Lambda(lambda x: x * 2), keras.layers.Dense(1)])
+    model.save(tmp_path / "lambda.keras")
+    with pytest.raises(InputError, match="safe mode refuses"):
+        models.load_model(tmp_path / "lambda.keras")
+    newer = tmp_path / "newer.keras"
+    keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)]).save(newer)
+    with zipfile.ZipFile(newer) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    config = json.loads(members["config.json"])
+    config["class_name"] = "NotALayerYet"
+    members["config.json"] = json.dumps(config).encode()
+    members["metadata.json"] = json.dumps({"keras_version": "99.0.0"}).encode()
+    with zipfile.ZipFile(newer, "w") as archive:
+        for name, content in members.items():
+            archive.writestr(name, content)
+    with pytest.raises(InputError, match=r"saved by Keras 99\.0\.0, newer than this Keras"):
+        models.load_model(newer)
 
 
 @pytest.mark.shared
