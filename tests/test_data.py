@@ -465,7 +465,9 @@ def test_an_empty_split_is_refused(tmp_path):
 def test_evaluation_photos_load_with_their_counts_and_skipped_files(tmp_path):
     root = photo_factory.make_photo_folder(tmp_path / "photos", num_per_class=5, size=40)
     (root / "dog" / "empty.jpg").write_bytes(b"")
-    dataset, class_names, counts, skipped = load_labelled_photos(root, image_size=IMAGE_SIZE, verbose=False)
+    dataset, class_names, counts, skipped = load_labelled_photos(
+        root, image_size=IMAGE_SIZE, verbose=False, test_split_only=False
+    )
     assert class_names == ("cat", "dog")
     assert counts == {"cat": 5, "dog": 5}
     assert [(Path(item.path).name, item.reason) for item in skipped] == [("empty.jpg", "empty file")]
@@ -479,7 +481,7 @@ def test_evaluation_photos_of_no_class_are_refused_with_the_counts(tmp_path):
     (root / "cat").mkdir(parents=True)
     (root / "dog").mkdir()
     with pytest.raises(InputError) as error:
-        load_labelled_photos(root, image_size=IMAGE_SIZE, verbose=False)
+        load_labelled_photos(root, image_size=IMAGE_SIZE, verbose=False, test_split_only=False)
     assert f"but {root} has no usable photo of cat or dog: usable photos cat 0, dog 0" in str(error.value)
     assert "Add usable photos of cat and dog to cat/, dog/" in str(error.value)
 
@@ -489,12 +491,24 @@ def test_evaluation_photos_of_one_class_are_refused_with_the_counts(tmp_path):
     (root / "dog").mkdir()
     (root / "dog" / "broken.jpg").write_bytes(b"not a photo at all")
     with pytest.raises(InputError) as error:
-        load_labelled_photos(root, image_size=IMAGE_SIZE, verbose=False)
+        load_labelled_photos(root, image_size=IMAGE_SIZE, verbose=False, test_split_only=False)
     message = str(error.value)
     assert f"but {root} has no usable photo of dog: usable photos cat 5, dog 0" in message
     assert f"1 file(s) skipped, for example {root / 'dog' / 'broken.jpg'}: not an image" in message
     assert "Add usable photos of dog to dog/" in message
     assert f"Received: data={str(root)!r}" in message
+
+
+def test_evaluation_of_a_flat_folder_uses_its_hash_test_split_by_default(tmp_path):
+    root = photo_factory.make_photo_folder(tmp_path / "photos", num_per_class=40, size=16)
+    test_files = list_photo_folder(root).files["test"]
+    _, _, counts, _ = load_labelled_photos(root, image_size=IMAGE_SIZE, verbose=False)
+    assert sum(counts.values()) == len(test_files) and 0 < len(test_files) < 80
+    assert counts == {name: sum(1 for _, label in test_files if label == index) for index, name in enumerate(counts)}
+    for path, _ in test_files:
+        Path(path).unlink()
+    with pytest.raises(InputError, match="its test split"):
+        load_labelled_photos(root, image_size=IMAGE_SIZE, verbose=False)
 
 
 def test_evaluation_of_a_pre_split_folder_uses_its_test_photos_and_refuses_one_class(tmp_path):
