@@ -288,7 +288,9 @@ def choose_grad_cam_photos(evaluations: Mapping[str, evaluation.ModelEvaluation]
     correct = np.stack([metrics.predict_classes(item.logits) == labels for item in evaluations.values()])
     disagree = np.flatnonzero(correct.any(axis=0) & ~correct.all(axis=0))
     rest = np.flatnonzero(correct.all(axis=0))
-    return [int(index) for index in np.concatenate([disagree[: num_photos // 2 or 1], rest])[:num_photos]]
+    first = disagree[: num_photos // 2 or 1]
+    order = np.concatenate([first, rest, disagree[len(first) :]])  # Fill up with more disagreements if need be.
+    return [int(index) for index in order[:num_photos]]
 
 
 def make_figures(

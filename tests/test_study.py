@@ -104,3 +104,9 @@ def test_grad_cam_photos_start_where_the_models_disagree():
     }
     # Photos 0 and 5 split the models; 1, 2, 3 and 4 both get right.
     assert study.choose_grad_cam_photos(evaluations, num_photos=4) == [0, 5, 1, 2]
+    always_dog, always_cat = np.array([1, 1, 1.0]), np.array([-1, -1, -1.0])
+    everything_disputed = {
+        "a": study.evaluation.ModelEvaluation("a", labels[:3], always_dog, {}),
+        "b": study.evaluation.ModelEvaluation("b", labels[:3], always_cat, {}),
+    }
+    assert study.choose_grad_cam_photos(everything_disputed, num_photos=4) == [0, 1, 2]
