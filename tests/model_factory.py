@@ -14,13 +14,15 @@ class Interrupt(Exception):
 
 
 class InterruptAfterEpoch(keras.callbacks.Callback):
-    def __init__(self, epoch: int) -> None:
+    """Raises `exception` at the end of an epoch, after the callbacks before it saved that epoch."""
+
+    def __init__(self, epoch: int, exception: type[BaseException] = Interrupt) -> None:
         super().__init__()
-        self.epoch = epoch
+        self.epoch, self.exception = epoch, exception
 
     def on_epoch_end(self, epoch, logs=None):
         if epoch == self.epoch:
-            raise Interrupt(f"interrupted after epoch {epoch}")
+            raise self.exception(f"interrupted after epoch {epoch}")
 
 
 class RecordEpochs(keras.callbacks.Callback):

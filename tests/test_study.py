@@ -7,6 +7,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
+from model_factory import InterruptAfterEpoch
 
 from catsdogs_helpers import study, training
 from catsdogs_helpers.config import get_config
@@ -57,24 +58,14 @@ def test_run_study_on_a_photo_folder_then_reuses_every_finished_stage(tmp_path, 
         assert again["models"][name]["test"] == pytest.approx(results["models"][name]["test"])
 
 
-class InterruptAfterEpoch(keras.callbacks.Callback):
-    """Stands for Ctrl-C at the end of an epoch (after the stage's own callbacks saved it)."""
-
-    def __init__(self, epoch: int) -> None:
-        super().__init__()
-        self.epoch = epoch
-
-    def on_epoch_end(self, epoch, logs=None):
-        if epoch == self.epoch:
-            raise KeyboardInterrupt
-
-
 def test_ctrl_c_names_the_stage_and_its_epochs_and_rerunning_resumes(tmp_path, make_photo_folder, monkeypatch):
     photos = make_photo_folder(tmp_path / "photos", num_per_class=20, size=48)
     config = get_config("smoke", data=str(photos), output_dir=str(tmp_path / "out"))
     config = config.replace(scratch_epochs=3, patience=5)
     build = training.build_stage_callbacks
-    monkeypatch.setattr(training, "build_stage_callbacks", lambda *a, **k: [*build(*a, **k), InterruptAfterEpoch(1)])
+    monkeypatch.setattr(
+        training, "build_stage_callbacks", lambda *a, **k: [*build(*a, **k), InterruptAfterEpoch(1, KeyboardInterrupt)]
+    )
     with pytest.raises(StudyInterrupted) as raised:
         study.run_study(config, verbose=0)
     assert (raised.value.stage, raised.value.finished_epochs) == ("scratch", 2)
