@@ -55,6 +55,10 @@ class StudyConfig:
         scratch_epochs: Maximum epochs for the scratch CNN. Defaults to `30`.
         scratch_learning_rate: Peak Adam learning rate of the scratch CNN.
             Defaults to `2e-3`.
+        scratch_dropout: Dropout rate before the scratch CNN's logit.
+            Defaults to `0.3`.
+        scratch_weight_decay: Decoupled weight decay of the scratch CNN's Adam
+            (AdamW; Loshchilov & Hutter, 2019), or `0.0` for none. Defaults to `0.0`.
         transfer_epochs: Maximum epochs for the head on the frozen base.
             Defaults to `20`.
         transfer_learning_rate: Adam learning rate of the head. Defaults to `1e-3`.
@@ -67,7 +71,7 @@ class StudyConfig:
         fine_tune_at: Layers of the base below this index stay frozen while
             fine-tuning. Defaults to `100` (of 154 in MobileNetV2).
         dropout: Dropout rate before the transfer model's logit (the scratch CNN
-            has its own; see `build_scratch_cnn`). Defaults to `0.2`.
+            has its own, `scratch_dropout`). Defaults to `0.2`.
         patience: Early-stopping patience, in epochs. Defaults to `8`.
         output_dir: Folder for checkpoints, figures and results. Defaults to `"outputs"`.
     """
@@ -86,6 +90,8 @@ class StudyConfig:
     seed: int = 1337
     scratch_epochs: int = 30
     scratch_learning_rate: float = 2e-3
+    scratch_dropout: float = 0.3
+    scratch_weight_decay: float = 0.0
     transfer_epochs: int = 20
     transfer_learning_rate: float = 1e-3
     use_cached_features: bool = True
@@ -164,8 +170,12 @@ def _check_config(config: StudyConfig) -> None:
         value = getattr(config, name)
         if not _is_number(value) or not 0.0 < value < 1.0:
             _fail(name, value, "a learning rate between 0 and 1")
-    if not _is_number(config.dropout) or not 0.0 <= config.dropout < 1.0:
-        _fail("dropout", config.dropout, "a rate in [0, 1)")
+    for name in ("dropout", "scratch_dropout"):
+        value = getattr(config, name)
+        if not _is_number(value) or not 0.0 <= value < 1.0:
+            _fail(name, value, "a rate in [0, 1)")
+    if not _is_number(config.scratch_weight_decay) or not 0.0 <= config.scratch_weight_decay < 1.0:
+        _fail("scratch_weight_decay", config.scratch_weight_decay, "a decay in [0, 1) (0 for none)")
 
 
 DEFAULT = StudyConfig()

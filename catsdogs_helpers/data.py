@@ -16,6 +16,7 @@ import dataclasses
 import glob
 import hashlib
 import os
+import uuid
 from pathlib import Path
 
 import keras
@@ -55,6 +56,10 @@ class ImageSplits:
         counts: Photos per split and class, e.g. `{"train": {"cat": 1000, ...}}`.
         skipped: Files that were skipped, with the reason.
         source: `"tfds:cats_vs_dogs"` or the folder's path.
+        content_key: A digest that changes when any split's photos change (for a
+            folder, any file's path, size or modification time; for tfds, the
+            slices and limits) or the decoder does; training stages record it to
+            know whether an earlier run saw the same data. Defaults to `""`.
 
     `describe()` and `to_dict()` show paths with `photos.printable_path`, so a
     file name that is not valid UTF-8 can be printed and written as JSON.
@@ -68,6 +73,7 @@ class ImageSplits:
     counts: dict[str, dict[str, int]]
     skipped: tuple[SkippedFile, ...]
     source: str
+    content_key: str = ""
 
     def num_images(self, split: str) -> int:
         """Returns the number of photos in a split."""
@@ -184,6 +190,7 @@ def load_splits(
         counts=counts,
         skipped=tuple(bad_files),
         source=source,
+        content_key=_content_key(cache_keys),
     )
     if verbose:
         print(splits.describe())
@@ -248,6 +255,12 @@ def _cache_path(cache_dir: str | os.PathLike | None, split: str, image_size: int
     Path(cache_dir).mkdir(parents=True, exist_ok=True)
     key = hashlib.sha256(f"{content_key}|{image_size}|decoder {DECODER_VERSION}".encode()).hexdigest()[:16]
     return str(Path(cache_dir) / f"{split}-{image_size}px-{key}")
+
+
+def _content_key(cache_keys: dict[str, str]) -> str:
+    """Returns one digest of every split's content key and the decoder's version."""
+    text = "|".join(f"{split}={cache_keys[split]}" for split in SPLIT_NAMES) + f"|decoder {DECODER_VERSION}"
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _describe_files(files: list[tuple[str, int]]) -> str:
@@ -359,23 +372,52 @@ def _check_both_classes_present(
 def _cache_usable(
     raw: tf.data.Dataset, split: str, class_names: list[str], image_size: int, cache_path: str, verbose: bool
 ) -> tuple[tf.data.Dataset, dict[str, int], list[SkippedFile]]:
-    """Caches decoded photos, fills the cache, and keeps the usable `(image, label)` pairs."""
-    dataset = raw.cache(cache_path)
-    try:
+    """Caches decoded photos, fills the cache, and keeps the usable `(image, label)` pairs.
+
+    A file cache is written under a temporary name and renamed once complete, so
+    a run killed while filling it leaves no half-written cache (and no lockfile)
+    that a later run would trip over.
+    """
+    if cache_path and not _cache_complete(cache_path):
+        _remove_stale_partial_caches(cache_path)
+        partial = f"{cache_path}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        counts, bad = _fill_cache(raw.cache(partial), split, class_names, verbose)
+        # The data shards first, the index last: a cache counts as complete once its index exists.
+        for path in sorted(glob.glob(glob.escape(partial) + ".*"), key=lambda path: path.endswith(".index")):
+            os.replace(path, cache_path + path[len(partial) :])
+        dataset = raw.cache(cache_path)
+    else:
+        dataset = raw.cache(cache_path)
         counts, bad = _fill_cache(dataset, split, class_names, verbose)
-    except tf.errors.AlreadyExistsError:
-        # TensorFlow's lockfile: another run is filling this cache, or one was killed while filling it.
-        # Which of the two cannot be told, so the lockfile is left for the user to judge.
-        lockfiles = ", ".join(sorted(glob.glob(glob.escape(cache_path) + "_*.lockfile"))) or f"{cache_path}_*.lockfile"
-        raise InputError(
-            f"The {split} cache is locked by {lockfiles}: another run is filling it, or a run was stopped while "
-            "filling it. If no other run uses this cache folder, delete the lockfile (the photos are then decoded "
-            f"again); or pass another cache_dir. Received: cache_dir={str(Path(cache_path).parent)!r}"
-        ) from None
     usable = dataset.filter(lambda image, label, error, path: tf.equal(error, "")).map(
         lambda image, label, error, path: (tf.ensure_shape(image, (image_size, image_size, 3)), label)
     )
     return usable.apply(tf.data.experimental.assert_cardinality(sum(counts.values()))), counts, bad
+
+
+def _cache_complete(cache_path: str) -> bool:
+    """Whether a file cache was completely written (its index is renamed into place last)."""
+    return os.path.exists(cache_path + ".index")
+
+
+def _remove_stale_partial_caches(cache_path: str) -> None:
+    """Removes temporary cache files this module wrote in runs that were killed (their process is gone)."""
+    for path in glob.glob(glob.escape(cache_path) + ".partial-*"):
+        pid = path[len(cache_path) + len(".partial-") :].split("-", 1)[0]
+        if pid.isdigit() and (int(pid) == os.getpid() or not _process_alive(int(pid))):
+            Path(path).unlink(missing_ok=True)
+
+
+def _process_alive(pid: int) -> bool:
+    if os.name == "nt":  # os.kill(pid, 0) would end the process on Windows: assume it is alive.
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # It exists but belongs to someone else (PermissionError), or the check is unsupported.
+        return True
+    return True
 
 
 def _photo_dataset(files: list[tuple[str, int]], image_size: int) -> tf.data.Dataset:

@@ -67,7 +67,7 @@ def train_head_on_features(
     seed: int = 1337,
     patience: int = 8,
     name: str = "transfer",
-    fingerprint: dict[str, object] | None = None,
+    manifest: dict[str, object] | None = None,
     verbose: int = 2,
 ) -> StageResult:
     """Trains a frozen-base model's head on features computed once (the fast path).
@@ -88,13 +88,13 @@ def train_head_on_features(
         seed: Seed of the shuffle. Defaults to `1337`.
         patience: Early-stopping patience. Defaults to `8`.
         name: Name of the stage. Defaults to `"transfer"`.
-        fingerprint: See `train_stage`. Defaults to `None`.
+        manifest: See `train_stage`. Defaults to `None`.
         verbose: See `train_stage`. Defaults to `2`.
 
     Returns:
         A `StageResult` whose `train_seconds` include computing the features.
     """
-    finished = load_finished_stage(build_head(model), name, output_dir, fingerprint, verbose)
+    finished = load_finished_stage(build_head(model), name, output_dir, manifest, verbose)
     if finished is not None:
         return finished
     start = time.perf_counter()
@@ -124,7 +124,7 @@ def train_head_on_features(
         output_dir=output_dir,
         num_train_images=len(train_labels),
         patience=patience,
-        fingerprint=fingerprint,
+        manifest=manifest,
         extra_seconds=extraction_seconds,
         verbose=verbose,
     )

@@ -7,6 +7,7 @@ the loss and metrics are told so in `compile_model`.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import zipfile
@@ -261,7 +262,11 @@ def unfreeze_base(model: keras.Model, fine_tune_at: int = 100, freeze_batch_norm
 
 
 def compile_model(
-    model: keras.Model, learning_rate: float, optimizer: str = "adam", decay_steps: int | None = None
+    model: keras.Model,
+    learning_rate: float,
+    optimizer: str = "adam",
+    decay_steps: int | None = None,
+    weight_decay: float | None = None,
 ) -> keras.Model:
     """Compiles a one-logit model with a loss and metrics that expect logits.
 
@@ -275,6 +280,10 @@ def compile_model(
         decay_steps: If set, the learning rate follows a cosine from
             `learning_rate` down to zero over this many steps, which lets a
             fixed epoch budget end on small, careful steps. Defaults to `None`.
+        weight_decay: Decoupled weight decay (each step shrinks every weight by
+            `learning_rate * weight_decay` of itself, as AdamW does; Loshchilov &
+            Hutter, "Decoupled Weight Decay Regularization", 2019), or `None` or
+            `0` for none. Defaults to `None`.
 
     Returns:
         The same model, compiled.
@@ -285,7 +294,7 @@ def compile_model(
     if decay_steps is not None:
         learning_rate = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps)
     model.compile(
-        optimizer=optimizers[optimizer](learning_rate=learning_rate),
+        optimizer=optimizers[optimizer](learning_rate=learning_rate, weight_decay=weight_decay or None),
         loss=keras.losses.BinaryCrossentropy(from_logits=True),
         metrics=[
             keras.metrics.BinaryAccuracy(threshold=0.0, name="accuracy"),
@@ -293,6 +302,33 @@ def compile_model(
         ],
     )
     return model
+
+
+def describe_architecture(model: keras.Model) -> str:
+    """Returns a digest of a model's layers: their classes, settings and weight shapes, in order.
+
+    Layer names are left out: Keras numbers unnamed layers in the order a
+    process creates them (`conv2d`, `conv2d_1`, ...), so the same model built
+    twice would otherwise differ. Nested models (the augmentation, the base)
+    are walked into.
+
+    Returns:
+        16 hexadecimal digits of a SHA-256.
+    """
+    text = json.dumps(_describe_layers(model), sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _describe_layers(model: keras.Model) -> list[object]:
+    described: list[object] = []
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):  # A nested model: its own layers, not its name-laden config.
+            described.append([type(layer).__name__, layer.trainable, _describe_layers(layer)])
+            continue
+        config = {key: value for key, value in layer.get_config().items() if key != "name"}
+        shapes = [tuple(weight.shape) for weight in layer.weights]
+        described.append([type(layer).__name__, config, shapes, layer.trainable])
+    return described
 
 
 def load_model(path: str | os.PathLike) -> keras.Model:

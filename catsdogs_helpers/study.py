@@ -15,6 +15,8 @@ the trained models instead of training again.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import math
 import warnings
 from collections.abc import Iterable, Mapping
@@ -26,6 +28,7 @@ import tensorflow as tf
 from matplotlib.figure import Figure
 
 from catsdogs_helpers import (
+    __version__,
     contract,
     data,
     evaluation,
@@ -41,6 +44,7 @@ from catsdogs_helpers import (
 from catsdogs_helpers.config import StudyConfig
 from catsdogs_helpers.errors import StudyInterrupted
 from catsdogs_helpers.grad_cam import compute_grad_cam
+from catsdogs_helpers.output_lock import lock_output_dir, unlock_output_dir
 from catsdogs_helpers.preflight import check_study_inputs
 
 MODEL_NAMES = ("scratch", "transfer", "finetuned")
@@ -53,8 +57,17 @@ STAGE_TITLES = {
     "figures": "drawing the figures",
     "report": "writing the report",
 }
-# Settings that change where files go, not what is trained: a finished stage is reused across them.
-_NOT_IN_FINGERPRINT = ("output_dir", "cache_dir", "preset")
+# The settings each training stage depends on, besides the data (its content key) and the model's
+# architecture (hashed), which its manifest records too. Where files go (output_dir, cache_dir) and the
+# preset's name are not among them: a finished stage is reused across those.
+_DATA_SETTINGS = ("image_size", "batch_size", "seed")
+STAGE_SETTINGS = {
+    "scratch": ("scratch_image_size", "scratch_epochs", "scratch_learning_rate", "scratch_dropout",
+                "scratch_weight_decay", "patience"),
+    "transfer": ("weights", "alpha", "dropout", "transfer_epochs", "transfer_learning_rate", "use_cached_features",
+                 "patience"),
+    "finetuned": ("fine_tune_epochs", "fine_tune_learning_rate", "fine_tune_at", "patience"),
+}  # fmt: skip
 
 
 @dataclasses.dataclass
@@ -87,13 +100,66 @@ def announce(stage: str, detail: str = "") -> None:
     print(f"\n== {stage}: {STAGE_TITLES.get(stage, stage)}{f' ({detail})' if detail else ''} ==", flush=True)
 
 
-def stage_fingerprint(config: StudyConfig) -> dict[str, object]:
-    """Returns the settings that identify a finished stage (all but where files go)."""
-    return {name: value for name, value in config.to_dict().items() if name not in _NOT_IN_FINGERPRINT}
+def build_stage_manifest(
+    config: StudyConfig,
+    stage: str,
+    model: keras.Model,
+    splits: data.ImageSplits,
+    upstream: training.StageResult | None = None,
+) -> dict[str, object]:
+    """Returns what identifies a training stage's result, so that no run reuses or resumes another's.
+
+    An earlier run's stage is reused or resumed only when every entry is equal
+    (see `training.train_stage`):
+
+    - `settings`: the settings the stage depends on (`STAGE_SETTINGS`, plus
+      image size, batch size and seed); a weights file is named by its SHA-256;
+    - `architecture`: a digest of the model's layers (`models.describe_architecture`);
+    - `data`: the splits' content key (`ImageSplits.content_key`);
+    - `upstream`: a digest of the stage this one starts from (fine-tuning starts
+      from the frozen model's head), or `None`;
+    - `versions`: TensorFlow, Keras and this package.
+
+    Args:
+        config: The study's settings.
+        stage: `"scratch"`, `"transfer"` or `"finetuned"`.
+        model: The compiled model the stage trains.
+        splits: The data, from `load_data`.
+        upstream: The result of the stage this one continues, or `None`. Defaults to `None`.
+
+    Returns:
+        A JSON-serializable dictionary.
+    """
+    settings: dict[str, object] = {name: getattr(config, name) for name in (*_DATA_SETTINGS, *STAGE_SETTINGS[stage])}
+    if settings.get("weights") not in (None, "imagenet"):
+        settings["weights"] = f"sha256:{_file_digest(str(config.weights))}"
+    return {
+        "stage": stage,
+        "settings": settings,
+        "architecture": models.describe_architecture(model),
+        "data": splits.content_key,
+        "upstream": None if upstream is None else _digest(upstream.to_dict()),
+        "versions": {"tensorflow": tf.__version__, "keras": keras.__version__, "catsdogs_helpers": __version__},
+    }
+
+
+def _digest(value: object) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _file_digest(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]
 
 
 def start_study(config: StudyConfig) -> Path:
-    """Checks every input, creates the output folder, seeds and picks the precision policy.
+    """Checks every input, creates and locks the output folder, seeds and picks the precision policy.
+
+    The output folder's lock (see `output_lock.py`) keeps a second run out of
+    it while this process lives, or until `run_study` finishes.
 
     Args:
         config: The study's settings.
@@ -102,9 +168,11 @@ def start_study(config: StudyConfig) -> Path:
         The output folder.
 
     Raises:
-        InputError: If an input is wrong (see `preflight.check_study_inputs`).
+        InputError: If an input is wrong (see `preflight.check_study_inputs`),
+            or another run is writing into the output folder.
     """
     output_dir = check_study_inputs(config)
+    lock_output_dir(output_dir)
     runtime.set_seeds(config.seed)
     runtime.choose_precision_policy()
     return output_dir
@@ -128,9 +196,9 @@ def load_data(config: StudyConfig, verbose: bool = True) -> data.ImageSplits:
 def train_scratch_cnn(config: StudyConfig, splits: data.ImageSplits, verbose: int = 2) -> TrainedModel:
     """Builds, trains and saves the CNN trained from scratch (`scratch.keras`).
 
-    Adam at `scratch_learning_rate`, decayed to zero along a cosine over
-    `scratch_epochs` epochs; augmentation inside the model; the best
-    validation epoch's weights are kept.
+    Adam at `scratch_learning_rate` (with `scratch_weight_decay`), decayed to
+    zero along a cosine over `scratch_epochs` epochs; dropout `scratch_dropout`;
+    augmentation inside the model; the best validation epoch's weights are kept.
 
     Args:
         config: The study's settings.
@@ -141,10 +209,18 @@ def train_scratch_cnn(config: StudyConfig, splits: data.ImageSplits, verbose: in
         The `TrainedModel` named `"scratch"`.
     """
     model = models.build_scratch_cnn(
-        config.image_size, config.scratch_image_size, augmentation=models.build_augmentation(config.seed)
+        config.image_size,
+        config.scratch_image_size,
+        dropout=config.scratch_dropout,
+        augmentation=models.build_augmentation(config.seed),
     )
     steps_per_epoch = math.ceil(splits.num_images("train") / config.batch_size)
-    models.compile_model(model, config.scratch_learning_rate, decay_steps=config.scratch_epochs * steps_per_epoch)
+    models.compile_model(
+        model,
+        config.scratch_learning_rate,
+        decay_steps=config.scratch_epochs * steps_per_epoch,
+        weight_decay=config.scratch_weight_decay,
+    )
     stage = training.train_stage(
         model,
         splits.train,
@@ -154,7 +230,7 @@ def train_scratch_cnn(config: StudyConfig, splits: data.ImageSplits, verbose: in
         output_dir=config.output_dir,
         num_train_images=splits.num_images("train"),
         patience=config.patience,
-        fingerprint=stage_fingerprint(config),
+        manifest=build_stage_manifest(config, "scratch", model, splits),
         verbose=verbose,
     )
     return _save(TrainedModel("scratch", model, [stage], Path(config.output_dir) / "scratch.keras"), splits)
@@ -180,7 +256,7 @@ def train_frozen_model(config: StudyConfig, splits: data.ImageSplits, verbose: i
     )
     models.compile_model(model, config.transfer_learning_rate)
     common = dict(epochs=config.transfer_epochs, output_dir=config.output_dir, patience=config.patience,
-                  fingerprint=stage_fingerprint(config), verbose=verbose)  # fmt: skip
+                  manifest=build_stage_manifest(config, "transfer", model, splits), verbose=verbose)  # fmt: skip
     if config.use_cached_features:
         stage = features.train_head_on_features(
             model,
@@ -234,7 +310,7 @@ def fine_tune_model(
         output_dir=config.output_dir,
         num_train_images=splits.num_images("train"),
         patience=config.patience,
-        fingerprint=stage_fingerprint(config),
+        manifest=build_stage_manifest(config, "finetuned", model, splits, upstream=frozen.stages[-1]),
         verbose=verbose,
     )
     path = Path(config.output_dir) / "finetuned.keras"
@@ -407,5 +483,7 @@ def run_study(config: StudyConfig, verbose: int | None = None) -> dict:
     except KeyboardInterrupt:
         epochs = _finished_epochs(config.output_dir, stage) if stage in MODEL_NAMES else None
         raise StudyInterrupted(stage, epochs, str(config.output_dir)) from None
+    finally:
+        unlock_output_dir(config.output_dir)
     print(f"\n{results.format_results_table(study_results)}\n\nReport: {path}", flush=True)
     return study_results

@@ -4,8 +4,14 @@ A stage is one call of `model.fit` with its own folder under the output
 directory. It keeps the weights of its best validation epoch, stops early when
 validation stops improving, and survives interruptions: rerun the same code
 after a Colab disconnect or Ctrl-C and it continues from the last finished
-epoch (Keras' `BackupAndRestore`); rerun it after it finished and it loads the
-result instead of training again.
+epoch (Keras' `BackupAndRestore`), with its history and early-stopping count
+as they were; rerun it after it finished and it loads the result instead of
+training again.
+
+A stage never mixes runs: its folder holds a manifest (what the caller says
+identifies the stage: settings, architecture, data, upstream result,
+versions), and an earlier run's files are reused or resumed only when their
+manifest matches. Otherwise the stage says what changed and starts afresh.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import numpy as np
 import tensorflow as tf
 
 _RESULT_FILE = "result.json"
+_MANIFEST_FILE = "manifest.json"
 _BEST_WEIGHTS_FILE = "best.weights.h5"
 _LOG_FILE = "history.csv"
 
@@ -87,6 +94,31 @@ class EpochTimer(keras.callbacks.Callback):
             logs["train_images_per_second"] = self.num_images / (self._train_seconds or seconds)
 
 
+class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
+    """Keras' `EarlyStopping`, started from the state an interrupted run had reached.
+
+    Keras' callback forgets its best value and its count of epochs without
+    improvement at every `fit`; resuming a stage with it would grant a fresh
+    `patience`. This one starts from the resumed history's best value and the
+    number of epochs since it.
+
+    Args:
+        best: Best monitored value of the earlier epochs, or `math.inf` for none.
+        epochs_since_best: Epochs since that best value.
+        **kwargs: `keras.callbacks.EarlyStopping` arguments (`monitor`, `patience`, ...).
+    """
+
+    def __init__(self, best: float = math.inf, epochs_since_best: int = 0, **kwargs: object) -> None:
+        super().__init__(**kwargs)
+        self._resumed_best = best
+        self._resumed_wait = epochs_since_best
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        super().on_train_begin(logs)
+        if math.isfinite(self._resumed_best):
+            self.best, self.wait = self._resumed_best, self._resumed_wait
+
+
 def read_history(path: str | Path) -> dict[str, list[float]]:
     """Reads a `CSVLogger` file into `{"epoch": [...], "loss": [...], ...}`."""
     history: dict[str, list[float]] = {}
@@ -114,6 +146,31 @@ def merge_histories(*histories: dict[str, list[float]]) -> dict[str, list[float]
     return merged
 
 
+def _keep_history_before(path: Path, epoch: int) -> None:
+    """Rewrites a `CSVLogger` file without its rows for epochs from `epoch` on.
+
+    A run killed after the logger wrote an epoch's row but before the backup
+    saved that epoch repeats the epoch when resumed: its first row must go.
+    """
+    if not path.exists():
+        return
+    with path.open(newline="") as file:
+        reader = csv.DictReader(file)
+        fields, rows = reader.fieldnames, [row for row in reader if int(row["epoch"]) < epoch]
+    with path.open("w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=fields or [])
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def _backed_up_epochs(backup_dir: Path) -> int | None:
+    """Returns the number of epochs `BackupAndRestore` saved (the next epoch's index), or `None` if none."""
+    try:
+        return int(json.loads((backup_dir / "training_metadata.json").read_text())["epoch"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def _best_epoch(history: dict[str, list[float]], monitor: str) -> tuple[int, float]:
     values = history.get(monitor, [])
     if not values:
@@ -128,6 +185,7 @@ def build_stage_callbacks(
     patience: int = 8,
     monitor: str = "val_loss",
     best_so_far: float = math.inf,
+    epochs_since_best: int = 0,
 ) -> list[keras.callbacks.Callback]:
     """Builds the callbacks of one training stage, in the order they must run.
 
@@ -137,7 +195,8 @@ def build_stage_callbacks(
     3. `ModelCheckpoint` keeps the weights of the best epoch by `monitor`
        (validation loss by default), starting from the best value of an
        interrupted earlier run;
-    4. `EarlyStopping` ends the stage after `patience` epochs without improvement;
+    4. `ResumableEarlyStopping` ends the stage after `patience` epochs without
+       improvement, counting those of an interrupted earlier run;
     5. `BackupAndRestore` saves the model and optimizer after every epoch, so that
        rerunning an interrupted stage continues from its last finished epoch.
 
@@ -148,6 +207,8 @@ def build_stage_callbacks(
         monitor: Validation value to minimize. Defaults to `"val_loss"`.
         best_so_far: Best `monitor` value of earlier epochs of this stage.
             Defaults to `math.inf` (none).
+        epochs_since_best: Earlier epochs of this stage since that best value.
+            Defaults to `0`.
 
     Returns:
         The callbacks, for `model.fit(..., callbacks=...)`.
@@ -162,7 +223,7 @@ def build_stage_callbacks(
             save_weights_only=True,
             initial_value_threshold=best_so_far if math.isfinite(best_so_far) else None,
         ),
-        keras.callbacks.EarlyStopping(monitor=monitor, patience=patience),
+        ResumableEarlyStopping(best_so_far, epochs_since_best, monitor=monitor, patience=patience),
         keras.callbacks.BackupAndRestore(str(stage_dir / "backup")),
     ]
 
@@ -179,7 +240,7 @@ def train_stage(
     initial_epoch: int = 0,
     patience: int = 8,
     monitor: str = "val_loss",
-    fingerprint: dict[str, object] | None = None,
+    manifest: dict[str, object] | None = None,
     extra_seconds: float = 0.0,
     callbacks: list[keras.callbacks.Callback] | None = None,
     verbose: int = 2,
@@ -198,8 +259,11 @@ def train_stage(
             previous stage's epochs. Defaults to `0`.
         patience: Epochs without improvement before stopping. Defaults to `8`.
         monitor: Validation value to minimize. Defaults to `"val_loss"`.
-        fingerprint: Settings that identify the stage; a finished stage is only
-            reused when they match. Defaults to `None`.
+        manifest: What identifies the stage (JSON-serializable: settings,
+            architecture, data, upstream result, versions). An earlier run's
+            files in the stage's folder are reused (finished) or resumed
+            (interrupted) only when its manifest is equal; otherwise the
+            differences are printed and the stage starts afresh. Defaults to `None`.
         extra_seconds: Seconds of preparation to count as training time (such
             as computing cached features). Defaults to `0.0`.
         callbacks: More callbacks, run after the stage's own (which write the
@@ -210,7 +274,7 @@ def train_stage(
     Returns:
         A `StageResult`. The model holds the best epoch's weights.
     """
-    finished = load_finished_stage(model, name, output_dir, fingerprint, verbose)
+    finished = load_finished_stage(model, name, output_dir, manifest, verbose)
     if finished is not None:
         return finished
     stage_dir = Path(output_dir) / name
@@ -218,19 +282,30 @@ def train_stage(
     best_path = stage_dir / _BEST_WEIGHTS_FILE
     log_path = stage_dir / _LOG_FILE
     backup_dir = stage_dir / "backup"
+    manifest = _normalize(manifest)
 
-    resuming = backup_dir.exists() and log_path.exists()
+    earlier = _read_manifest(stage_dir)
+    same_run = earlier == manifest
+    resuming = same_run and backup_dir.exists() and log_path.exists()
+    if earlier is not None and not same_run and verbose:
+        print(f"[{name}] an earlier run in {stage_dir} had other settings ({describe_changes(earlier, manifest)}): "
+              "training this stage from the start.")  # fmt: skip
     if not resuming:
         _remove_stage_files(stage_dir)
     stage_dir.mkdir(parents=True, exist_ok=True)
+    (stage_dir / _MANIFEST_FILE).write_text(json.dumps(manifest, indent=1))
+    if resuming:
+        backed_up = _backed_up_epochs(backup_dir)
+        _keep_history_before(log_path, initial_epoch if backed_up is None else backed_up)
     previous = read_history(log_path)
-    _, best_so_far = _best_epoch(previous, monitor)
+    best_index, best_so_far = _best_epoch(previous, monitor)
+    epochs_since_best = previous["epoch"][-1] - best_index if previous and best_index >= 0 else 0
     elapsed_before = sum(previous.get("epoch_seconds", []))
     if resuming and verbose:
         print(f"[{name}] resuming after epoch {previous['epoch'][-1] + 1 if previous else initial_epoch}.")
 
     stage_callbacks = [
-        *build_stage_callbacks(stage_dir, num_train_images, patience, monitor, best_so_far),
+        *build_stage_callbacks(stage_dir, num_train_images, patience, monitor, best_so_far, epochs_since_best),
         *(callbacks or []),
     ]
     start = time.perf_counter()
@@ -253,14 +328,13 @@ def train_stage(
     best_epoch, _ = _best_epoch(history, monitor)
     num_epochs = len(history.get("epoch", []))
     result = StageResult(name, history, seconds, num_train_images * num_epochs / max(seconds, 1e-9), best_epoch)
-    saved = {"fingerprint": _normalize(fingerprint), "result": result.to_dict()}
-    result_path.write_text(json.dumps(saved, indent=1))
+    result_path.write_text(json.dumps({"result": result.to_dict()}, indent=1))
     return result
 
 
 def _remove_stage_files(stage_dir: Path) -> None:
     """Removes what an earlier, different run of a stage wrote; only files this module names."""
-    names = [_RESULT_FILE, _BEST_WEIGHTS_FILE, _LOG_FILE]
+    names = [_RESULT_FILE, _BEST_WEIGHTS_FILE, _LOG_FILE, _MANIFEST_FILE]
     backup = ["latest.weights.h5", "training_metadata.json", "latest.weights.h5.bkp", "training_metadata.json.bkp"]
     for path in [stage_dir / name for name in names] + [stage_dir / "backup" / name for name in backup]:
         path.unlink(missing_ok=True)
@@ -273,24 +347,58 @@ def _load_best_weights(model: keras.Model, path: Path) -> None:
         model.load_weights(path)
 
 
-def _normalize(fingerprint: dict[str, object] | None) -> dict[str, object]:
-    return json.loads(json.dumps(fingerprint or {}, default=str))
+def _normalize(manifest: dict[str, object] | None) -> dict[str, object]:
+    return json.loads(json.dumps(manifest or {}, default=str))
+
+
+def _read_manifest(stage_dir: Path) -> dict[str, object] | None:
+    try:
+        return json.loads((stage_dir / _MANIFEST_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _flatten(value: object, prefix: str = "") -> dict[str, object]:
+    if not isinstance(value, dict):
+        return {prefix: value}
+    flat: dict[str, object] = {}
+    for key, item in value.items():
+        flat.update(_flatten(item, f"{prefix}.{key}" if prefix else str(key)))
+    return flat
+
+
+def describe_changes(before: dict[str, object], after: dict[str, object]) -> str:
+    """Describes how two manifests differ, e.g. `"settings.scratch_learning_rate: 0.01 -> 0.05"`.
+
+    Example:
+
+    >>> describe_changes({"settings": {"epochs": 3, "seed": 1}}, {"settings": {"epochs": 5, "seed": 1}})
+    'settings.epochs: 3 -> 5'
+    """
+    old, new = _flatten(before), _flatten(after)
+    missing = object()
+    changes = [
+        f"{key}: {old.get(key, 'absent')} -> {new.get(key, 'absent')}"
+        for key in dict.fromkeys([*old, *new])
+        if old.get(key, missing) != new.get(key, missing)
+    ]
+    return "; ".join(changes) or "none"
 
 
 def load_finished_stage(
     model: keras.Model,
     name: str,
     output_dir: str | Path,
-    fingerprint: dict[str, object] | None = None,
+    manifest: dict[str, object] | None = None,
     verbose: int = 1,
 ) -> StageResult | None:
-    """Loads a stage that finished in an earlier run with the same settings.
+    """Loads a stage that finished in an earlier run with an equal manifest.
 
     Args:
         model: The model the stage trained; it receives the best weights.
         name: The stage's name.
         output_dir: The study's output folder.
-        fingerprint: The stage's settings; see `train_stage`. Defaults to `None`.
+        manifest: What identifies the stage; see `train_stage`. Defaults to `None`.
         verbose: Say so when a finished stage is loaded. Defaults to `1`.
 
     Returns:
@@ -300,9 +408,9 @@ def load_finished_stage(
     result_path, best_path = stage_dir / _RESULT_FILE, stage_dir / _BEST_WEIGHTS_FILE
     if not (result_path.exists() and best_path.exists()):
         return None
-    saved = json.loads(result_path.read_text())
-    if saved.get("fingerprint") != _normalize(fingerprint):
+    if _read_manifest(stage_dir) != _normalize(manifest):
         return None
+    saved = json.loads(result_path.read_text())
     _load_best_weights(model, best_path)
     if verbose:
         print(

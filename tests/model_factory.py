@@ -46,7 +46,7 @@ def tiny_model() -> keras.Model:
     return models.compile_model(models.build_scratch_cnn(SIZE, 32, widths=(8, 8, 16, 16)), 1e-2)
 
 
-def run_stage(model, output_dir, epochs=4, **kwargs) -> training.StageResult:
+def run_stage(model, output_dir, epochs=4, patience=10, verbose=0, **kwargs) -> training.StageResult:
     return training.train_stage(
         model,
         tiny_data(),
@@ -55,7 +55,7 @@ def run_stage(model, output_dir, epochs=4, **kwargs) -> training.StageResult:
         epochs=epochs,
         output_dir=output_dir,
         num_train_images=32,
-        patience=10,
-        verbose=0,
+        patience=patience,
+        verbose=verbose,
         **kwargs,
     )

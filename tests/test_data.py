@@ -6,6 +6,8 @@ import errno
 import hashlib
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -200,24 +202,48 @@ def test_file_cache_is_written_and_reused(photos, tmp_path, count_decodes):
     assert sum(grown.num_images(split) for split in SPLIT_NAMES) == 32 + 12
 
 
-def test_a_cache_left_locked_by_a_killed_run_is_refused_with_the_fix(photos, tmp_path):
+def test_a_cache_left_half_written_by_a_killed_run_is_cleared_and_rebuilt(photos, tmp_path):
     cache_dir = tmp_path / "cache"
     load_splits(photos, image_size=IMAGE_SIZE, cache_dir=cache_dir, verbose=False, **FRACTIONS)
     (index,) = cache_dir.glob(f"train-{IMAGE_SIZE}px-*.index")
+    final = str(index).removesuffix(".index")
     for path in cache_dir.iterdir():
         path.unlink()
-    lockfile = cache_dir / f"{index.name.removesuffix('.index')}_0.lockfile"
-    lockfile.write_text("Created at: 0")  # What a run killed while decoding the train split leaves behind.
-    with pytest.raises(InputError) as error:
-        load_splits(photos, image_size=IMAGE_SIZE, cache_dir=cache_dir, verbose=False, **FRACTIONS)
-    message = str(error.value)
-    assert f"The train cache is locked by {lockfile}: another run is filling it, or a run was stopped" in message
-    assert "delete the lockfile (the photos are then decoded again); or pass another cache_dir" in message
-    assert f"Received: cache_dir={str(cache_dir)!r}" in message
-    assert lockfile.exists()  # Left for the user to judge: it may belong to a run still going.
-    lockfile.unlink()
+    # What a run killed while decoding the train split leaves: its temporary files, named after its process.
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    partial = f"{final}.partial-{dead.pid}-0123abcd"
+    leftovers = [Path(f"{partial}_0.lockfile"), Path(f"{partial}.data-00000-of-00001")]
+    for path in leftovers:
+        path.write_text("half written")
+
     splits = load_splits(photos, image_size=IMAGE_SIZE, cache_dir=cache_dir, verbose=False, **FRACTIONS)
     assert sum(splits.num_images(split) for split in SPLIT_NAMES) == 32
+    assert not any(path.exists() for path in leftovers)
+    assert not list(cache_dir.glob("*.partial-*")) and not list(cache_dir.glob("*.lockfile"))
+    assert Path(final + ".index").exists()
+
+
+def test_a_file_cache_is_complete_or_absent(photos, tmp_path, monkeypatch):
+    """Filling a cache that fails half-way leaves no file under the cache's own name."""
+    cache_dir = tmp_path / "cache"
+    real_fill = data._fill_cache
+
+    def fail_on_train(dataset, split, class_names, verbose):
+        if split == "train":
+            iterator = dataset.as_numpy_iterator()
+            next(iterator), next(iterator)  # Two photos into the cache, then Ctrl-C.
+            raise KeyboardInterrupt
+        return real_fill(dataset, split, class_names, verbose)
+
+    monkeypatch.setattr(data, "_fill_cache", fail_on_train)
+    with pytest.raises(KeyboardInterrupt):
+        load_splits(photos, image_size=IMAGE_SIZE, cache_dir=cache_dir, verbose=False, **FRACTIONS)
+    assert not [path for path in cache_dir.iterdir() if ".partial-" not in path.name]
+    monkeypatch.setattr(data, "_fill_cache", real_fill)
+    splits = load_splits(photos, image_size=IMAGE_SIZE, cache_dir=cache_dir, verbose=False, **FRACTIONS)
+    assert sum(splits.num_images(split) for split in SPLIT_NAMES) == 32
+    assert not list(cache_dir.glob("*.partial-*"))  # This process's own leftovers are cleared too.
 
 
 def test_pre_split_folder(tmp_path):

@@ -56,6 +56,11 @@ def test_run_study_on_a_photo_folder_then_reuses_every_finished_stage(tmp_path, 
     assert " - val_loss: " not in output  # No epoch was trained again.
     for name in MODEL_NAMES:
         assert again["models"][name]["test"] == pytest.approx(results["models"][name]["test"])
+    # A scratch setting changed: only the scratch stage trains again, and says why.
+    study.run_study(config.replace(scratch_epochs=2), verbose=2)
+    output = capsys.readouterr().out
+    assert "[scratch] an earlier run in" in output and "(settings.scratch_epochs: 1 -> 2)" in output
+    assert output.count("finished in an earlier run") == 2  # transfer and finetuned
 
 
 def test_ctrl_c_names_the_stage_and_its_epochs_and_rerunning_resumes(tmp_path, make_photo_folder, monkeypatch):

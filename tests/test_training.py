@@ -3,11 +3,12 @@
 import math
 from pathlib import Path
 
+import keras
 import numpy as np
 import pytest
-from model_factory import Interrupt, InterruptAfterEpoch, RecordEpochs, run_stage, tiny_data, tiny_model
+from model_factory import SIZE, Interrupt, InterruptAfterEpoch, RecordEpochs, run_stage, tiny_data, tiny_model
 
-from catsdogs_helpers import training
+from catsdogs_helpers import models, training
 
 
 def test_stage_records_history_timing_and_keeps_best_weights(tmp_path):
@@ -37,18 +38,67 @@ def test_interrupted_stage_continues_after_the_last_finished_epoch(tmp_path):
     assert not (tmp_path / "stage" / "backup").exists()
 
 
-def test_finished_stage_is_loaded_not_retrained_unless_settings_change(tmp_path):
+def test_finished_stage_is_loaded_not_retrained_unless_its_manifest_changes(tmp_path, capsys):
     first_model = tiny_model()
-    first = run_stage(first_model, tmp_path, fingerprint={"learning_rate": 0.01})
+    first = run_stage(first_model, tmp_path, manifest={"settings": {"learning_rate": 0.01}})
     recorder = RecordEpochs()
     second_model = tiny_model()
-    second = run_stage(second_model, tmp_path, fingerprint={"learning_rate": 0.01}, callbacks=[recorder])
+    second = run_stage(second_model, tmp_path, manifest={"settings": {"learning_rate": 0.01}}, callbacks=[recorder])
     assert recorder.epochs == []
     assert second.history == first.history
     for a, b in zip(first_model.weights, second_model.weights, strict=True):
         np.testing.assert_array_equal(np.array(a), np.array(b))
-    run_stage(tiny_model(), tmp_path, fingerprint={"learning_rate": 0.02}, callbacks=[recorder])
+    run_stage(tiny_model(), tmp_path, manifest={"settings": {"learning_rate": 0.02}}, callbacks=[recorder], verbose=1)
     assert recorder.epochs == [0, 1, 2, 3]
+    assert "other settings (settings.learning_rate: 0.01 -> 0.02): training this stage from the start" in (
+        capsys.readouterr().out
+    )
+
+
+def test_an_interrupted_stage_is_not_resumed_by_a_run_with_other_settings(tmp_path, capsys):
+    """Run A (learning rate 0.01) stops after epoch 1; run B (0.05) must not train on from A's weights."""
+    with pytest.raises(Interrupt):
+        run_stage(tiny_model(), tmp_path, manifest={"lr": 0.01}, callbacks=[InterruptAfterEpoch(1)])
+    recorder = RecordEpochs()
+    result = run_stage(tiny_model(), tmp_path, manifest={"lr": 0.05}, callbacks=[recorder], verbose=1)
+    assert recorder.epochs == [0, 1, 2, 3]
+    assert result.history["epoch"] == [0, 1, 2, 3]  # None of run A's rows.
+    assert "(lr: 0.01 -> 0.05): training this stage from the start" in capsys.readouterr().out
+    # Run B's result is reused by run B, and is B's own: the same as B trained without A's leftovers.
+    fresh_dir = tmp_path / "fresh"
+    fresh = run_stage(tiny_model(), fresh_dir, manifest={"lr": 0.05})
+    assert result.history["val_loss"] == pytest.approx(fresh.history["val_loss"], rel=1e-5)
+
+
+def _frozen_model():
+    """A model that cannot improve (learning rate 0): its validation loss is the same every epoch."""
+    keras.utils.set_random_seed(0)
+    model = models.build_scratch_cnn(SIZE, 32, widths=(8, 8, 16, 16), dropout=0.0)
+    return models.compile_model(model, 0.0)
+
+
+def test_early_stopping_counts_the_epochs_of_an_interrupted_run(tmp_path):
+    """With patience 2 and no improvement after epoch 0, the stage ends after epoch 2, interrupted or not."""
+    whole = run_stage(_frozen_model(), tmp_path / "whole", epochs=8, patience=2)
+    assert whole.history["epoch"] == [0, 1, 2]
+    with pytest.raises(Interrupt):
+        run_stage(_frozen_model(), tmp_path / "resumed", epochs=8, patience=2, callbacks=[InterruptAfterEpoch(1)])
+    recorder = RecordEpochs()
+    resumed = run_stage(_frozen_model(), tmp_path / "resumed", epochs=8, patience=2, callbacks=[recorder])
+    assert recorder.epochs == [2]  # Not a fresh patience of 2 more epochs.
+    assert resumed.history["epoch"] == [0, 1, 2]
+
+
+def test_an_epoch_logged_but_not_backed_up_is_not_repeated_in_the_history(tmp_path):
+    """A run killed between the CSV logger and the backup of epoch 2 logged a row the backup does not have."""
+    with pytest.raises(Interrupt):
+        run_stage(tiny_model(), tmp_path, epochs=5, callbacks=[InterruptAfterEpoch(1)])
+    log = tmp_path / "stage" / "history.csv"
+    rows = log.read_text().splitlines()
+    log.write_text("\n".join([*rows, rows[-1].replace("1,", "2,", 1)]) + "\n")  # Epoch 2's row, logged only.
+    assert training.read_history(log)["epoch"] == [0, 1, 2]
+    result = run_stage(tiny_model(), tmp_path, epochs=5)
+    assert result.history["epoch"] == [0, 1, 2, 3, 4]
 
 
 def test_fine_tuning_stage_continues_the_epoch_count(tmp_path):
@@ -111,5 +161,5 @@ def test_a_stage_after_a_resumed_stage_starts_at_its_own_initial_epoch(tmp_path)
 def test_stage_callbacks_run_in_the_documented_order(tmp_path):
     callbacks = training.build_stage_callbacks(tmp_path, num_train_images=32, patience=3)
     kinds = [type(callback).__name__ for callback in callbacks]
-    assert kinds == ["EpochTimer", "CSVLogger", "ModelCheckpoint", "EarlyStopping", "BackupAndRestore"]
+    assert kinds == ["EpochTimer", "CSVLogger", "ModelCheckpoint", "ResumableEarlyStopping", "BackupAndRestore"]
     assert callbacks[3].patience == 3

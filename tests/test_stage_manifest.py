@@ -1,0 +1,71 @@
+"""Tests of what identifies a training stage: each stage's manifest holds what its result depends on."""
+
+import types
+
+import pytest
+
+from catsdogs_helpers import models, study
+from catsdogs_helpers.config import get_config
+
+SPLITS = types.SimpleNamespace(content_key="photos-v1")
+
+
+def _manifests(config, splits=SPLITS, upstream=None):
+    scratch = models.build_scratch_cnn(config.image_size, config.scratch_image_size, dropout=config.scratch_dropout)
+    transfer = models.build_transfer_model(config.image_size, None, config.alpha, config.dropout)
+    return {
+        "scratch": study.build_stage_manifest(config, "scratch", scratch, splits),
+        "transfer": study.build_stage_manifest(config, "transfer", transfer, splits),
+        "finetuned": study.build_stage_manifest(config, "finetuned", transfer, splits, upstream),
+    }
+
+
+@pytest.fixture(scope="module")
+def base():
+    config = get_config("smoke", data="photos", output_dir="out")
+    return config, _manifests(config)
+
+
+def test_where_files_go_is_not_part_of_any_stage(base):
+    config, manifests = base
+    moved = config.replace(output_dir="/elsewhere/out", cache_dir="/tmp/cache", preset="quick")
+    assert _manifests(moved) == manifests  # A notebook's relative folder and the CLI's absolute one agree.
+
+
+@pytest.mark.parametrize(
+    ("change", "changed_stages"),
+    [
+        ({"scratch_learning_rate": 0.01}, {"scratch"}),
+        ({"scratch_dropout": 0.5}, {"scratch"}),
+        ({"dropout": 0.5}, {"transfer", "finetuned"}),  # The fine-tuned model has the same head.
+        ({"fine_tune_at": 50}, {"finetuned"}),
+        ({"seed": 7}, {"scratch", "transfer", "finetuned"}),
+    ],
+)
+def test_a_setting_changes_only_the_stages_that_depend_on_it(base, change, changed_stages):
+    config, manifests = base
+    changed = _manifests(config.replace(**change))
+    assert {stage for stage in manifests if changed[stage] != manifests[stage]} == changed_stages
+
+
+def test_data_architecture_upstream_and_weights_file_are_recorded(base, tmp_path):
+    config, manifests = base
+    assert all(manifest["data"] == "photos-v1" for manifest in manifests.values())
+    assert _manifests(config, types.SimpleNamespace(content_key="photos-v2"))["scratch"] != manifests["scratch"]
+    assert manifests["scratch"]["architecture"] != manifests["transfer"]["architecture"]
+    upstream = types.SimpleNamespace(to_dict=lambda: {"best_epoch": 3})
+    assert _manifests(config, upstream=upstream)["finetuned"]["upstream"] not in (
+        None,
+        manifests["finetuned"]["upstream"],
+    )
+    assert set(manifests["scratch"]["versions"]) == {"tensorflow", "keras", "catsdogs_helpers"}
+    weights = tmp_path / "weights.h5"
+    weights.write_bytes(b"one")
+    first = study.build_stage_manifest(
+        config.replace(weights=str(weights)), "transfer", models.build_scratch_cnn(64, 32), SPLITS
+    )
+    weights.write_bytes(b"two")  # The same path, other contents.
+    second = study.build_stage_manifest(
+        config.replace(weights=str(weights)), "transfer", models.build_scratch_cnn(64, 32), SPLITS
+    )
+    assert first["settings"]["weights"].startswith("sha256:") and first != second
