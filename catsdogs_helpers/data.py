@@ -17,6 +17,7 @@ import glob
 import hashlib
 import os
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import keras
@@ -31,6 +32,7 @@ from catsdogs_helpers.photos import (
     UnreadablePhotoError,
     check_image_size,
     check_split_fractions,
+    decode_encoded_photo,
     decode_photo,
     list_photo_folder,
     printable_path,
@@ -420,19 +422,30 @@ def _process_alive(pid: int) -> bool:
     return True
 
 
+def _decode_or_reason(decode: Callable[[], np.ndarray]) -> tuple[np.ndarray, bytes]:
+    """Runs a decoder; returns `(image, b"")`, or an empty image and the reason it could not be used."""
+    try:
+        return decode(), b""
+    except UnreadablePhotoError as error:
+        return np.zeros((0, 0, 3), np.uint8), str(error).encode("utf-8", "backslashreplace")
+
+
+def _decoded(function, argument: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """Calls a NumPy decoder from a `tf.data` map; returns `(image, error)` tensors with their shapes set."""
+    image, error = tf.numpy_function(function, [argument], [tf.uint8, tf.string], stateful=False)
+    image.set_shape((None, None, 3))
+    error.set_shape(())
+    return image, error
+
+
 def _photo_dataset(files: list[tuple[str, int]], image_size: int) -> tf.data.Dataset:
-    """Returns `(image, label, error, path)` elements decoded from photo files."""
+    """Returns `(image, label, error, path)` elements decoded from photo files by `photos.decode_photo`."""
 
     def decode(path: bytes) -> tuple[np.ndarray, bytes]:
-        try:
-            return decode_photo(os.fsdecode(path), image_size), b""
-        except UnreadablePhotoError as error:
-            return np.zeros((0, 0, 3), np.uint8), str(error).encode("utf-8", "backslashreplace")
+        return _decode_or_reason(lambda: decode_photo(os.fsdecode(path), image_size))
 
     def load(path: tf.Tensor, label: tf.Tensor):
-        image, error = tf.numpy_function(decode, [path], [tf.uint8, tf.string], stateful=False)
-        image.set_shape((None, None, 3))
-        error.set_shape(())
+        image, error = _decoded(decode, path)
         return image, label, error, path
 
     # Bytes, not text: a file name need not be valid UTF-8 (os.fsdecode gives the path back).
@@ -471,7 +484,14 @@ def _read_tfds(
     validation_end = round(100 * (1.0 - test_fraction))
     slices = [f"train[:{train_end}%]", f"train[{train_end}%:{validation_end}%]", f"train[{validation_end}%:]"]
     try:
-        datasets = tfds.load(TFDS_NAME, split=slices, as_supervised=True, shuffle_files=False, data_dir=data_dir)
+        # Undecoded: the photos are decoded by the same function as a folder's (`photos.decode_encoded_photo`).
+        datasets = tfds.load(
+            TFDS_NAME,
+            split=slices,
+            shuffle_files=False,
+            data_dir=data_dir,
+            decoders={"image": tfds.decode.SkipDecoding()},
+        )
     except Exception as error:
         raise RuntimeError(
             f"TensorFlow Datasets could not download or prepare {TFDS_NAME!r}: "
@@ -481,10 +501,12 @@ def _read_tfds(
             "notebook. Received: data='tfds'"
         ) from error
 
-    def prepare(image: tf.Tensor, label: tf.Tensor):
-        image = tf.image.resize(image, (image_size, image_size), antialias=True)
-        image = tf.cast(tf.clip_by_value(tf.round(image), 0.0, 255.0), tf.uint8)
-        return image, tf.cast(label, tf.int32), tf.constant(""), tf.constant("")
+    def decode(encoded: bytes) -> tuple[np.ndarray, bytes]:
+        return _decode_or_reason(lambda: decode_encoded_photo(encoded, image_size))
+
+    def prepare(example: dict[str, tf.Tensor]):
+        image, error = _decoded(decode, example["image"])
+        return image, tf.cast(example["label"], tf.int32), error, example["image/filename"]
 
     raw, cache_keys = {}, {}
     for split, split_slice, dataset in zip(SPLIT_NAMES, slices, datasets):

@@ -289,8 +289,9 @@ def test_tfds_data_of_one_class_is_refused_with_the_counts():
     tfds = pytest.importorskip("tensorflow_datasets")
 
     def only_cats(*args, **kwargs):
+        png = tf.io.encode_png(tf.zeros((20, 20, 3), tf.uint8))
         return tf.data.Dataset.from_tensor_slices(
-            {"image": tf.zeros((4, 20, 20, 3), tf.uint8), "label": tf.zeros(4, tf.int64), "image/filename": ["a"] * 4}
+            {"image": [png] * 4, "label": tf.zeros(4, tf.int64), "image/filename": ["a.jpg"] * 4}
         )
 
     with tfds.testing.mock_data(as_dataset_fn=only_cats), pytest.raises(InputError) as error:
@@ -299,6 +300,32 @@ def test_tfds_data_of_one_class_is_refused_with_the_counts():
     assert "train: cat 4, dog 0; validation: cat 4, dog 0; test: cat 4, dog 0 (no file was skipped)" in message
     assert "raise or remove max_images_per_split" in message
     assert "Received: data='tfds', validation_fraction=0.1, test_fraction=0.1, max_images_per_split=6" in message
+
+
+def test_tfds_photos_are_decoded_like_a_folders_and_bad_ones_are_skipped_and_listed(tmp_path):
+    """One decoder for every source: tfds photos are oriented and resized by `photos.decode_encoded_photo`."""
+    tfds = pytest.importorskip("tensorflow_datasets")
+    files = photo_factory.plant_unusual_files(tmp_path, "cat", size=40)["good"]
+    names = ["exif_rotated.jpg", "gray16.png", "cmyk.jpg", "photo.bmp"]
+    names = [name for name in names if name in files]
+    encoded = [(tmp_path / name).read_bytes() for name in names]
+    records = {
+        "image": [*encoded, b"not a photo", b""] * 2,
+        "label": [0, 1] * (len(encoded) + 2),
+        "image/filename": [*names, "notes.jpg", "empty.jpg"] * 2,
+    }
+
+    def as_dataset(*args, **kwargs):
+        return tf.data.Dataset.from_tensor_slices(records)
+
+    with tfds.testing.mock_data(as_dataset_fn=as_dataset):
+        splits = load_splits("tfds", image_size=IMAGE_SIZE, batch_size=64, verbose=False)
+    images, _ = _epoch(splits.test)
+    for index, name in enumerate(names):
+        # The same pixels a folder of these files gives, and `catsdogs predict` sees.
+        np.testing.assert_array_equal(images[index], decode_photo(tmp_path / name, IMAGE_SIZE))
+    reasons = {(item.path, item.reason) for item in splits.skipped}
+    assert ("notes.jpg", "not an image") in reasons and ("empty.jpg", "empty file") in reasons
 
 
 def test_tfds_failure_explains_how_to_run_offline(monkeypatch):
