@@ -84,6 +84,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="evaluate every photo of a flat folder, the training photos included. Default: only its test split "
         "(the photos the study tests on: test/ of a pre-split folder, else the 10%% a hash of their paths picks)",
     )
+    evaluate.add_argument(
+        "--tta",
+        action="store_true",
+        help="also report test-time augmentation: each photo's logit averaged with its mirror image's",
+    )
 
     predict = commands.add_parser(
         "predict",
@@ -160,7 +165,7 @@ def evaluate_command(args: argparse.Namespace) -> int:
     )
     class_names = contract.class_names or folder_classes
     dataset = dataset.map(_relabel(folder_classes, class_names, args.model, args.data))
-    evaluation = evaluate_model(model, dataset, Path(args.model).stem, class_names)
+    evaluation = evaluate_model(model, dataset, Path(args.model).stem, class_names, tta=args.tta)
     report = {
         "model": str(args.model),
         "data": str(args.data),
@@ -169,6 +174,7 @@ def evaluate_command(args: argparse.Namespace) -> int:
         "counts": counts,
         "skipped": [{"path": printable_path(item.path), "reason": item.reason} for item in skipped],
         "metrics": evaluation.metrics,
+        **({"metrics_tta": evaluation.tta_metrics} if args.tta else {}),
     }
     print(json.dumps(replace_nan(report), indent=2, allow_nan=False))
     return 0

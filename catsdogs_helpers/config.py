@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shlex
 import typing
 
 from catsdogs_helpers.errors import InputError
@@ -70,6 +71,8 @@ class StudyConfig:
             Defaults to `1e-5`.
         fine_tune_at: Layers of the base below this index stay frozen while
             fine-tuning. Defaults to `100` (of 154 in MobileNetV2).
+        augmentation_strength: Scales the ranges of the augmentation both models
+            train with (see `models.build_augmentation`). Defaults to `1.0`.
         dropout: Dropout rate before the transfer model's logit (the scratch CNN
             has its own, `scratch_dropout`). Defaults to `0.2`.
         patience: Early-stopping patience, in epochs. Defaults to `8`.
@@ -98,6 +101,7 @@ class StudyConfig:
     fine_tune_epochs: int = 5
     fine_tune_learning_rate: float = 1e-5
     fine_tune_at: int = 100
+    augmentation_strength: float = 1.0
     dropout: float = 0.2
     patience: int = 8
     output_dir: str = "outputs"
@@ -174,6 +178,8 @@ def _check_config(config: StudyConfig) -> None:
         value = getattr(config, name)
         if not _is_number(value) or not 0.0 <= value < 1.0:
             _fail(name, value, "a rate in [0, 1)")
+    if not _is_number(config.augmentation_strength) or not 0.0 <= config.augmentation_strength <= 4.0:
+        _fail("augmentation_strength", config.augmentation_strength, "a number between 0 and 4 (1 is the default)")
     if not _is_number(config.scratch_weight_decay) or not 0.0 <= config.scratch_weight_decay < 1.0:
         _fail("scratch_weight_decay", config.scratch_weight_decay, "a decay in [0, 1) (0 for none)")
 
@@ -289,3 +295,29 @@ def parse_setting(assignment: str) -> tuple[str, object]:
         expected = "true or false" if kind is bool else f"a value of type {kind.__name__}"
         expected += " or none" if optional else ""
         raise InputError(f"Invalid setting `{name}`: expected {expected}. Received: {assignment!r}") from None
+
+
+_COMMAND_OPTIONS = {"data": "--data", "weights": "--weights", "image_size": "--image-size", "output_dir": "--output"}
+
+
+def format_command(config: StudyConfig) -> str:
+    """Returns the `catsdogs run` command that runs a study with exactly these settings.
+
+    Settings with an option of their own are always given; any other setting
+    that differs from the preset's follows as `--set NAME=VALUE`.
+
+    Example:
+
+    >>> format_command(get_config("quick", data="photos", output_dir="out", scratch_epochs=40))
+    'catsdogs run --preset quick --data photos --weights imagenet --image-size 224 --output out --set scratch_epochs=40'
+    """
+    preset = _PRESETS[config.preset]
+    words = ["catsdogs", "run", "--preset", config.preset]
+    for name, option in _COMMAND_OPTIONS.items():
+        value = getattr(config, name)
+        words += [option, "none" if value is None else str(value)]
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        if field.name not in (*_COMMAND_OPTIONS, "preset") and value != getattr(preset, field.name):
+            words += ["--set", f"{field.name}={'none' if value is None else value}"]
+    return shlex.join(words)

@@ -38,8 +38,8 @@ from catsdogs_helpers.photos import (
     printable_path,
 )
 from catsdogs_helpers.runtime import choose_verbosity
+from catsdogs_helpers.tfds_source import TFDS_NAME, load_cats_vs_dogs
 
-TFDS_NAME = "cats_vs_dogs"
 TFDS_CLASS_NAMES = ("cat", "dog")
 _SHUFFLE_BUFFER = 4096
 
@@ -147,7 +147,9 @@ def load_splits(
             usable photo of a class: a model trained or scored on one class
             gives accuracies that mean nothing. The message gives the counts
             per split and class.
-        RuntimeError: If TensorFlow Datasets cannot download or prepare `cats_vs_dogs`.
+        DataUnavailableError: (an `InputError` and `RuntimeError`) If TensorFlow Datasets cannot download
+            or prepare `cats_vs_dogs` (see `tfds_source.load_cats_vs_dogs`: an unreachable download host
+            fails within seconds, saying how to get the photos by hand).
 
     Example:
 
@@ -478,28 +480,11 @@ def _read_tfds(
     max_images_per_split: int | None,
     data_dir: str | None,
 ) -> tuple[dict[str, tf.data.Dataset], list[str], list[SkippedFile], dict[str, str]]:
-    import tensorflow_datasets as tfds
-
     train_end = round(100 * (1.0 - validation_fraction - test_fraction))
     validation_end = round(100 * (1.0 - test_fraction))
     slices = [f"train[:{train_end}%]", f"train[{train_end}%:{validation_end}%]", f"train[{validation_end}%:]"]
-    try:
-        # Undecoded: the photos are decoded by the same function as a folder's (`photos.decode_encoded_photo`).
-        datasets = tfds.load(
-            TFDS_NAME,
-            split=slices,
-            shuffle_files=False,
-            data_dir=data_dir,
-            decoders={"image": tfds.decode.SkipDecoding()},
-        )
-    except Exception as error:
-        raise RuntimeError(
-            f"TensorFlow Datasets could not download or prepare {TFDS_NAME!r}: "
-            f"{type(error).__name__}: {error}. To run offline, pass the path of a folder of "
-            "photos instead (one sub-folder per class, e.g. cat/ and dog/), for example "
-            "`--data path/to/photos` on the command line or DATA = 'path/to/photos' in the "
-            "notebook. Received: data='tfds'"
-        ) from error
+    # Undecoded: the photos are decoded by the same function as a folder's (`photos.decode_encoded_photo`).
+    datasets = load_cats_vs_dogs(slices, data_dir)
 
     def decode(encoded: bytes) -> tuple[np.ndarray, bytes]:
         return _decode_or_reason(lambda: decode_encoded_photo(encoded, image_size))

@@ -27,6 +27,14 @@ class MissingInputError(InputError, FileNotFoundError):
     """A file or folder the user named does not exist (or cannot be read)."""
 
 
+class DataUnavailableError(InputError, RuntimeError):
+    """The data named cannot be fetched (no network, its server down); the message says how to get it by hand.
+
+    An `InputError`, because the fix is another input (a folder of photos), and a `RuntimeError`, because
+    nothing the user typed was wrong.
+    """
+
+
 class StudyInterrupted(KeyboardInterrupt):
     """The study was interrupted (Ctrl-C); its message says where, and that rerunning resumes.
 

@@ -15,6 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from catsdogs_helpers.metrics import compute_metrics, sigmoid
+from catsdogs_helpers.significance import compute_accuracy_interval
 
 
 @dataclasses.dataclass
@@ -25,13 +26,19 @@ class ModelEvaluation:
         name: The model's name in the study, e.g. `"scratch"`.
         labels: True classes, shape `(N,)`, int.
         logits: The model's logits, shape `(N,)`, float.
-        metrics: The output of `compute_metrics`.
+        metrics: The output of `compute_test_metrics`: `metrics.compute_metrics`'s,
+            plus `"accuracy_interval"` (95% Wilson interval).
+        tta_logits: With test-time augmentation, the mean of each photo's logit
+            and its horizontal mirror's, shape `(N,)`, float; else `None`.
+        tta_metrics: The metrics of `tta_logits` (same keys as `metrics`), or `None`.
     """
 
     name: str
     labels: np.ndarray
     logits: np.ndarray
     metrics: dict[str, object]
+    tta_logits: np.ndarray | None = None
+    tta_metrics: dict[str, object] | None = None
 
     @property
     def probabilities(self) -> np.ndarray:
@@ -40,23 +47,60 @@ class ModelEvaluation:
 
 
 def evaluate_model(
-    model: keras.Model, dataset: tf.data.Dataset, name: str, class_names: Sequence[str] = ("cat", "dog")
+    model: keras.Model,
+    dataset: tf.data.Dataset,
+    name: str,
+    class_names: Sequence[str] = ("cat", "dog"),
+    tta: bool = False,
 ) -> ModelEvaluation:
     """Predicts a batched dataset with a one-logit model and computes its metrics.
+
+    With `tta` (test-time augmentation), each photo is also predicted mirrored
+    left to right, and the two logits are averaged: pets are left-right
+    symmetric, so the mirror is as likely a photo as the original. The saved
+    model is unchanged; this is an evaluation option only.
 
     Args:
         model: A model with one logit output.
         dataset: Batches of `(images, labels)` in a fixed order.
         name: The model's name in the study.
         class_names: Names of classes 0 and 1. Defaults to `("cat", "dog")`.
+        tta: Also evaluate with test-time augmentation. Defaults to `False`.
 
     Returns:
-        A `ModelEvaluation`.
+        A `ModelEvaluation` (`tta_logits` and `tta_metrics` set with `tta`).
     """
-    logits = np.asarray(model.predict(dataset.map(lambda images, labels: images), verbose=0), np.float32)
+    images = dataset.map(lambda images, labels: images)
+    logits = np.asarray(model.predict(images, verbose=0), np.float32).reshape(-1)
     labels = np.concatenate([np.reshape(batch, -1) for _, batch in dataset.as_numpy_iterator()]).astype(np.int32)
-    logits = logits.reshape(-1)
-    return ModelEvaluation(name, labels, logits, compute_metrics(labels, logits, class_names))
+    evaluation = ModelEvaluation(name, labels, logits, compute_test_metrics(labels, logits, class_names))
+    if tta:
+        mirrored = images.map(lambda batch: tf.reverse(batch, axis=[2]))  # (N, H, W, C): W is axis 2.
+        mirrored_logits = np.asarray(model.predict(mirrored, verbose=0), np.float32).reshape(-1)
+        evaluation.tta_logits = (logits + mirrored_logits) / 2.0
+        evaluation.tta_metrics = compute_test_metrics(labels, evaluation.tta_logits, class_names)
+    return evaluation
+
+
+def compute_test_metrics(
+    labels: Sequence[int] | np.ndarray,
+    logits: Sequence[float] | np.ndarray,
+    class_names: Sequence[str] = ("cat", "dog"),
+) -> dict[str, object]:
+    """Computes `metrics.compute_metrics` plus `"accuracy_interval"`, the accuracy's 95% Wilson interval.
+
+    Args:
+        labels: True classes, 0 or 1, shape `(N,)`.
+        logits: The model's logits, shape `(N,)`.
+        class_names: Names of classes 0 and 1. Defaults to `("cat", "dog")`.
+
+    Returns:
+        The metrics dict, with `"accuracy_interval": [low, high]` (fractions).
+    """
+    metrics = compute_metrics(labels, logits, class_names)
+    num_correct = int(np.trace(metrics["confusion_matrix"]))
+    metrics["accuracy_interval"] = list(compute_accuracy_interval(num_correct, metrics["num_images"]))
+    return metrics
 
 
 def count_params(model: keras.Model) -> tuple[int, int]:

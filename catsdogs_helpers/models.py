@@ -25,7 +25,7 @@ HEAD_DROPOUT_NAME = "head_dropout"
 LOGIT_NAME = "logit"
 
 
-def build_augmentation(seed: int | None = None) -> keras.Sequential:
+def build_augmentation(seed: int | None = None, strength: float = 1.0) -> keras.Sequential:
     """Builds the random augmentation shared by both models; active only in training.
 
     Pets are left-right symmetric but rarely upside down, so photos are flipped
@@ -43,20 +43,25 @@ def build_augmentation(seed: int | None = None) -> keras.Sequential:
     Args:
         seed: Seed of the first layer's transform (the others follow), or `None`
             for unseeded transforms. Defaults to `None`.
+        strength: Scales every range above (rotation, zoom, shift, contrast; not
+            the flip): `0.5` halves them, `0` leaves only the flip. Defaults to `1.0`.
 
     Returns:
         A `keras.Sequential` named `"augmentation"` that takes and returns
         images of shape `(N, H, W, 3)` with pixel values in [0, 255].
     """
+    if not 0.0 <= strength <= 4.0:
+        raise InputError(f"strength must be between 0 and 4. Received: strength={strength}")
     seeds = [None if seed is None else seed + index for index in range(5)]
+    rotation, zoom, shift, contrast = 0.08 * strength, 0.2 * strength, 0.1 * strength, 0.2 * strength
     return keras.Sequential(
         [
             layers.RandomFlip("horizontal", seed=seeds[0]),
-            layers.RandomRotation(0.08, fill_mode="reflect", seed=seeds[1]),
-            layers.RandomZoom(0.2, fill_mode="reflect", seed=seeds[2]),
-            layers.RandomTranslation(0.1, 0.1, fill_mode="reflect", seed=seeds[3]),
+            layers.RandomRotation(rotation, fill_mode="reflect", seed=seeds[1]),
+            layers.RandomZoom(zoom, fill_mode="reflect", seed=seeds[2]),
+            layers.RandomTranslation(shift, shift, fill_mode="reflect", seed=seeds[3]),
             # A (lower, upper) pair: RandomContrast(0.2) draws factors in [1.0, 1.2] only in Keras 3.
-            layers.RandomContrast((0.2, 0.2), value_range=(0, 255), seed=seeds[4]),
+            layers.RandomContrast((contrast, contrast), value_range=(0, 255), seed=seeds[4]),
         ],
         name="augmentation",
     )

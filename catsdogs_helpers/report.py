@@ -10,7 +10,7 @@ from pathlib import Path
 from matplotlib.figure import Figure
 
 from catsdogs_helpers.plots import save_figure
-from catsdogs_helpers.results import format_results_table, save_results
+from catsdogs_helpers.results import describe_comparisons, format_results_table, save_results
 
 RESULTS_FILE = "results.json"
 REPORT_FILE = "report.md"
@@ -47,10 +47,14 @@ def write_report(output_dir: str | os.PathLike, results: dict, figures: Mapping[
         "",
         format_results_table(results),
         "",
-        "Training time includes computing cached features where they are used; the fine-tuned model's",
-        "time includes the head's training that precedes it.",
+        'The 95% interval is the accuracy\'s Wilson score interval for this many test photos; "with TTA" averages',
+        "each photo's logit with its mirror image's. Training time includes computing cached features where they",
+        "are used; the fine-tuned model's time includes the head's training that precedes it.",
         "",
     ]
+    comparisons = describe_comparisons(results)
+    if comparisons:
+        lines += ["## Are the differences real?", "", *[f"- {line}" for line in comparisons], ""]
     if config["weights"] is None:
         lines += ["> **Random weights**: the transfer models started from random weights, so their figures say", ">"
                   " nothing about transfer learning.", ""]  # fmt: skip
@@ -58,7 +62,9 @@ def write_report(output_dir: str | os.PathLike, results: dict, figures: Mapping[
         title = _TITLES.get(stem, stem.replace("_", " ").capitalize())
         lines += [f"## {title}", "", f"![{stem}]({stem}.png)", ""]
     versions = ", ".join(f"{name} {version}" for name, version in environment["versions"].items())
-    lines += ["## Environment", "", versions, ""]
+    lines += ["## Environment", "", f"{versions}; seed {config['seed']}.", ""]
+    if results.get("command"):
+        lines += ["## Reproduce", "", "```", results["command"], "```", ""]
     path = output / REPORT_FILE
     path.write_text("\n".join(lines))
     return path

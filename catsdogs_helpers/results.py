@@ -6,6 +6,7 @@ renders it, `save_results`/`load_results` write and read `results.json`.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -15,35 +16,61 @@ import numpy as np
 
 from catsdogs_helpers.evaluation import ModelEvaluation
 from catsdogs_helpers.metrics import TEST_METRICS
+from catsdogs_helpers.significance import compare_models, describe_comparison
 
 
 def build_results(
-    evaluations: dict[str, ModelEvaluation], costs: dict[str, dict], config: dict, data: dict, environment: dict
+    evaluations: dict[str, ModelEvaluation],
+    costs: dict[str, dict],
+    config: dict,
+    data: dict,
+    environment: dict,
+    command: str | None = None,
 ) -> dict:
     """Gathers the study's results into one JSON-serializable dict.
 
     Args:
-        evaluations: `ModelEvaluation` per model name.
+        evaluations: `ModelEvaluation` per model name, all on the same test photos.
         costs: `describe_model_cost` output per model name (may lack some models).
         config: The study's settings.
         data: What data was used (source, counts, skipped files).
         environment: Versions and hardware.
+        command: The command that reproduces the run, or `None`. Defaults to `None`.
 
     Returns:
-        `{"models": {name: {"test": {...}, "per_class_accuracy", "confusion_matrix",
-        "num_test_images", **cost}}, "config", "data", "environment"}`.
+        `{"models": {name: {"test": {..., "accuracy_interval": [low, high]},
+        "test_tta": {...} or None, "per_class_accuracy", "confusion_matrix",
+        "num_test_images", **cost}}, "comparisons": [{"models": [a, b], ...}],
+        "config", "data", "environment", "command"}`; see the README for each field.
     """
     models = {}
     for name, evaluation in evaluations.items():
-        metrics = evaluation.metrics
+        metrics, tta = evaluation.metrics, evaluation.tta_metrics
         models[name] = {
-            "test": {key: metrics[key] for key in TEST_METRICS},
+            "test": {key: metrics[key] for key in (*TEST_METRICS, "accuracy_interval")},
+            "test_tta": None if tta is None else {key: tta[key] for key in (*TEST_METRICS, "accuracy_interval")},
             "per_class_accuracy": dict(metrics["per_class_accuracy"]),
             "confusion_matrix": [list(row) for row in metrics["confusion_matrix"]],
             "num_test_images": int(metrics["num_images"]),
             **costs.get(name, {}),
         }
-    return {"models": models, "config": config, "data": data, "environment": environment}
+    comparisons = [
+        {"models": [a.name, b.name], **compare_models(a.labels, a.logits, b.logits)}
+        for a, b in itertools.combinations(evaluations.values(), 2)
+    ]
+    return {
+        "models": models,
+        "comparisons": comparisons,
+        "config": config,
+        "data": data,
+        "environment": environment,
+        "command": command,
+    }
+
+
+def describe_comparisons(results: dict) -> list[str]:
+    """Says for each pair of models whether their test accuracies differ by more than noise (one line each)."""
+    return [describe_comparison(*item["models"], item) for item in results.get("comparisons", [])]
 
 
 def _format_duration(seconds: float | None) -> str:
@@ -58,12 +85,23 @@ def _format_number(value: float | None, spec: str) -> str:
     return "—" if value is None or not math.isfinite(value) else format(value, spec)
 
 
+def _format_interval(interval: list[float] | None) -> str:
+    if not interval:
+        return "—"
+    return f"{100 * interval[0]:.1f}–{100 * interval[1]:.1f}%"
+
+
 def format_results_table(results: dict) -> str:
-    """Formats the models' results as a GitHub markdown table, one row per model."""
+    """Formats the models' results as a GitHub markdown table, one row per model.
+
+    The 95% interval is the test accuracy's Wilson interval on the test split's
+    size; "with TTA" is the accuracy with test-time augmentation (a photo and
+    its mirror), where it was measured.
+    """
     lines = [
-        "| model | test accuracy | test loss | AUC | F1 | training time | training images/s "
-        "| parameters trainable / total | size on disk (MB) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| model | test accuracy | 95% interval | with TTA | test loss | AUC | F1 | training time "
+        "| training images/s | parameters trainable / total | size on disk (MB) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, model in results["models"].items():
         test = model["test"]
@@ -73,9 +111,12 @@ def format_results_table(results: dict) -> str:
             if "params_total" in model and "params_trainable" in model
             else "—"
         )
+        tta = model.get("test_tta") or {}
         cells = [
             name,
             _format_number(test["accuracy"], ".1%"),
+            _format_interval(test.get("accuracy_interval")),
+            _format_number(tta.get("accuracy"), ".1%"),
             _format_number(test["loss"], ".4f"),
             _format_number(test["auc"], ".4f"),
             _format_number(test["f1"], ".4f"),

@@ -41,7 +41,7 @@ from catsdogs_helpers import (
     runtime,
     training,
 )
-from catsdogs_helpers.config import StudyConfig
+from catsdogs_helpers.config import StudyConfig, format_command
 from catsdogs_helpers.errors import StudyInterrupted
 from catsdogs_helpers.grad_cam import compute_grad_cam
 from catsdogs_helpers.output_lock import lock_output_dir, unlock_output_dir
@@ -63,9 +63,9 @@ STAGE_TITLES = {
 _DATA_SETTINGS = ("image_size", "batch_size", "seed")
 STAGE_SETTINGS = {
     "scratch": ("scratch_image_size", "scratch_epochs", "scratch_learning_rate", "scratch_dropout",
-                "scratch_weight_decay", "patience"),
+                "scratch_weight_decay", "augmentation_strength", "patience"),
     "transfer": ("weights", "alpha", "dropout", "transfer_epochs", "transfer_learning_rate", "use_cached_features",
-                 "patience"),
+                 "augmentation_strength", "patience"),
     "finetuned": ("fine_tune_epochs", "fine_tune_learning_rate", "fine_tune_at", "patience"),
 }  # fmt: skip
 
@@ -212,7 +212,7 @@ def train_scratch_cnn(config: StudyConfig, splits: data.ImageSplits, verbose: in
         config.image_size,
         config.scratch_image_size,
         dropout=config.scratch_dropout,
-        augmentation=models.build_augmentation(config.seed),
+        augmentation=models.build_augmentation(config.seed, config.augmentation_strength),
     )
     steps_per_epoch = math.ceil(splits.num_images("train") / config.batch_size)
     models.compile_model(
@@ -252,7 +252,11 @@ def train_frozen_model(config: StudyConfig, splits: data.ImageSplits, verbose: i
         The `TrainedModel` named `"transfer"`.
     """
     model = models.build_transfer_model(
-        config.image_size, config.weights, config.alpha, config.dropout, models.build_augmentation(config.seed)
+        config.image_size,
+        config.weights,
+        config.alpha,
+        config.dropout,
+        models.build_augmentation(config.seed, config.augmentation_strength),
     )
     models.compile_model(model, config.transfer_learning_rate)
     common = dict(epochs=config.transfer_epochs, output_dir=config.output_dir, patience=config.patience,
@@ -324,15 +328,21 @@ def _save(trained: TrainedModel, splits: data.ImageSplits) -> TrainedModel:
 
 
 def evaluate_models(
-    trained: Mapping[str, TrainedModel], splits: data.ImageSplits
+    trained: Mapping[str, TrainedModel], splits: data.ImageSplits, tta: bool = True
 ) -> dict[str, evaluation.ModelEvaluation]:
-    """Evaluates each trained model once on the test split.
+    """Evaluates each trained model once on the test split, with and without test-time augmentation.
+
+    Args:
+        trained: The trained models.
+        splits: The data, from `load_data`.
+        tta: Also evaluate each model on the mean logit of a photo and its
+            mirror image (see `evaluation.evaluate_model`). Defaults to `True`.
 
     Returns:
         A `ModelEvaluation` per model name, in the order given.
     """
     return {
-        name: evaluation.evaluate_model(item.model, splits.test, name, splits.class_names)
+        name: evaluation.evaluate_model(item.model, splits.test, name, splits.class_names, tta=tta)
         for name, item in trained.items()
     }
 
@@ -343,11 +353,12 @@ def build_study_results(
     trained: Mapping[str, TrainedModel],
     evaluations: Mapping[str, evaluation.ModelEvaluation],
 ) -> dict:
-    """Gathers test metrics, costs, settings, data and environment into the results dict (`results.json`)."""
+    """Gathers test metrics, comparisons, costs, settings, data, environment and the command that reproduces
+    the run into the results dict (`results.json`)."""
     costs = {name: evaluation.describe_model_cost(item.model, item.stages, item.path) for name, item in trained.items()}
-    return results.build_results(
-        dict(evaluations), costs, config.to_dict(), splits.to_dict(), runtime.describe_environment()
-    )
+    environment = runtime.describe_environment()
+    command = format_command(config)
+    return results.build_results(dict(evaluations), costs, config.to_dict(), splits.to_dict(), environment, command)
 
 
 def choose_grad_cam_photos(evaluations: Mapping[str, evaluation.ModelEvaluation], num_photos: int = 4) -> list[int]:
@@ -485,5 +496,6 @@ def run_study(config: StudyConfig, verbose: int | None = None) -> dict:
         raise StudyInterrupted(stage, epochs, str(config.output_dir)) from None
     finally:
         unlock_output_dir(config.output_dir)
-    print(f"\n{results.format_results_table(study_results)}\n\nReport: {path}", flush=True)
+    comparisons = "\n".join(f"- {line}" for line in results.describe_comparisons(study_results))
+    print(f"\n{results.format_results_table(study_results)}\n\n{comparisons}\n\nReport: {path}", flush=True)
     return study_results

@@ -68,11 +68,16 @@ def test_run_console_says_each_stage_once_without_colour_codes_or_noise(smoke_st
 def test_evaluate_reproduces_the_test_accuracy_of_the_run(smoke_study):
     output, photos = smoke_study["output"], smoke_study["photos"]
     results = json.loads((output / "results.json").read_text())
-    process = run_cli("evaluate", "--model", str(output / "finetuned.keras"), "--data", str(photos))
+    process = run_cli("evaluate", "--model", str(output / "finetuned.keras"), "--data", str(photos), "--tta")
     assert process.returncode == 0, process.stderr[-2000:]
     report = json.loads(process.stdout)
     assert report["counts"] == {"cat": 4, "dog": 4}
     assert report["metrics"]["accuracy"] == pytest.approx(results["models"]["finetuned"]["test"]["accuracy"])
+    assert report["metrics"]["accuracy_interval"] == pytest.approx(
+        results["models"]["finetuned"]["test"]["accuracy_interval"]
+    )
+    tta = results["models"]["finetuned"]["test_tta"]
+    assert report["metrics_tta"]["accuracy"] == pytest.approx(tta["accuracy"])
     assert report["metrics"]["loss"] == pytest.approx(results["models"]["finetuned"]["test"]["loss"], rel=1e-4)
 
 

@@ -6,8 +6,10 @@ import errno
 import hashlib
 import json
 import os
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +17,7 @@ import photo_factory
 import pytest
 import tensorflow as tf
 
-from catsdogs_helpers import data
+from catsdogs_helpers import data, tfds_source
 from catsdogs_helpers.data import load_labelled_photos, load_splits
 from catsdogs_helpers.errors import InputError, MissingInputError
 from catsdogs_helpers.photos import SPLIT_NAMES, decode_photo, list_photo_folder
@@ -335,12 +337,66 @@ def test_tfds_failure_explains_how_to_run_offline(monkeypatch):
         raise ConnectionError("no network")
 
     monkeypatch.setattr(tfds, "load", failing_load)
-    with pytest.raises(RuntimeError, match="offline") as error:
+    monkeypatch.setattr(tfds_source, "check_download_host", lambda: None)  # The host answers; the download fails.
+    with pytest.raises(RuntimeError, match="could not download or prepare") as error:
         load_splits("tfds", image_size=IMAGE_SIZE, verbose=False)
     message = str(error.value)
     assert "no network" in message
-    assert "folder" in message and "--data" in message
+    assert "kagglecatsanddogs_5340.zip" in message and "--data path/to/PetImages" in message
     assert isinstance(error.value.__cause__, ConnectionError)
+
+
+def test_tfds_without_a_reachable_host_fails_within_seconds_and_never_starts_a_download(monkeypatch):
+    tfds = pytest.importorskip("tensorflow_datasets")
+    attempts = []
+
+    def load(name, download=True, **kwargs):
+        attempts.append(download)
+        raise AssertionError(f"Dataset {name}: could not find data in ~/tensorflow_datasets")  # Not prepared.
+
+    def unreachable(address, timeout=None):
+        raise socket.gaierror(-3, "Temporary failure in name resolution")
+
+    monkeypatch.setattr(tfds, "load", load)
+    monkeypatch.setattr(socket, "create_connection", unreachable)
+    start = time.perf_counter()
+    with pytest.raises(RuntimeError) as error:
+        load_splits("tfds", image_size=IMAGE_SIZE, verbose=False)
+    assert time.perf_counter() - start < 30
+    assert attempts == [False]  # The prepared copy was looked for; no download was started.
+    message = str(error.value)
+    assert "has no prepared copy of 'cats_vs_dogs' and cannot download it: download.microsoft.com does not" in (message)
+    assert "gaierror" in message and tfds_source.DOWNLOAD_URL in message
+    assert "--data path/to/PetImages" in message and message.endswith("Received: data='tfds'")
+
+
+def test_a_hung_name_lookup_is_given_up_on_after_the_timeout(monkeypatch):
+    monkeypatch.setattr(socket, "create_connection", lambda address, timeout=None: time.sleep(30))
+    start = time.perf_counter()
+    reason = tfds_source.check_download_host(timeout=0.5)
+    assert reason.startswith("download.microsoft.com did not answer within")
+    assert time.perf_counter() - start < 5
+
+
+def test_a_petimages_folder_loads_as_it_comes(tmp_path):
+    """Microsoft's kagglecatsanddogs_5340.zip, unzipped: Cat/ and Dog/, with empty, broken and non-photo files."""
+    root = tmp_path / "PetImages"
+    for folder, class_name in (("Cat", "cat"), ("Dog", "dog")):
+        photo_factory.write_class_photos(root / folder, class_name, 10, size=40)
+        (root / folder / "Thumbs.db").write_bytes(b"\xd0\xcf\x11\xe0" + bytes(60))  # Windows' thumbnail cache.
+    (root / "Cat" / "666.jpg").write_bytes(b"")  # Zero bytes, as in the real download.
+    (root / "Dog" / "11702.jpg").write_bytes(b"")
+    a_photo = next(path for path in sorted((root / "Dog").glob("*.jpg")) if path.stat().st_size > 0)
+    (root / "Dog" / "broken.jpg").write_bytes(a_photo.read_bytes()[:200])  # Cut short.
+    (root / "Cat" / "notes.jpg").write_bytes(b"GIF? no: a text file named like a photo")
+    splits = load_splits(root, image_size=IMAGE_SIZE, verbose=False, validation_fraction=0.2, test_fraction=0.2)
+    assert splits.class_names == ("Cat", "Dog")
+    reasons = {Path(item.path).name: item.reason for item in splits.skipped}
+    assert reasons["666.jpg"] == "empty file" and reasons["11702.jpg"] == "empty file"
+    assert reasons["notes.jpg"] == "not an image"
+    assert reasons["broken.jpg"].startswith("truncated or corrupt")
+    assert "Thumbs.db" not in reasons  # An OS dropping, ignored without a word.
+    assert sum(splits.num_images(split) for split in SPLIT_NAMES) == 20
 
 
 # Real photos from ../shared (skipped when absent).

@@ -44,6 +44,23 @@ def test_evaluate_model_agrees_with_predict():
     assert evaluation.metrics["loss"] == pytest.approx(expected["loss"], abs=1e-5)
 
 
+def test_test_time_augmentation_averages_each_photos_logit_with_its_mirrors():
+    rng = np.random.default_rng(1)
+    images = rng.integers(0, 256, (5, 8, 8, 3), dtype=np.uint8)
+    labels = np.array([0, 1, 1, 0, 1], np.int32)
+    model = tiny_model()
+    dataset = tf.data.Dataset.from_tensor_slices((images, labels)).batch(2)
+    evaluation = evaluate_model(model, dataset, "scratch", tta=True)
+    mirrored = images[:, :, ::-1, :]  # Left-right: the width axis of (N, H, W, C).
+    expected = (model.predict(images, verbose=0) + model.predict(mirrored, verbose=0)).reshape(-1) / 2
+    np.testing.assert_allclose(evaluation.tta_logits, expected, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(evaluation.tta_logits, evaluation.logits)  # The mirror changes what this model sees.
+    assert evaluation.tta_metrics["accuracy"] == compute_metrics(labels, expected)["accuracy"]
+    low, high = evaluation.tta_metrics["accuracy_interval"]
+    assert 0.0 <= low <= evaluation.tta_metrics["accuracy"] <= high <= 1.0
+    assert evaluate_model(model, dataset, "scratch").tta_logits is None  # Off unless asked for.
+
+
 def test_count_params_and_describe_model_cost(tmp_path):
     model = tiny_model()
     model.get_layer("conv").trainable = False

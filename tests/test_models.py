@@ -189,9 +189,9 @@ def test_local_imagenet_weights_are_loaded_not_random(shared_weights_1_0: Path):
         models.build_mobilenet_base(224, str(shared_weights_1_0), alpha=0.35)
 
 
-def draw_augmentation_factors(num_draws: int = 2000, seed: int = 7) -> dict[str, np.ndarray]:
+def draw_augmentation_factors(num_draws: int = 2000, seed: int = 7, strength: float = 1.0) -> dict[str, np.ndarray]:
     """Draws each augmentation layer's random factor for `num_draws` photos of one batch."""
-    augmentation = models.build_augmentation(seed)
+    augmentation = models.build_augmentation(seed, strength)
     images = np.zeros((num_draws, 8, 8, 3), np.float32)
     layer = {layer.__class__.__name__: layer for layer in augmentation.layers}
     draws = {
@@ -230,6 +230,18 @@ def test_augmentation_factors_cover_their_documented_ranges():
     assert 0.8 <= zoom.min() < 0.82 and 1.18 < zoom.max() <= 1.2
     shift = factors["shift"]
     assert -0.1 <= shift.min() < -0.09 and 0.09 < shift.max() <= 0.1
+
+
+def test_augmentation_strength_scales_every_range_but_the_flip():
+    half = draw_augmentation_factors(strength=0.5)
+    assert 14.0 < np.abs(half["rotation"]).max() <= 14.4  # Half of 28.8 degrees.
+    assert 0.9 <= half["zoom"].min() < 0.91 and 1.09 < half["zoom"].max() <= 1.1
+    assert 0.05 - 0.005 < np.abs(half["shift"]).max() <= 0.05
+    assert 0.9 <= half["contrast"].min() < 0.91 and 1.09 < half["contrast"].max() <= 1.1
+    none = draw_augmentation_factors(strength=0.0)
+    assert np.all(none["rotation"] == 0) and np.all(none["zoom"] == 1) and np.all(none["contrast"] == 1)
+    with pytest.raises(ValueError, match="strength=-1"):
+        models.build_augmentation(0, strength=-1)
 
 
 def test_augmentation_changes_photos_only_in_training():

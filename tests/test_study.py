@@ -26,9 +26,16 @@ def check_outputs(output: Path, results: dict) -> None:
         assert (output / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert json.loads((output / "results.json").read_text())["models"].keys() == results["models"].keys()
     assert "| model | test accuracy |" in (output / "report.md").read_text()
-    assert set(results) == {"models", "config", "data", "environment"}
+    assert set(results) == {"models", "comparisons", "config", "data", "environment", "command"}
+    assert len(results["comparisons"]) == 3  # Each pair of the three models, on the same test photos.
+    assert results["command"].startswith(f"catsdogs run --preset {results['config']['preset']} ")
+    report = (output / "report.md").read_text()
+    assert "## Are the differences real?" in report and results["command"] in report
     for model in results["models"].values():
         assert 0.0 <= model["test"]["accuracy"] <= 1.0
+        low, high = model["test"]["accuracy_interval"]
+        assert low <= model["test"]["accuracy"] <= high
+        assert 0.0 <= model["test_tta"]["accuracy"] <= 1.0
         assert model["train_seconds"] > 0 and model["params_total"] > 0
     assert results["models"]["transfer"]["params_trainable"] < results["models"]["finetuned"]["params_trainable"]
 
@@ -55,7 +62,8 @@ def test_run_study_on_a_photo_folder_then_reuses_every_finished_stage(tmp_path, 
     assert output.count("finished in an earlier run") == 3
     assert " - val_loss: " not in output  # No epoch was trained again.
     for name in MODEL_NAMES:
-        assert again["models"][name]["test"] == pytest.approx(results["models"][name]["test"])
+        assert again["models"][name]["test"]["accuracy"] == results["models"][name]["test"]["accuracy"]
+        assert again["models"][name]["test"]["loss"] == pytest.approx(results["models"][name]["test"]["loss"])
     # A scratch setting changed: only the scratch stage trains again, and says why.
     study.run_study(config.replace(scratch_epochs=2), verbose=2)
     output = capsys.readouterr().out
