@@ -79,7 +79,9 @@ def attach_contract(model: keras.Model, class_names: Sequence[str]) -> keras.Mod
     if len(class_names) != 2 or len(set(class_names)) != 2:
         raise ValueError(f"A contract needs two distinct class names. Received: class_names={class_names!r}")
     logit = model.get_layer(CONTRACT_NAME).input if _has_contract(model) else model.output
-    outputs = ModelContract(class_names, name=CONTRACT_NAME)(logit)
+    # float32 whatever the global policy: under mixed precision an identity layer would otherwise cast the
+    # float32 logit down to float16.
+    outputs = ModelContract(class_names, name=CONTRACT_NAME, dtype="float32")(logit)
     return keras.Model(model.inputs, outputs, name=model.name)
 
 
