@@ -28,10 +28,17 @@ def check_report(output: Path) -> dict:
     report = (output / "report.md").read_text()
     assert "| model | test accuracy |" in report and "Random weights" in report
     results = json.loads((output / "results.json").read_text())
-    assert set(results) == {"models", "config", "data", "environment"}
+    assert set(results) == {"models", "comparisons", "config", "data", "environment", "command"}
     assert set(results["models"]) == set(MODEL_NAMES)
+    # The command that reproduces the run: every setting with an option of its own, the others if changed.
+    config = results["config"]
+    assert results["command"].startswith(
+        f"catsdogs run --preset smoke --data {config['data']} --weights none --image-size {config['image_size']} "
+    )
+    assert results["command"] in report and "## Are the differences real?" in report
     for model in results["models"].values():
-        assert set(model["test"]) == {"accuracy", "loss", "precision", "recall", "f1", "auc"}
+        assert set(model["test"]) == {"accuracy", "loss", "precision", "recall", "f1", "auc", "accuracy_interval"}
+        assert set(model["test_tta"]) == set(model["test"])
         for key in ("train_seconds", "images_per_second", "params_total", "params_trainable", "size_bytes"):
             assert model[key] is not None and model[key] > 0, key
     assert results["models"]["transfer"]["params_trainable"] < results["models"]["finetuned"]["params_trainable"]
