@@ -123,6 +123,8 @@ def describe_comparison(name_a: str, name_b: str, comparison: dict[str, object])
     p_value = float(comparison["p_value"])
     p_text = "p < 0.001" if p_value < 0.001 else f"p = {p_value:.3f}"
     disagreements = f"of the {only_a + only_b} test photos only one of them gets right"
+    if only_a + only_b == 0:
+        return f"{name_a} and {name_b} cannot be told apart: they get exactly the same test photos right."
     if not comparison["distinguishable"]:
         return (
             f"{name_a} and {name_b} cannot be told apart: {disagreements}, {name_a} gets {only_a} and {name_b} "
