@@ -44,11 +44,12 @@ def build_results(
         "config", "data", "environment", "command"}`; see the README for each field.
     """
     models = {}
+    reported = (*TEST_METRICS, "accuracy_interval")
     for name, evaluation in evaluations.items():
         metrics, tta = evaluation.metrics, evaluation.tta_metrics
         models[name] = {
-            "test": {key: metrics[key] for key in (*TEST_METRICS, "accuracy_interval")},
-            "test_tta": None if tta is None else {key: tta[key] for key in (*TEST_METRICS, "accuracy_interval")},
+            "test": {key: metrics[key] for key in reported},
+            "test_tta": None if tta is None else {key: tta[key] for key in reported},
             "per_class_accuracy": dict(metrics["per_class_accuracy"]),
             "confusion_matrix": [list(row) for row in metrics["confusion_matrix"]],
             "num_test_images": int(metrics["num_images"]),
