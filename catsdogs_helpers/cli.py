@@ -1,7 +1,7 @@
-"""The command line: `catsdogs run | evaluate | predict` (also `python -m catsdogs_helpers ...`).
+"""The command line: `catsdogs run | sweep | evaluate | predict` (also `python -m catsdogs_helpers ...`).
 
 `run` calls `study.run_study` in this process: the same stages, in the same
-order, as the notebook. Exit status: 0 done; 1 some photos given to `predict`
+order, as the notebook; `sweep` calls `sweep.run_sweep`. Exit status: 0 done; 1 some photos given to `predict`
 could not be read; 2 bad input (one line saying what and how to fix it);
 130 interrupted (Ctrl-C; the same command resumes). Anything else is a bug and
 keeps its traceback.
@@ -35,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Cats vs. dogs: a CNN from scratch against transfer learning from MobileNetV2.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{run,evaluate,predict}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{run,sweep,evaluate,predict}")
 
     presets = "\n".join(f"  {name:<8} {text}" for name, text in PRESET_DESCRIPTIONS.items())
     run = commands.add_parser(
@@ -49,26 +49,29 @@ def build_parser() -> argparse.ArgumentParser:
         "An option left out takes the preset's value.",
         epilog="example: catsdogs run --preset quick --data path/to/photos --output outputs/quick",
     )
-    run.add_argument("--preset", default="default", choices=PRESET_NAMES, help="settings preset. Default: default")
-    run.add_argument(
-        "--data", default=None, help='"tfds" (cats_vs_dogs) or a folder with one sub-folder per class. Default: tfds'
+    add_study_options(run)
+
+    sweep = commands.add_parser(
+        "sweep",
+        help="train the three approaches on nested subsets of the training split",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="How much data each approach needs: trains the CNN from scratch, the frozen MobileNetV2's "
+        "head (on cached features) and the fine-tuned model on class-balanced subsets of the training split, each "
+        "inside the next, scores every point on the whole test split, and writes sweep.json, sweep.png and "
+        "sweep.md into --output. Interrupted (Ctrl-C), the same command reuses the finished points.\n\n"
+        f"presets:\n{presets}\n\n"
+        "Each preset has its own subset sizes, seeds and epoch budgets (quick: 100, 250, 500 and 1,000 photos, "
+        "one seed, under 30 minutes on 2 CPU cores; default: up to the whole split, two seeds).",
+        epilog="example: catsdogs sweep --preset quick --data path/to/photos --output outputs/sweep",
     )
-    run.add_argument(
-        "--weights",
+    add_study_options(sweep)
+    sweep.add_argument(
+        "--sizes",
         default=None,
-        help='"imagenet", a local MobileNetV2 no-top .h5 file, or "none" (random weights; smoke tests only). '
-        "Default: the preset's (imagenet, or none for smoke)",
+        help="training photos per subset, comma-separated and increasing; 0 (last) for the whole split. "
+        "Default: the preset's",
     )
-    run.add_argument("--image-size", type=int, default=None, help="image side in pixels. Default: the preset's")
-    run.add_argument("--output", default="outputs", help="output folder. Default: outputs")
-    run.add_argument(
-        "--set",
-        dest="settings",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="change any setting of StudyConfig (repeatable), e.g. --set alpha=0.35 --set scratch_epochs=5",
-    )
+    sweep.add_argument("--seeds", type=int, default=None, help="repeats of every point. Default: the preset's")
 
     evaluate = commands.add_parser(
         "evaluate",
@@ -106,6 +109,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def add_study_options(parser: argparse.ArgumentParser) -> None:
+    """Adds the options that choose a study's settings (`--preset`, `--data`, ..., `--set`) to a command."""
+    parser.add_argument("--preset", default="default", choices=PRESET_NAMES, help="settings preset. Default: default")
+    parser.add_argument(
+        "--data", default=None, help='"tfds" (cats_vs_dogs) or a folder with one sub-folder per class. Default: tfds'
+    )
+    parser.add_argument(
+        "--weights",
+        default=None,
+        help='"imagenet", a local MobileNetV2 no-top .h5 file, or "none" (random weights; smoke tests only). '
+        "Default: the preset's (imagenet, or none for smoke)",
+    )
+    parser.add_argument("--image-size", type=int, default=None, help="image side in pixels. Default: the preset's")
+    parser.add_argument("--output", default="outputs", help="output folder. Default: outputs")
+    parser.add_argument(
+        "--set",
+        dest="settings",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="change any setting of StudyConfig (repeatable), e.g. --set alpha=0.35 --set scratch_epochs=5",
+    )
+
+
 def build_config(args: argparse.Namespace):
     """Returns the `StudyConfig` of `run`'s options: the preset's values, with the options given applied.
 
@@ -125,19 +152,46 @@ def build_config(args: argparse.Namespace):
     return config.replace(**settings) if settings else config
 
 
-def run_command(args: argparse.Namespace) -> int:
-    """Runs the whole study in this process; returns the exit code."""
-    from catsdogs_helpers.study import run_study
-
-    config = build_config(args)
+def _check_data_folder(config, args: argparse.Namespace) -> None:
     if config.data != "tfds" and not Path(config.data).is_dir():
         raise InputError(
             f'The data folder does not exist: {config.data}. Pass "tfds" or a folder with one sub-folder per '
             f"class. Received: --data {args.data}"
         )
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """Runs the whole study in this process; returns the exit code."""
+    from catsdogs_helpers.study import run_study
+
+    config = build_config(args)
+    _check_data_folder(config, args)
     print(f"catsdogs {__version__}: the {config.preset} study into {os.path.abspath(config.output_dir)}", flush=True)
     start = time.perf_counter()
     run_study(config)
+    minutes, seconds = divmod(time.perf_counter() - start, 60)
+    print(f"Done in {int(minutes)} min {seconds:.0f} s.", flush=True)
+    return 0
+
+
+def sweep_command(args: argparse.Namespace) -> int:
+    """Runs the data-efficiency sweep in this process; returns the exit code."""
+    from catsdogs_helpers.sweep import get_sweep_plan, run_sweep
+
+    config = build_config(args)
+    _check_data_folder(config, args)
+    sizes = None
+    if args.sizes is not None:
+        try:
+            sizes = [int(text) for text in args.sizes.split(",")]
+        except ValueError:
+            raise InputError(
+                f"--sizes takes whole numbers separated by commas, e.g. 100,250,500. Received: --sizes {args.sizes}"
+            ) from None
+    plan = get_sweep_plan(config.preset, sizes, args.seeds)
+    print(f"catsdogs {__version__}: the {config.preset} sweep into {os.path.abspath(config.output_dir)}", flush=True)
+    start = time.perf_counter()
+    run_sweep(config, plan)
     minutes, seconds = divmod(time.perf_counter() - start, 60)
     print(f"Done in {int(minutes)} min {seconds:.0f} s.", flush=True)
     return 0
@@ -226,7 +280,7 @@ def predict_command(args: argparse.Namespace) -> int:
     return EXIT_RUN_FAILED if any(prediction.error for prediction in predictions) else 0
 
 
-_COMMANDS = {"run": run_command, "evaluate": evaluate_command, "predict": predict_command}
+_COMMANDS = {"run": run_command, "sweep": sweep_command, "evaluate": evaluate_command, "predict": predict_command}
 
 
 def import_tensorflow_quietly() -> None:

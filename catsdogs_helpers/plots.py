@@ -348,6 +348,53 @@ def plot_grad_cam(
     return figure
 
 
+def plot_sweep(summary: Sequence[Mapping[str, object]], points: Sequence[Mapping[str, object]] = ()) -> Figure:
+    """Plots test accuracy and training time against training photos, one line per approach.
+
+    Args:
+        summary: Rows of `sweep.summarize_sweep`: `approach`, `size`, `accuracy`,
+            `accuracy_interval` (95%, fractions) and `train_seconds` per approach and size.
+        points: The sweep's single points (one per seed); with more than one
+            seed per size, each is drawn as a faint dot. Defaults to `()`.
+
+    Returns:
+        The figure: accuracy (%, with the intervals as error bars) on the left,
+        training time (s) on the right; both against training photos on a log scale.
+    """
+    approaches = list(dict.fromkeys(str(row["approach"]) for row in summary))
+    palette = _colors_for(approaches, None)
+    figure = _Figure(figsize=(11, 4.2), layout="constrained")
+    accuracy_ax, time_ax = figure.subplots(1, 2)
+    for approach in approaches:
+        rows = sorted((row for row in summary if row["approach"] == approach), key=lambda row: row["size"])
+        sizes = np.array([row["size"] for row in rows], dtype=float)
+        accuracy = np.array([100 * row["accuracy"] for row in rows])
+        interval = 100 * np.array([row["accuracy_interval"] for row in rows]).reshape(-1, 2)
+        color = palette[approach]
+        accuracy_ax.errorbar(sizes, accuracy, yerr=[accuracy - interval[:, 0], interval[:, 1] - accuracy],
+                             color=color, marker="o", capsize=3, label=approach)  # fmt: skip
+        own = [point for point in points if point["approach"] == approach]
+        if len(own) > len(rows):
+            accuracy_ax.scatter([p["size"] for p in own], [100 * p["accuracy"] for p in own], s=12,
+                                color=color, alpha=0.4, linewidths=0)  # fmt: skip
+        time_ax.plot(sizes, [row["train_seconds"] for row in rows], color=color, marker="o", label=approach)
+    for ax in (accuracy_ax, time_ax):
+        ax.set_xscale("log")
+        ax.set_xlabel("training photos (log scale)")
+        ax.grid(alpha=0.3, which="both")
+        all_sizes = sorted({row["size"] for row in summary})
+        ax.set_xticks(all_sizes, [f"{size:,}" for size in all_sizes])
+        ax.minorticks_off()
+    accuracy_ax.set_ylabel("test accuracy (%)")
+    accuracy_ax.set_title("Test accuracy (bars: 95% interval for the test split's size)", fontsize=11)
+    time_ax.set_yscale("log")
+    time_ax.set_ylabel("training time (s, log scale)")
+    time_ax.set_title("Training time per point", fontsize=11)
+    handles, labels = accuracy_ax.get_legend_handles_labels()
+    figure.legend(handles, labels, loc="outside lower center", ncols=max(1, len(labels)), frameon=False)
+    return figure
+
+
 def save_figure(figure: Figure, path: str | os.PathLike) -> Path:
     """Saves a figure as a PNG (120 dpi, tight bounding box), creating parent folders.
 

@@ -15,8 +15,6 @@ the trained models instead of training again.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import math
 import warnings
 from collections.abc import Iterable, Mapping
@@ -42,6 +40,7 @@ from catsdogs_helpers import (
     training,
 )
 from catsdogs_helpers.config import StudyConfig, format_command
+from catsdogs_helpers.digests import hash_file, hash_json
 from catsdogs_helpers.errors import StudyInterrupted
 from catsdogs_helpers.grad_cam import compute_grad_cam
 from catsdogs_helpers.output_lock import lock_output_dir, unlock_output_dir
@@ -56,6 +55,7 @@ STAGE_TITLES = {
     "evaluation": "evaluating the three models on the test split",
     "figures": "drawing the figures",
     "report": "writing the report",
+    "sweep": "training the three approaches on nested subsets of the training split",
 }
 # The settings each training stage depends on, besides the data (its content key) and the model's
 # architecture (hashed), which its manifest records too. Where files go (output_dir, cache_dir) and the
@@ -132,27 +132,15 @@ def build_stage_manifest(
     """
     settings: dict[str, object] = {name: getattr(config, name) for name in (*_DATA_SETTINGS, *STAGE_SETTINGS[stage])}
     if settings.get("weights") not in (None, "imagenet"):
-        settings["weights"] = f"sha256:{_file_digest(str(config.weights))}"
+        settings["weights"] = f"sha256:{hash_file(str(config.weights))}"
     return {
         "stage": stage,
         "settings": settings,
         "architecture": models.describe_architecture(model),
         "data": splits.content_key,
-        "upstream": None if upstream is None else _digest(upstream.to_dict()),
+        "upstream": None if upstream is None else hash_json(upstream.to_dict()),
         "versions": {"tensorflow": tf.__version__, "keras": keras.__version__, "catsdogs_helpers": __version__},
     }
-
-
-def _digest(value: object) -> str:
-    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-def _file_digest(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()[:16]
 
 
 def start_study(config: StudyConfig) -> Path:
