@@ -10,7 +10,8 @@ from pathlib import Path
 from matplotlib.figure import Figure
 
 from catsdogs_helpers.plots import save_figure
-from catsdogs_helpers.results import describe_comparisons, format_results_table, save_results
+from catsdogs_helpers.results import describe_comparisons, format_results_table, load_results, save_results
+from catsdogs_helpers.sweep import SWEEP_FILE, describe_sweep
 
 RESULTS_FILE = "results.json"
 REPORT_FILE = "report.md"
@@ -26,7 +27,8 @@ def write_report(output_dir: str | os.PathLike, results: dict, figures: Mapping[
         figures: Figures by file stem, e.g. `{"learning_curves": figure}`.
 
     Returns:
-        The path of `report.md`.
+        The path of `report.md`; it includes the data-efficiency sweep when the
+        folder holds one (`sweep.json`, see `sweep.write_sweep`).
     """
     output = Path(output_dir)
     save_results(results, output / RESULTS_FILE)
@@ -61,6 +63,8 @@ def write_report(output_dir: str | os.PathLike, results: dict, figures: Mapping[
     for stem in figures:
         title = _TITLES.get(stem, stem.replace("_", " ").capitalize())
         lines += [f"## {title}", "", f"![{stem}]({stem}.png)", ""]
+    if (output / SWEEP_FILE).is_file():  # A sweep into the same folder (the notebook runs it before the report).
+        lines += describe_sweep(load_results(output / SWEEP_FILE))
     versions = ", ".join(f"{name} {version}" for name, version in environment["versions"].items())
     lines += ["## Environment", "", f"{versions}; seed {config['seed']}.", ""]
     if results.get("command"):

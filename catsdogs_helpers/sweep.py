@@ -211,8 +211,8 @@ def fit_sizes(plan: SweepPlan, labels: np.ndarray) -> tuple[int, ...]:
     return sizes
 
 
-def _subset_dataset(splits: ImageSplits, indices: np.ndarray, batch_size: int, seed: int) -> tf.data.Dataset:
-    """Training batches of the photos at `indices` of the training split, reshuffled (seeded) every epoch."""
+def _subset_dataset(splits: ImageSplits, indices: np.ndarray, batch_size: int, seed: int | None) -> tf.data.Dataset:
+    """Batches of the training photos at `indices`, in the split's order, or reshuffled every epoch with a seed."""
     mask = np.zeros(splits.num_images("train"), dtype=bool)
     mask[indices] = True
     mask = tf.constant(mask)
@@ -222,6 +222,8 @@ def _subset_dataset(splits: ImageSplits, indices: np.ndarray, batch_size: int, s
         .filter(lambda index, item: tf.gather(mask, index))
         .map(lambda index, item: item)
     )
+    if seed is None:
+        return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
     if len(indices) < splits.num_images("train"):
         dataset = dataset.cache()  # The subset only: a pass then reads these photos, not the whole split.
     dataset = dataset.apply(tf.data.experimental.assert_cardinality(len(indices)))  # Keras then knows an epoch's end.
@@ -308,16 +310,20 @@ def sweep_training_sizes(
     points_dir = Path(config.output_dir) / "sweep" / "points"
     points_dir.mkdir(parents=True, exist_ok=True)
     manifest = build_point_manifest(config, plan, splits)
-    cached = _compute_features(config, splits, verbose)
-    sizes = fit_sizes(plan, cached.train_labels)
-    num_train = len(cached.train_labels)
+    train_labels = np.concatenate([labels for labels in splits.train_in_order.map(lambda x, y: y).as_numpy_iterator()])
+    sizes = fit_sizes(plan, train_labels)
+    seeds = [config.seed + repeat for repeat in range(plan.num_seeds)]
+    subsets = {seed: choose_subsets(train_labels, sizes, seed) for seed in seeds}
+    # The largest subset of each seed holds its others: the base sees only the photos some point trains on.
+    cached = _compute_features(config, splits, np.unique(np.concatenate([subsets[seed][-1] for seed in seeds])),
+                               train_labels, verbose)  # fmt: skip
+    num_train = len(train_labels)
     described = ", ".join(str(size or num_train) for size in sizes)
     print(f"[sweep] subsets of {described} training photos, {plan.num_seeds} seed(s); each point scored on "
           f"{len(cached.test_labels)} test photos.", flush=True)  # fmt: skip
     points: list[dict[str, object]] = []
-    for repeat in range(plan.num_seeds):
-        seed = config.seed + repeat
-        for indices in choose_subsets(cached.train_labels, sizes, seed):
+    for seed in seeds:
+        for indices in subsets[seed]:
             key = {"size": len(indices), "seed": seed, "indices": hash_json(indices.tolist())}
             path = points_dir / f"{key['size']}-seed{seed}.json"
             identity = json.loads(json.dumps({**manifest, **key}))
@@ -352,17 +358,24 @@ class _CachedFeatures:
     seconds_per_photo: float
 
 
-def _compute_features(config: StudyConfig, splits: ImageSplits, verbose: int) -> _CachedFeatures:
+def _compute_features(
+    config: StudyConfig, splits: ImageSplits, indices: np.ndarray, train_labels: np.ndarray, verbose: int
+) -> _CachedFeatures:
+    """Runs the frozen base once over the training photos at `indices` and over the test split."""
     model = models.build_transfer_model(config.image_size, config.weights, config.alpha, config.dropout)
     extractor = features.build_feature_extractor(model)
-    print("[sweep] computing the frozen base's features of the training and test splits once...", flush=True)
+    print(f"[sweep] computing the frozen base's features of {len(indices)} training and "
+          f"{splits.num_images('test')} test photos once...", flush=True)  # fmt: skip
     start = time.perf_counter()
-    train_features, train_labels = features.extract_features(extractor, splits.train_in_order, verbose)
+    chosen = _subset_dataset(splits, indices, config.batch_size, seed=None)
+    extracted, _ = features.extract_features(extractor, chosen, verbose)
     test_features, test_labels = features.extract_features(extractor, splits.test, verbose)
     seconds = time.perf_counter() - start
-    print(f"[sweep] features of {len(train_labels) + len(test_labels)} photos in {seconds:.0f} s.", flush=True)
-    return _CachedFeatures(train_features, train_labels, test_features, test_labels,
-                           seconds / (len(train_labels) + len(test_labels)))  # fmt: skip
+    print(f"[sweep] features of {len(indices) + len(test_labels)} photos in {seconds:.0f} s.", flush=True)
+    train_features = np.zeros((len(train_labels), extracted.shape[1]), np.float32)
+    train_features[indices] = extracted  # In order: `_subset_dataset` keeps the split's order when not shuffled.
+    return _CachedFeatures(train_features, train_labels.astype(np.int32), test_features, test_labels,
+                           seconds / (len(indices) + len(test_labels)))  # fmt: skip
 
 
 def _train_point(

@@ -1,0 +1,148 @@
+"""The data-efficiency sweep: nested class-balanced subsets, epoch budgets, the table, the figure, a real run."""
+
+import dataclasses
+import itertools
+import json
+
+import numpy as np
+import pytest
+from conftest import run_cli
+from photo_factory import make_presplit_folder
+
+from catsdogs_helpers import plots, sweep
+from catsdogs_helpers.config import get_config
+from catsdogs_helpers.errors import InputError
+
+LABELS = np.array([0] * 30 + [1] * 20)  # 30 cats, 20 dogs, in order.
+
+
+def test_subsets_are_nested_class_balanced_and_drawn_by_the_seed():
+    subsets = sweep.choose_subsets(LABELS, (4, 10, 40, 0), seed=7)
+    assert [len(subset) for subset in subsets] == [4, 10, 40, 50]
+    for small, large in itertools.pairwise(subsets):
+        assert set(small) <= set(large)
+    for subset in subsets[:3]:
+        assert np.bincount(LABELS[subset]).tolist() == [len(subset) // 2] * 2
+    assert np.array_equal(subsets[3], np.arange(50))  # 0: the whole split, as it is.
+    other = sweep.choose_subsets(LABELS, (10,), seed=8)[0]
+    assert not np.array_equal(other, subsets[1])  # Another seed, other photos.
+    assert np.array_equal(sweep.choose_subsets(LABELS, (10,), seed=7)[0], subsets[1])
+
+
+def test_an_odd_size_gives_the_first_class_the_extra_photo():
+    (subset,) = sweep.choose_subsets(LABELS, (5,), seed=0)
+    assert np.bincount(LABELS[subset]).tolist() == [3, 2]
+
+
+def test_a_subset_larger_than_a_class_allows_is_refused_with_the_counts():
+    with pytest.raises(InputError, match=r"needs 21 of each class; the training split has class 0: 30, class 1: 20"):
+        sweep.choose_subsets(LABELS, (42,), seed=0)
+
+
+def test_sizes_the_split_cannot_hold_are_left_out_and_none_fitting_is_an_error():
+    plan = sweep.get_sweep_plan("quick", sizes=(10, 40, 100, 0))
+    assert sweep.fit_sizes(plan, LABELS) == (10, 40, 0)  # 40 = 2 x 20 dogs; 100 is too many.
+    with pytest.raises(InputError, match=r"holds 50 photos \(40 class-balanced\): too few .* --sizes 10,20"):
+        sweep.fit_sizes(sweep.get_sweep_plan("quick", sizes=(100, 250)), LABELS)
+
+
+def test_epoch_budgets_give_small_subsets_more_epochs_within_bounds():
+    budget = sweep.EpochBudget(photo_epochs=12_000, min_epochs=10, max_epochs=60)
+    assert [budget.epochs_for(size) for size in (100, 250, 500, 1000, 2000)] == [60, 48, 24, 12, 10]
+
+
+@pytest.mark.parametrize(
+    ("sizes", "message"),
+    [((250, 100), "increasing"), ((100, 100), "distinct"), ((-5,), "positive"), ((0, 100), "must come last"), ((), "")],
+)
+def test_bad_sizes_are_refused_naming_the_value(sizes, message):
+    with pytest.raises(InputError, match="Received: sizes=") as raised:
+        sweep.get_sweep_plan("quick", sizes=sizes)
+    assert message in str(raised.value)
+
+
+def test_the_plans_fit_their_presets():
+    quick = sweep.get_sweep_plan("quick")
+    assert quick.sizes == (100, 250, 500, 1000) and quick.num_seeds == 1
+    default = sweep.get_sweep_plan("default")
+    assert default.sizes[-1] == 0 and default.num_seeds >= 2  # Up to the whole training split, several seeds.
+    assert sweep.get_sweep_plan("quick", num_seeds=3).num_seeds == 3
+    with pytest.raises(InputError, match="num_seeds=0"):
+        sweep.get_sweep_plan("quick", num_seeds=0)
+
+
+def fake_sweep() -> dict:
+    points = []
+    for approach, accuracy in (("scratch", 0.6), ("transfer", 0.95), ("finetuned", 0.96)):
+        for size in (100, 1000):
+            for seed, delta in ((1, -0.01), (2, 0.01)):
+                correct = round((accuracy + delta + size / 1e5) * 1000)
+                points.append({"approach": approach, "size": size, "seed": seed, "accuracy": correct / 1000,
+                               "num_correct": correct, "num_images": 1000, "train_seconds": size / 10.0})  # fmt: skip
+    plan = sweep.get_sweep_plan("quick", sizes=(100, 1000), num_seeds=2)
+    return {"points": points, "sizes": [100, 1000], "plan": dataclasses.asdict(plan),
+            "num_test_images": 1000, "seconds": 60.0}  # fmt: skip
+
+
+def test_the_summary_averages_seeds_and_gives_the_interval_and_the_seeds_range():
+    rows = sweep.summarize_sweep(fake_sweep())
+    assert [(row["approach"], row["size"]) for row in rows][:2] == [("scratch", 100), ("scratch", 1000)]
+    first = rows[0]
+    assert first["accuracy"] == pytest.approx(0.601) and first["num_seeds"] == 2
+    assert first["seed_range"] == [0.591, 0.611]
+    low, high = first["accuracy_interval"]
+    assert low == pytest.approx(0.5705, abs=1e-3) and high == pytest.approx(0.6307, abs=1e-3)  # Wilson, 601/1000.
+
+
+def test_the_table_has_one_row_per_size_with_intervals_seed_ranges_and_times():
+    table = sweep.format_sweep_table(fake_sweep())
+    lines = table.splitlines()
+    assert lines[0] == "| training photos | scratch | time | transfer | time | finetuned | time |"
+    assert lines[2].startswith("| 100 | 60.1% (57.0–63.1, seeds 59.1–61.1) | 10 s | 95.1%")
+    assert lines[3].startswith("| 1,000 | 61.0%")
+
+
+def test_the_figure_shows_accuracy_and_time_against_photos_on_log_scales(tmp_path):
+    data = fake_sweep()
+    figure = plots.plot_sweep(sweep.summarize_sweep(data), data["points"])
+    accuracy_ax, time_ax = figure.axes
+    assert accuracy_ax.get_xscale() == "log" and time_ax.get_yscale() == "log"
+    assert [label.get_text() for label in accuracy_ax.get_xticklabels()] == ["100", "1,000"]
+    assert len(accuracy_ax.collections) >= 3  # The seeds' dots (and error bars) of each approach.
+    path = plots.save_figure(figure, tmp_path / "sweep.png")
+    assert path.read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.slow
+def test_a_sweep_writes_its_results_and_a_rerun_reuses_the_finished_points(tmp_path, capsys):
+    photos = make_presplit_folder(tmp_path / "photos", {"train": 8, "validation": 2, "test": 5})
+    config = get_config("smoke", data=str(photos), output_dir=str(tmp_path / "out"))
+    plan = sweep.get_sweep_plan("smoke", sizes=(4, 0))
+    results = sweep.run_sweep(config, plan, verbose=0)
+    assert results["sizes"] == [4, 16]
+    assert {(p["approach"], p["size"]) for p in results["points"]} == {
+        (approach, size) for approach in sweep.APPROACHES for size in (4, 16)
+    }
+    for point in results["points"]:
+        assert point["num_images"] == 10  # The whole test split, every point.
+        assert point["num_correct"] == round(point["accuracy"] * 10)
+        assert point["accuracy_interval"][0] <= point["accuracy"] <= point["accuracy_interval"][1]
+    saved = json.loads((tmp_path / "out" / "sweep.json").read_text())
+    assert saved["points"] == results["points"] and len(saved["summary"]) == 6
+    assert (tmp_path / "out" / "sweep.png").read_bytes()[:4] == b"\x89PNG"
+    assert "| training photos |" in (tmp_path / "out" / "sweep.md").read_text()
+    capsys.readouterr()
+    again = sweep.run_sweep(config, plan, verbose=0)
+    assert "reusing the finished point" in capsys.readouterr().out
+    assert again["points"] == results["points"]
+    other = sweep.run_sweep(config.replace(scratch_learning_rate=0.01), sweep.get_sweep_plan("smoke", sizes=(4,)), 0)
+    assert "reusing" not in capsys.readouterr().out  # Another setting: trained again.
+    assert len(other["points"]) == 3
+
+
+def test_the_command_line_refuses_bad_sizes_in_one_line(tmp_path):
+    process = run_cli("sweep", "--preset", "smoke", "--data", str(tmp_path), "--sizes", "10,abc")
+    assert process.returncode == 2
+    assert process.stderr.strip().splitlines() == [
+        "error: --sizes takes whole numbers separated by commas, e.g. 100,250,500. Received: --sizes 10,abc"
+    ]
