@@ -24,7 +24,7 @@ It prints each code cell's status and time, what the notebook's pip install adde
 environment, and the time of the environment's set-up against the notebook's run. It exits 0 when every cell
 ran, 1 with the failing cell's error otherwise (2 when the environment could not be set up).
 
-Example, offline (about 15 minutes on 2 CPU cores, most of it downloading and installing TensorFlow):
+Example, offline (about 6 minutes on 2 CPU cores, half of it downloading and installing TensorFlow):
 
     python3 scripts/simulate_colab.py --python python3.12 \\
         --data ../shared/data/cats_vs_dogs_small \\
