@@ -23,6 +23,7 @@ BASE_NAME = "mobilenet_v2_base"
 POOL_NAME = "pool"
 HEAD_DROPOUT_NAME = "head_dropout"
 LOGIT_NAME = "logit"
+AUGMENTATION_NAME = "augmentation"
 
 
 def build_augmentation(seed: int | None = None, strength: float = 1.0) -> keras.Sequential:
@@ -63,7 +64,7 @@ def build_augmentation(seed: int | None = None, strength: float = 1.0) -> keras.
             # A (lower, upper) pair: RandomContrast(0.2) draws factors in [1.0, 1.2] only in Keras 3.
             layers.RandomContrast((contrast, contrast), value_range=(0, 255), seed=seeds[4]),
         ],
-        name="augmentation",
+        name=AUGMENTATION_NAME,
     )
 
 

@@ -1,0 +1,307 @@
+"""Exporting a trained model for use outside Keras: LiteRT (phones), SavedModel (servers), ONNX.
+
+`export_model` goes through Keras's `model.export`, writes the model's
+contract (class names, input size, output kind) beside the artifact, and
+checks the artifact against the Keras model on a batch of photos: the largest
+absolute difference between their logits is printed and recorded.
+`load_exported_model` reads an artifact back with its contract, so that
+`predict` classifies photos with it exactly as with the `.keras` file.
+
+One rewrite is needed for LiteRT and ONNX: the CNN from scratch resizes its
+input with an antialiased bilinear filter, which TensorFlow computes with an op
+(`ScaleAndTranslate`) that neither LiteRT (built in or among its TensorFlow
+"select" ops) nor tf2onnx supports. That resize is linear and separable, so it is exactly two matrix
+products (one along the rows, one along the columns); the LiteRT export
+computes those matrices once, from the same Keras resize, and uses them
+instead. The parity check covers the rewrite.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import json
+import os
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from catsdogs_helpers.contract import Contract, read_contract
+from catsdogs_helpers.errors import InputError, MissingInputError
+from catsdogs_helpers.models import AUGMENTATION_NAME
+
+FORMATS = ("litert", "saved_model", "onnx")
+# The Keras `model.export` format of each, and what the artifact's path must end with.
+_KERAS_FORMATS = {"litert": "litert", "saved_model": "tf_saved_model", "onnx": "onnx"}
+_SUFFIXES = {"litert": ".tflite", "saved_model": "", "onnx": ".onnx"}
+# The extra packages each format needs, and how to install them.
+_REQUIREMENTS = {"onnx": (("tf2onnx", "onnxruntime"), 'pip install "catsdogs-helpers[onnx]" (tf2onnx and onnxruntime)')}
+CONTRACT_SUFFIX = ".contract.json"
+SAVED_MODEL_CONTRACT = os.path.join("assets.extra", "catsdogs_contract.json")
+FLOAT32_TOLERANCE = 1e-4
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportResult:
+    """An exported artifact and how closely it matches the Keras model.
+
+    Attributes:
+        path: The artifact: a `.tflite` or `.onnx` file, or a SavedModel folder.
+        format: `"litert"`, `"saved_model"` or `"onnx"`.
+        contract_path: The contract written beside (or, for a SavedModel, inside) it.
+        max_logit_difference: Largest absolute difference between the artifact's
+            and the Keras model's logits on the check photos.
+        num_check_photos: Photos the check used.
+    """
+
+    path: Path
+    format: str
+    contract_path: Path
+    max_logit_difference: float
+    num_check_photos: int
+
+    def describe(self) -> str:
+        """Returns one line such as `Exported litert: m.tflite; max |logit difference| 2.1e-06 on 16 photos`."""
+        return (
+            f"Exported {self.format}: {self.path} (contract: {self.contract_path}); max |logit difference| from the "
+            f"Keras model {self.max_logit_difference:.2e} on {self.num_check_photos} photos"
+        )
+
+
+def check_export_format(format: str) -> None:
+    """Checks that a format is known and that the packages it needs are installed.
+
+    Raises:
+        InputError: If the format is unknown, or a package it needs is missing
+            (the message says what to install).
+    """
+    if format not in FORMATS:
+        raise InputError(f"Unknown export format: expected one of {FORMATS}. Received: format={format!r}")
+    packages, install = _REQUIREMENTS.get(format, ((), ""))
+    missing = [name for name in packages if importlib.util.find_spec(name) is None]
+    if missing:
+        raise InputError(
+            f"Exporting to {format} needs {', '.join(missing)}, which is not installed: {install}. "
+            f"Received: format={format!r}"
+        )
+
+
+def contract_path_of(path: str | os.PathLike, format: str) -> Path:
+    """Returns where an artifact's contract is: inside a SavedModel folder, else beside the file."""
+    path = Path(path)
+    return path / SAVED_MODEL_CONTRACT if format == "saved_model" else Path(f"{path}{CONTRACT_SUFFIX}")
+
+
+def build_export_model(model: keras.Model) -> keras.Model:
+    """Returns the model to hand to `model.export`: its inference graph, with antialiased resizes as matrices.
+
+    The study's models are one chain of layers; they are rebuilt on the same
+    layers (shared weights), each called with `training=False`, without the
+    augmentation (the identity at inference, whose random ops converters
+    reject), and with every antialiased `Resizing` layer replaced by the
+    `MatrixResizing` that computes the same resize (LiteRT and ONNX lack
+    TensorFlow's op for it). A model that is not such a chain is returned as it is.
+    """
+    x = inputs = keras.Input(model.input_shape[1:], name="image")
+    try:
+        for layer in model.layers[1:]:
+            if layer.name == AUGMENTATION_NAME:
+                continue
+            if isinstance(layer, keras.layers.Resizing) and layer.antialias:
+                layer = MatrixResizing.from_layer(layer, tuple(x.shape[1:3]))
+            x = layer(x, training=False)
+        rebuilt = keras.Model(inputs, x, name=model.name)
+        rebuilt(np.zeros((1, *model.input_shape[1:]), np.float32))  # The ONNX export wants a model called once.
+        return rebuilt
+    except (ValueError, TypeError):  # Not one chain (a model from elsewhere): export it as it is.
+        return model
+
+
+class MatrixResizing(keras.layers.Layer):
+    """A fixed linear resize of `(N, H, W, C)` images computed as two matrix products.
+
+    Any resize that is linear and separable (bilinear, with or without
+    antialiasing) maps an image `X` (one channel) to `R X Cᵀ`, where `R`
+    (`out_height × H`) resizes the columns and `C` (`out_width × W`) the rows.
+    `from_layer` computes `R` and `C` by resizing identity matrices with a
+    Keras `Resizing` layer's own settings.
+
+    Args:
+        row_matrix: `R`, float32, shape `(out_height, H)`.
+        column_matrix: `C`, float32, shape `(out_width, W)`.
+        **kwargs: Keras layer arguments.
+    """
+
+    def __init__(self, row_matrix: np.ndarray, column_matrix: np.ndarray, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.row_matrix = np.asarray(row_matrix, np.float32)
+        self.column_matrix = np.asarray(column_matrix, np.float32)
+
+    @classmethod
+    def from_layer(cls, layer: keras.layers.Resizing, input_size: tuple[int, int]) -> MatrixResizing:
+        """Returns the `MatrixResizing` equal to a `Resizing` layer for inputs of `input_size` (height, width)."""
+        height, width = input_size
+
+        def matrix(size_in: int, size: tuple[int, int]) -> np.ndarray:
+            identity = np.eye(size_in, dtype=np.float32)[None, :, :, None]  # One image: its columns are deltas.
+            resized = keras.ops.image.resize(identity, size, interpolation=layer.interpolation, antialias=True)
+            return np.asarray(keras.ops.convert_to_numpy(resized))[0, :, :, 0]
+
+        rows = matrix(height, (layer.height, height))  # Resizes each column: (out_height, H).
+        columns = matrix(width, (layer.width, width))  # Same for rows: (out_width, W).
+        return cls(rows, columns, name=f"{layer.name}_as_matrices")
+
+    def call(self, images):
+        # Plain transposes and matrix products: LiteRT has them built in (its einsum lowering fails here).
+        x = keras.ops.transpose(images, (0, 3, 2, 1))  # (N, C, W, H)
+        x = keras.ops.matmul(x, keras.ops.convert_to_tensor(self.row_matrix.T))  # (N, C, W, h)
+        x = keras.ops.transpose(x, (0, 1, 3, 2))  # (N, C, h, W)
+        x = keras.ops.matmul(x, keras.ops.convert_to_tensor(self.column_matrix.T))  # (N, C, h, w)
+        return keras.ops.transpose(x, (0, 2, 3, 1))  # (N, h, w, C)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.row_matrix.shape[0], self.column_matrix.shape[0], input_shape[3])
+
+
+def export_model(
+    model: keras.Model,
+    format: str,
+    output: str | os.PathLike,
+    check_images: np.ndarray,
+    class_names: tuple[str, ...] | None = None,
+) -> ExportResult:
+    """Exports a model of the study with Keras's `model.export`, writes its contract, and checks it.
+
+    Args:
+        model: A model of the study (raw pixels in, one logit out), e.g. from `models.load_model`.
+        format: `"litert"` (a `.tflite` file), `"saved_model"` (a folder) or `"onnx"` (a `.onnx` file).
+        output: The artifact's path; `.tflite` or `.onnx` is appended if missing.
+        check_images: Photos to compare the artifact with the model on, raw pixels in
+            [0, 255], float32, shape `(N, S, S, 3)` with `S` the model's input size.
+        class_names: Names of class 0 and class 1, or `None` for the model's own
+            (its contract). Defaults to `None`.
+
+    Returns:
+        An `ExportResult`, with the largest absolute logit difference.
+
+    Raises:
+        InputError: If the format is unknown or needs a missing package, the
+            model has no class names and none are given, the output exists, or
+            the artifact's logits differ from the model's by more than
+            `FLOAT32_TOLERANCE` (1e-4).
+    """
+    check_export_format(format)
+    contract = read_contract(model)
+    class_names = tuple(class_names or contract.class_names or ())
+    if len(class_names) != 2:
+        raise InputError(
+            "The model carries no class names (saved by an older version of the study): pass them, "
+            f"e.g. --classes cat,dog. Received: class_names={class_names!r}"
+        )
+    path = Path(output)
+    if _SUFFIXES[format] and path.suffix != _SUFFIXES[format]:
+        path = Path(f"{path}{_SUFFIXES[format]}")
+    if path.exists():
+        raise InputError(f"{path} already exists: pass another --output, or remove it first. Received: output={output}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    build_export_model(model).export(str(path), format=_KERAS_FORMATS[format], verbose=False)
+    contract_path = contract_path_of(path, format)
+    contract_path.parent.mkdir(parents=True, exist_ok=True)
+    saved = {"class_names": list(class_names), "image_size": contract.image_size, "output_kind": contract.output_kind}
+    contract_path.write_text(json.dumps({**saved, "format": format}, indent=1) + "\n")
+    images = np.asarray(check_images, np.float32)
+    expected = np.asarray(model.predict(images, verbose=0), np.float32).reshape(-1)
+    exported = load_exported_model(path)
+    difference = float(np.max(np.abs(exported.predict(images).reshape(-1) - expected)))
+    if not difference <= FLOAT32_TOLERANCE:
+        raise InputError(
+            f"The exported {format} model's logits differ from the Keras model's by up to {difference:.3g} "
+            f"(more than {FLOAT32_TOLERANCE}); it is left at {path} for inspection. Received: format={format!r}"
+        )
+    return ExportResult(path, format, contract_path, difference, len(images))
+
+
+class ExportedModel:
+    """An exported artifact with its contract, predicting like a Keras model of the study.
+
+    Attributes:
+        path: The artifact.
+        format: `"litert"`, `"saved_model"` or `"onnx"`.
+        contract: Its `Contract` (class names, input size).
+        input_shape: `(None, S, S, 3)`, as a Keras model's.
+    """
+
+    def __init__(self, path: Path, format: str, contract: Contract) -> None:
+        self.path, self.format, self.contract = path, format, contract
+        self.input_shape = (None, contract.image_size, contract.image_size, 3)
+        self._predict = _build_predictor(path, format)
+
+    def predict(self, images: np.ndarray, verbose: int = 0, batch_size: int = 32) -> np.ndarray:
+        """Returns the logits of raw-pixel photos, float32, shape `(N, 1)` (`verbose` is ignored)."""
+        images = np.asarray(images, np.float32)
+        batches = [self._predict(images[start : start + batch_size]) for start in range(0, len(images), batch_size)]
+        return np.concatenate(batches).reshape(-1, 1).astype(np.float32)
+
+
+def _build_predictor(path: Path, format: str):
+    if format == "saved_model":
+        import tensorflow as tf
+
+        loaded = tf.saved_model.load(str(path))  # Kept by the closure: its variables die with it.
+        return lambda images: np.asarray(loaded.serve(tf.constant(images)))
+    if format == "litert":
+        import tensorflow as tf
+
+        interpreter = tf.lite.Interpreter(model_path=str(path))
+        runner = interpreter.get_signature_runner()
+        (name,) = interpreter.get_signature_list()["serving_default"]["inputs"]
+        return lambda images: next(iter(runner(**{name: images}).values()))
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    return lambda images: session.run(None, {name: images})[0]
+
+
+def describe_artifact(path: str | os.PathLike) -> str | None:
+    """Returns the format of an exported artifact (`"litert"`, `"saved_model"`, `"onnx"`), or `None`."""
+    path = Path(path)
+    if path.is_dir() and (path / "saved_model.pb").is_file():
+        return "saved_model"
+    return {".tflite": "litert", ".onnx": "onnx"}.get(path.suffix)
+
+
+def load_exported_model(path: str | os.PathLike) -> ExportedModel:
+    """Loads an artifact written by `export_model`, with the contract written beside it.
+
+    Args:
+        path: A `.tflite` or `.onnx` file, or a SavedModel folder.
+
+    Returns:
+        An `ExportedModel`, whose `predict` gives logits as the Keras model's does.
+
+    Raises:
+        MissingInputError: If the artifact does not exist.
+        InputError: If it is not an exported artifact, or its contract is missing or unreadable.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise MissingInputError(f"The exported model does not exist: {path}. Received: model={str(path)!r}")
+    format = describe_artifact(path)
+    if format is None:
+        raise InputError(
+            f"{path} is not an exported model (a .tflite or .onnx file, or a SavedModel folder). "
+            f"Received: model={str(path)!r}"
+        )
+    check_export_format(format)
+    contract_path = contract_path_of(path, format)
+    try:
+        saved = json.loads(contract_path.read_text())
+        contract = Contract(tuple(saved["class_names"]), int(saved["image_size"]), saved["output_kind"])
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise InputError(
+            f"{path} has no readable contract at {contract_path} ({type(error).__name__}: {error}); "
+            f"export it again with catsdogs export. Received: model={str(path)!r}"
+        ) from None
+    return ExportedModel(path, format, contract)
