@@ -67,7 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="NAME=VALUE",
-        help="change any setting of StudyConfig (repeatable), e.g. --set alpha=0.35 --set scratch_epochs=5",
+        help="change any setting of StudyConfig (repeatable), e.g. --set alpha=0.35 --set scratch_epochs=5; "
+        "--set cache_dir=PATH caches the decoded photos in files under PATH instead of in memory",
     )
 
     evaluate = commands.add_parser(
