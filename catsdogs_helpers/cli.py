@@ -129,7 +129,8 @@ def add_study_options(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="NAME=VALUE",
-        help="change any setting of StudyConfig (repeatable), e.g. --set alpha=0.35 --set scratch_epochs=5",
+        help="change any setting of StudyConfig (repeatable), e.g. --set alpha=0.35 --set scratch_epochs=5; "
+        "--set cache_dir=PATH caches the decoded photos in files under PATH instead of in memory",
     )
 
 

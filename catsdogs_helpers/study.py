@@ -409,12 +409,14 @@ def take_photos(dataset: tf.data.Dataset, indices: Iterable[int]) -> dict[int, n
         indices: Indices of the photos in the split.
 
     Returns:
-        `{index: photo}`, each photo `uint8` of shape `(S, S, 3)`.
+        `{index: photo}`, each photo `uint8` of shape `(S, S, 3)`, a copy that
+        does not keep its batch alive. The split is read once, in order, up to
+        the last index asked for; only the photos asked for are kept.
     """
     wanted, found, start = set(indices), {}, 0
     for images, _ in dataset.as_numpy_iterator():
         for index in wanted & set(range(start, start + len(images))):
-            found[index] = images[index - start]
+            found[index] = images[index - start].copy()  # A view would hold on to the whole batch.
         start += len(images)
         if start > max(wanted, default=-1):
             break

@@ -194,6 +194,7 @@ def test_version_and_preset_help(capsys):
     help_text = capsys.readouterr().out
     for name in ("default", "quick", "smoke"):
         assert f"  {name} " in help_text
+    assert "--set cache_dir=PATH caches the decoded photos in files" in " ".join(help_text.split())
 
 
 def test_an_unexpected_error_keeps_its_traceback_and_says_it_is_a_bug(capsys, monkeypatch):

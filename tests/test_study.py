@@ -6,6 +6,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 import tensorflow_datasets as tfds
 from model_factory import InterruptAfterEpoch
 
@@ -114,6 +115,25 @@ def test_grad_cam_photos_start_where_the_models_disagree():
         "b": study.evaluation.ModelEvaluation("b", labels[:3], always_cat, {}),
     }
     assert study.choose_grad_cam_photos(everything_disputed, num_photos=4) == [0, 1, 2]
+
+
+def test_take_photos_keeps_only_the_photos_asked_for_and_reads_no_further():
+    """The figures draw at most 22 test photos: they are fetched one by one, never the whole split at once."""
+    read = []
+
+    def photos():
+        for index in range(100):
+            read.append(index)
+            yield np.full((4, 4, 3), index, np.uint8), index
+
+    spec = (tf.TensorSpec((4, 4, 3), tf.uint8), tf.TensorSpec((), tf.int64))
+    dataset = tf.data.Dataset.from_generator(photos, output_signature=spec).batch(8)
+    taken = study.take_photos(dataset, [42, 3, 17, 17])
+    assert sorted(taken) == [3, 17, 42]
+    assert all((photo == index).all() and photo.shape == (4, 4, 3) for index, photo in taken.items())
+    assert all(photo.base is None for photo in taken.values())  # Copies: a view would keep its whole batch alive.
+    assert len(read) < 100  # It stopped after the batch of photo 42 instead of reading the whole split.
+    assert study.take_photos(dataset, []) == {}
 
 
 def test_the_gpu_precision_path_runs_every_stage_under_mixed_float16(tmp_path, make_photo_folder, monkeypatch):
