@@ -1,4 +1,4 @@
-"""The command line: `catsdogs run | sweep | evaluate | predict` (also `python -m catsdogs_helpers ...`).
+"""The command line: `catsdogs run | sweep | evaluate | predict | export` (also `python -m catsdogs_helpers ...`).
 
 `run` calls `study.run_study` in this process: the same stages, in the same
 order, as the notebook; `sweep` calls `sweep.run_sweep`. Exit status: 0 done; 1 some photos given to `predict`
@@ -35,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Cats vs. dogs: a CNN from scratch against transfer learning from MobileNetV2.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{run,sweep,evaluate,predict}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{run,sweep,evaluate,predict,export}")
 
     presets = "\n".join(f"  {name:<8} {text}" for name, text in PRESET_DESCRIPTIONS.items())
     run = commands.add_parser(
@@ -93,12 +93,39 @@ def build_parser() -> argparse.ArgumentParser:
         help="also report test-time augmentation: each photo's logit averaged with its mirror image's",
     )
 
+    export = commands.add_parser(
+        "export",
+        help="export a saved model to LiteRT, SavedModel or ONNX, checked against it",
+        description="Exports a model saved by the study through Keras's model.export, writes its contract (class "
+        "names, input size) beside it, and checks the artifact's logits against the Keras model's on a batch of "
+        "images (the largest difference is printed; above 1e-4 the export fails). predict takes the artifact too.",
+        epilog="example: catsdogs export --model outputs/finetuned.keras --format litert --output finetuned.tflite",
+    )
+    export.add_argument("--model", required=True, help="a model saved by the study (.keras)")
+    export.add_argument(
+        "--format",
+        required=True,
+        choices=("litert", "saved_model", "onnx"),
+        help="litert (a .tflite file, for phones), saved_model (a folder, for TensorFlow Serving) or onnx (needs "
+        'pip install "catsdogs-helpers[onnx]")',
+    )
+    export.add_argument("--output", required=True, help="the artifact's path (.tflite or .onnx appended if missing)")
+    export.add_argument(
+        "--check-data", default=None, help="a folder of photos to check the export on. Default: 16 random images"
+    )
+    export.add_argument("--num-check-photos", type=int, default=32, help="photos of --check-data used. Default: 32")
+    export.add_argument(
+        "--classes", default=None, help="names of class 0 and class 1, for a model saved without its class names"
+    )
+
     predict = commands.add_parser(
         "predict",
         help="classify photos with a saved model",
         description="Prints the predicted class and its probability for each photo.",
     )
-    predict.add_argument("--model", required=True, help="a model saved by the study (.keras)")
+    predict.add_argument(
+        "--model", required=True, help="a model saved by the study (.keras), or exported by catsdogs export"
+    )
     predict.add_argument("images", nargs="+", metavar="IMAGE", help="photos to classify")
     predict.add_argument(
         "--classes",
@@ -256,11 +283,16 @@ def _relabel(folder_classes: tuple[str, ...], model_classes: tuple[str, ...], mo
 def predict_command(args: argparse.Namespace) -> int:
     """Prints one line per photo; returns 1 if any photo could not be read."""
     from catsdogs_helpers.contract import read_contract
+    from catsdogs_helpers.export import describe_artifact, load_exported_model
     from catsdogs_helpers.models import load_model
     from catsdogs_helpers.prediction import classify_photos
 
-    model = load_model(args.model)
-    saved = read_contract(model, args.model).class_names
+    if describe_artifact(args.model) is not None:  # An exported LiteRT, SavedModel or ONNX model, with its contract.
+        model = load_exported_model(args.model)
+        saved = model.contract.class_names
+    else:
+        model = load_model(args.model)
+        saved = read_contract(model, args.model).class_names
     if args.classes is None:
         if saved is None:
             print(f"note: {args.model} was saved without its class names; assuming cat,dog (see --classes).",
@@ -281,7 +313,51 @@ def predict_command(args: argparse.Namespace) -> int:
     return EXIT_RUN_FAILED if any(prediction.error for prediction in predictions) else 0
 
 
-_COMMANDS = {"run": run_command, "sweep": sweep_command, "evaluate": evaluate_command, "predict": predict_command}
+def export_command(args: argparse.Namespace) -> int:
+    """Exports a saved model, checks the artifact against it, and prints the check; returns the exit code."""
+    import numpy as np
+
+    from catsdogs_helpers.contract import read_contract
+    from catsdogs_helpers.export import check_export_format, export_model
+    from catsdogs_helpers.models import load_model
+    from catsdogs_helpers.photos import list_photo_folder
+
+    check_export_format(args.format)  # Before loading anything: a missing converter is said at once.
+    model = load_model(args.model)
+    image_size = read_contract(model, args.model).image_size
+    if args.check_data is None:
+        images = np.random.default_rng(0).uniform(0, 255, (16, image_size, image_size, 3)).astype(np.float32)
+        described = "16 images of random pixels (--check-data FOLDER checks on photos)"
+    else:
+        from catsdogs_helpers.photos import UnreadablePhotoError, decode_photo
+
+        folder = list_photo_folder(args.check_data)
+        paths = sorted(path for files in folder.files.values() for path, _ in files)
+        paths = paths[:: max(1, len(paths) // args.num_check_photos)][: args.num_check_photos]  # Every class.
+        decoded = []
+        for path in paths:
+            try:
+                decoded.append(decode_photo(path, image_size))
+            except UnreadablePhotoError:
+                continue
+        if not decoded:
+            raise InputError(f"No readable photo in {args.check_data} to check the export on. "
+                             f"Received: --check-data {args.check_data}")  # fmt: skip
+        images = np.stack(decoded).astype(np.float32)
+        described = f"{len(images)} photos of {args.check_data}"
+    class_names = None if args.classes is None else tuple(name.strip() for name in args.classes.split(","))
+    result = export_model(model, args.format, args.output, images, class_names)
+    print(f"{result.describe()} ({described}).")
+    return 0
+
+
+_COMMANDS = {
+    "run": run_command,
+    "sweep": sweep_command,
+    "evaluate": evaluate_command,
+    "predict": predict_command,
+    "export": export_command,
+}
 
 
 def import_tensorflow_quietly() -> None:

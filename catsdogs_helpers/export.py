@@ -22,6 +22,7 @@ import dataclasses
 import importlib.util
 import json
 import os
+import warnings
 from pathlib import Path
 
 import keras
@@ -251,9 +252,7 @@ def _build_predictor(path: Path, format: str):
         loaded = tf.saved_model.load(str(path))  # Kept by the closure: its variables die with it.
         return lambda images: np.asarray(loaded.serve(tf.constant(images)))
     if format == "litert":
-        import tensorflow as tf
-
-        interpreter = tf.lite.Interpreter(model_path=str(path))
+        interpreter = _build_litert_interpreter(path)
         runner = interpreter.get_signature_runner()
         (name,) = interpreter.get_signature_list()["serving_default"]["inputs"]
         return lambda images: next(iter(runner(**{name: images}).values()))
@@ -262,6 +261,19 @@ def _build_predictor(path: Path, format: str):
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     name = session.get_inputs()[0].name
     return lambda images: session.run(None, {name: images})[0]
+
+
+def _build_litert_interpreter(path: Path):
+    """LiteRT's own interpreter (`ai-edge-litert`) where installed, else TensorFlow's (deprecated, still shipped)."""
+    if importlib.util.find_spec("ai_edge_litert") is not None:
+        from ai_edge_litert.interpreter import Interpreter
+
+        return Interpreter(model_path=str(path))
+    import tensorflow as tf
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated")
+        return tf.lite.Interpreter(model_path=str(path))
 
 
 def describe_artifact(path: str | os.PathLike) -> str | None:
