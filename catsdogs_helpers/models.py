@@ -98,7 +98,10 @@ def build_scratch_cnn(
       (with cosine decay) train it in tens of epochs instead of hundreds;
     - global average pooling instead of a large dense layer keeps it small
       (about 1 M weights), which, with dropout and augmentation, limits
-      overfitting on few photos.
+      overfitting on few photos;
+    - the resizing is plain bilinear, without antialiasing: on TensorFlow the
+      antialiased resize is an op XLA has no kernel for (`ScaleAndTranslate`),
+      so it would keep the training step from being XLA-compiled on a GPU.
 
     Args:
         image_size: Side of the input images, in pixels. Defaults to `224`.
@@ -121,7 +124,7 @@ def build_scratch_cnn(
     inputs = keras.Input((image_size, image_size, 3), name="image")
     x = inputs
     if working_size != image_size:
-        x = layers.Resizing(working_size, working_size, antialias=True, name="resize")(x)
+        x = layers.Resizing(working_size, working_size, name="resize")(x)
     if augmentation is not None:
         x = augmentation(x)
     x = layers.Rescaling(1.0 / 255, name="scale")(x)

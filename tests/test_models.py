@@ -7,6 +7,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from catsdogs_helpers import models
 from catsdogs_helpers.errors import InputError
@@ -251,3 +252,17 @@ def test_augmentation_changes_photos_only_in_training():
     augmented = np.asarray(augmentation(photos, training=True))
     assert augmented.shape == photos.shape and not np.allclose(augmented, photos)
     assert augmented.min() >= 0.0 and augmented.max() <= 255.0
+
+
+def test_the_scratch_training_step_compiles_with_xla():
+    # XLA also runs on a CPU when asked explicitly: this compiles the whole training step.
+    keras.utils.set_random_seed(0)
+    model = models.compile_model(models.build_scratch_cnn(SIZE, 32, widths=(8, 8, 16, 16)), 1e-2)
+    model.jit_compile = True
+    kernel_before = np.array(model.get_layer(models.LOGIT_NAME).kernel)
+    model.train_on_batch(random_photos(8), np.array([0, 1] * 4))
+    assert model.jit_compile is True
+    assert not np.array_equal(kernel_before, np.array(model.get_layer(models.LOGIT_NAME).kernel))
+    resize = tf.function(keras.layers.Resizing(32, 32, antialias=True), jit_compile=True)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="ScaleAndTranslate"):
+        resize(random_photos(2).astype("float32"))
