@@ -31,7 +31,8 @@ def affine_resample(images, transforms):
     (`d c b a | a b c d | d c b a`).
 
     Args:
-        images: Images of shape `(N, H, W, C)`, floating point.
+        images: Images of shape `(N, H, W, C)`, floating point; `H`, `W` and
+            `C` must be known when the function is traced.
         transforms: One transform per image, shape `(N, 8)`: `[a0, a1, a2, b0,
             b1, b2, c0, c1]` as in `affine_transform`; `c0` and `c1` must be 0
             (no perspective).
