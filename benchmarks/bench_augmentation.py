@@ -1,12 +1,17 @@
-"""What the augmentation costs, and whether one combined geometric transform would be cheaper.
+"""What the augmentation costs: Keras's three resampling layers against one `RandomAffine`.
 
-The study's augmentation (`models.build_augmentation`) is five Keras layers; three of them (rotation,
-zoom, shift) each resample the whole image with its own projective transform. This measures, on random
-160-px photos in batches of 32 (the scratch CNN's working size), in float32 on this machine:
+Until version 0.3.0 the study's augmentation (`models.build_augmentation`) was five Keras layers; three of
+them (`RandomRotation`, `RandomZoom`, `RandomTranslation`) each resample the whole image with their own
+projective transform, and each opts out of XLA. Now rotation, zoom and shift are one `affine.RandomAffine`:
+one matrix and one resampling per photo, with gathers that XLA compiles. This measures, on random 160-px
+photos in batches of 32 (the scratch CNN's working size), in float32 on this machine:
 
-- `keras_layers`: the study's block, as built;
-- `combined`: the same flip and contrast, with rotation, zoom and shift composed into one affine matrix per
-  photo and applied in a single `keras.ops.image.affine_transform` (one resampling instead of three);
+- `keras_layers`: flip, the three Keras resampling layers, contrast (the 0.3.0 block);
+- `keras_affine_op`: flip, one `keras.ops.image.affine_transform` of the same composed matrix (TensorFlow's
+  `ImageProjectiveTransformV3`, which XLA cannot compile), contrast;
+- `random_affine`: the study's block, as built (flip, `RandomAffine`, contrast);
+- `random_affine_xla`: the same under `jit_compile=True` (Keras turns XLA on only on a GPU; on a CPU this
+  shows what XLA makes of the gathers);
 - `scratch_step`: one training step of the scratch CNN without augmentation, for scale;
 
 each as photos/s (best of `--repeats` timings of `--steps` batches). Run:
@@ -40,31 +45,6 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def combined_geometry(images: tf.Tensor, strength: float = 1.0) -> tf.Tensor:
-    """Rotation (±0.08 turn), zoom (±20%) and shift (±10%) as one affine resampling per photo."""
-    batch, height, width = (
-        tf.shape(images)[0],
-        tf.cast(tf.shape(images)[1], tf.float32),
-        tf.cast(tf.shape(images)[2], tf.float32),
-    )
-    angle = tf.random.uniform((batch,), -0.08, 0.08) * strength * 2 * math.pi
-    zoom = 1.0 + tf.random.uniform((batch,), -0.2, 0.2) * strength
-    shift_x = tf.random.uniform((batch,), -0.1, 0.1) * strength * width
-    shift_y = tf.random.uniform((batch,), -0.1, 0.1) * strength * height
-    cos, sin = tf.cos(angle) * zoom, tf.sin(angle) * zoom
-    center_x, center_y = (width - 1) / 2, (height - 1) / 2
-    # Output pixel (x, y) reads input pixel A @ (x - c) + c - shift: rotation and zoom about the centre.
-    transform = tf.stack(
-        [
-            cos, -sin, center_x - cos * center_x + sin * center_y - shift_x,
-            sin, cos, center_y - sin * center_x - cos * center_y - shift_y,
-            tf.zeros_like(cos), tf.zeros_like(cos),
-        ],
-        axis=1,
-    )  # fmt: skip
-    return keras.ops.image.affine_transform(images, transform, fill_mode="reflect")
-
-
 def photos_per_second(function, images: tf.Tensor, steps: int, repeats: int) -> float:
     function(images)  # Traces and warms up.
     best = math.inf
@@ -82,26 +62,38 @@ def main() -> int:
     images = tf.constant(
         np.random.default_rng(0).uniform(0, 255, (args.batch_size, args.size, args.size, 3)), tf.float32
     )
-    layers = models.build_augmentation(1)
-    flip, contrast = layers.layers[0], layers.layers[-1]
+    augmentation = models.build_augmentation(1)
+    flip, random_affine, contrast = augmentation.layers
+    rotation = keras.layers.RandomRotation(0.08, fill_mode="reflect", seed=2)
+    zoom = keras.layers.RandomZoom(0.2, fill_mode="reflect", seed=3)
+    shift = keras.layers.RandomTranslation(0.1, 0.1, fill_mode="reflect", seed=4)
 
-    keras_layers = tf.function(lambda x: layers(x, training=True))
-    combined = tf.function(lambda x: contrast(combined_geometry(flip(x, training=True)), training=True))
+    def keras_layers(x):
+        for layer in (flip, rotation, zoom, shift, contrast):
+            x = layer(x, training=True)
+        return x
+
+    def keras_affine_op(x):
+        x = flip(x, training=True)
+        transforms = random_affine.transform_matrix(random_affine.get_random_transformation(x), args.size, args.size)
+        return contrast(keras.ops.image.affine_transform(x, transforms, fill_mode="reflect"), training=True)
+
     model = models.compile_model(models.build_scratch_cnn(args.size, args.size), 1e-3)
     labels = tf.zeros((args.batch_size, 1))
-    scratch_step = lambda x: model.train_on_batch(x, labels)  # noqa: E731
-
     rows = {
-        "keras_layers": photos_per_second(keras_layers, images, args.steps, args.repeats),
-        "combined": photos_per_second(combined, images, args.steps, args.repeats),
-        "scratch_step": photos_per_second(scratch_step, images, args.steps, args.repeats),
+        "keras_layers": tf.function(keras_layers),
+        "keras_affine_op": tf.function(keras_affine_op),
+        "random_affine": tf.function(lambda x: augmentation(x, training=True)),
+        "random_affine_xla": tf.function(lambda x: augmentation(x, training=True), jit_compile=True),
+        "scratch_step": lambda x: model.train_on_batch(x, labels),
     }
+    rows = {name: photos_per_second(function, images, args.steps, args.repeats) for name, function in rows.items()}
     for name, rate in rows.items():
-        print(f"{name:<14} {rate:8.1f} photos/s  ({1000 / rate:.2f} ms/photo)")
-    saved = 1 / rows["keras_layers"] - 1 / rows["combined"]
+        print(f"{name:<18} {rate:8.1f} photos/s  ({1000 / rate:.2f} ms/photo)")
+    saved = 1 / rows["keras_layers"] - 1 / rows["random_affine"]
     per_photo = 1 / rows["scratch_step"] + 1 / rows["keras_layers"]
-    print(f"one combined transform saves {1000 * saved:.2f} ms/photo: {100 * saved / per_photo:.1f}% of a scratch "
-          "training step with the study's augmentation")  # fmt: skip
+    print(f"RandomAffine saves {1000 * saved:.2f} ms/photo against the three Keras layers: "
+          f"{100 * saved / per_photo:.1f}% of a scratch training step with the 0.3.0 augmentation")  # fmt: skip
     if args.output:
         Path(args.output).parent.mkdir(parents=True, exist_ok=True)
         report = {"photos_per_second": rows, "saved_share_of_scratch_step": saved / per_photo, "args": vars(args)}

@@ -7,8 +7,9 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
-from catsdogs_helpers import models
+from catsdogs_helpers import features, models
 from catsdogs_helpers.errors import InputError
 
 SIZE = 64  # Small inputs keep MobileNetV2 fast; its layers do not depend on the size.
@@ -190,14 +191,17 @@ def test_local_imagenet_weights_are_loaded_not_random(shared_weights_1_0: Path):
 
 
 def draw_augmentation_factors(num_draws: int = 2000, seed: int = 7, strength: float = 1.0) -> dict[str, np.ndarray]:
-    """Draws each augmentation layer's random factor for `num_draws` photos of one batch."""
+    """Draws each augmentation layer's random factors for `num_draws` photos of one batch."""
     augmentation = models.build_augmentation(seed, strength)
     images = np.zeros((num_draws, 8, 8, 3), np.float32)
     layer = {layer.__class__.__name__: layer for layer in augmentation.layers}
+    geometry = layer["RandomAffine"].get_random_transformation(images)
     draws = {
-        "rotation": layer["RandomRotation"].get_random_transformation(images)["angle"],  # Degrees.
-        "zoom": layer["RandomZoom"].get_random_transformation(images)["height_zoom"],  # Scale factor.
-        "shift": layer["RandomTranslation"].get_random_transformation(images)["translations"][:, 0] / 8,
+        "flip": layer["RandomFlip"].get_random_transformation(images)["flips"],  # True: flipped.
+        "rotation": geometry["angle"],  # Radians.
+        "zoom": geometry["zoom"],  # Scale factor.
+        "shift_x": geometry["translation"][:, 0],  # Fraction of the width.
+        "shift_y": geometry["translation"][:, 1],
         "contrast": layer["RandomContrast"].get_random_transformation(images)["contrast_factor"],
     }
     return {
@@ -221,25 +225,28 @@ def test_augmentation_layers_draw_independent_factors():
 
 def test_augmentation_factors_cover_their_documented_ranges():
     factors = draw_augmentation_factors()
+    assert np.mean(factors["flip"]) == pytest.approx(0.5, abs=0.05)
     contrast = factors["contrast"]
     assert 0.8 <= contrast.min() < 0.85 and 1.15 < contrast.max() <= 1.2  # Lower and higher contrast.
     assert np.mean(contrast < 1.0) == pytest.approx(0.5, abs=0.05)
-    rotation = factors["rotation"]  # 0.08 of a turn is 28.8 degrees.
+    rotation = np.degrees(factors["rotation"])  # 0.08 of a turn is 28.8 degrees.
     assert -28.8 <= rotation.min() < -27.0 and 27.0 < rotation.max() <= 28.8
     zoom = factors["zoom"]
     assert 0.8 <= zoom.min() < 0.82 and 1.18 < zoom.max() <= 1.2
-    shift = factors["shift"]
-    assert -0.1 <= shift.min() < -0.09 and 0.09 < shift.max() <= 0.1
+    for shift in (factors["shift_x"], factors["shift_y"]):
+        assert -0.1 <= shift.min() < -0.09 and 0.09 < shift.max() <= 0.1
 
 
 def test_augmentation_strength_scales_every_range_but_the_flip():
     half = draw_augmentation_factors(strength=0.5)
-    assert 14.0 < np.abs(half["rotation"]).max() <= 14.4  # Half of 28.8 degrees.
+    assert 14.0 < np.degrees(np.abs(half["rotation"])).max() <= 14.4  # Half of 28.8 degrees.
     assert 0.9 <= half["zoom"].min() < 0.91 and 1.09 < half["zoom"].max() <= 1.1
-    assert 0.05 - 0.005 < np.abs(half["shift"]).max() <= 0.05
+    assert 0.05 - 0.005 < np.abs(half["shift_x"]).max() <= 0.05
     assert 0.9 <= half["contrast"].min() < 0.91 and 1.09 < half["contrast"].max() <= 1.1
+    assert np.mean(half["flip"]) == pytest.approx(0.5, abs=0.05)
     none = draw_augmentation_factors(strength=0.0)
     assert np.all(none["rotation"] == 0) and np.all(none["zoom"] == 1) and np.all(none["contrast"] == 1)
+    assert np.all(none["shift_x"] == 0) and np.all(none["shift_y"] == 0)
     with pytest.raises(ValueError, match="strength=-1"):
         models.build_augmentation(0, strength=-1)
 
@@ -251,3 +258,52 @@ def test_augmentation_changes_photos_only_in_training():
     augmented = np.asarray(augmentation(photos, training=True))
     assert augmented.shape == photos.shape and not np.allclose(augmented, photos)
     assert augmented.min() >= 0.0 and augmented.max() <= 255.0
+
+
+def study_training_models(directory: Path) -> dict[str, keras.Model]:
+    """Every model the study trains, built as `study.py` builds them (the fine-tuned one from a saved file)."""
+    scratch = models.build_scratch_cnn(SIZE, 32, augmentation=models.build_augmentation(0))
+    transfer = models.build_transfer_model(SIZE, weights=None, alpha=0.35, augmentation=models.build_augmentation(0))
+    transfer.save(directory / "transfer.keras")
+    finetuned = models.load_model(directory / "transfer.keras")
+    models.unfreeze_base(finetuned, fine_tune_at=100)
+    return {"scratch": scratch, "transfer": transfer, "head": features.build_head(transfer), "finetuned": finetuned}
+
+
+def resolve_auto_jit_compile_on_a_gpu(model: keras.Model, monkeypatch: pytest.MonkeyPatch) -> bool:
+    """What `compile_model` leaves `model.jit_compile` at on a machine with a GPU.
+
+    Keras resolves `jit_compile="auto"` in `Trainer._resolve_auto_jit_compile`: on TensorFlow, False on a
+    CPU-only machine or under a `tf.distribute` strategy; otherwise `model_supports_jit(model)`, which is
+    True only if every layer, nested ones included, has `supports_jit` (and TF op determinism is off).
+    """
+    gpu = tf.config.PhysicalDevice(name="/physical_device:GPU:0", device_type="GPU")
+    with monkeypatch.context() as patch:
+        patch.setattr(tf.config, "list_physical_devices", lambda device_type=None: [gpu])
+        models.compile_model(model, 1e-3)
+    return model.jit_compile
+
+
+def test_no_layer_of_a_training_model_opts_out_of_xla(tmp_path, monkeypatch):
+    for name, model in study_training_models(tmp_path).items():
+        opted_out = [layer.name for layer in model._flatten_layers() if not layer.supports_jit]
+        assert opted_out == [], name
+        assert resolve_auto_jit_compile_on_a_gpu(model, monkeypatch) is True, name
+    # The check catches a layer that opts out, such as Keras's own RandomRotation.
+    rotating = keras.Sequential([keras.Input((SIZE, SIZE, 3)), keras.layers.RandomRotation(0.1), keras.layers.Dense(1)])
+    assert resolve_auto_jit_compile_on_a_gpu(rotating, monkeypatch) is False
+
+
+def test_the_scratch_training_step_compiles_with_xla():
+    # XLA also runs on a CPU when asked explicitly: this compiles the whole training step, augmentation included.
+    keras.utils.set_random_seed(0)
+    model = models.build_scratch_cnn(SIZE, 32, widths=(8, 8, 16, 16), augmentation=models.build_augmentation(0))
+    models.compile_model(model, 1e-2)
+    model.jit_compile = True
+    kernel_before = np.array(model.get_layer(models.LOGIT_NAME).kernel)
+    model.train_on_batch(random_photos(8), np.array([0, 1] * 4))
+    assert model.jit_compile is True
+    assert not np.array_equal(kernel_before, np.array(model.get_layer(models.LOGIT_NAME).kernel))
+    resize = tf.function(keras.layers.Resizing(32, 32, antialias=True), jit_compile=True)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="ScaleAndTranslate"):
+        resize(random_photos(2).astype("float32"))
