@@ -9,7 +9,7 @@ import nbformat
 import pytest
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "transfer_learning.ipynb"
-PARAMETERS = ("PRESET", "DATA", "WEIGHTS", "IMAGE_SIZE", "OUTPUT_DIR", "CACHE_DIR")
+PARAMETERS = ("PRESET", "DATA", "WEIGHTS", "IMAGE_SIZE", "OUTPUT_DIR", "CACHE_DIR", "RUN_SWEEP")
 
 
 @pytest.fixture(scope="module")
@@ -121,3 +121,13 @@ def test_smoke_run_shows_the_code_a_learner_came_for(executed_notebook):
                  "model.fit(", "def build_scratch_cnn", "RandomFlip", "build_head"):  # fmt: skip
         assert code in shown, code
     assert '\\"\\"\\"' not in shown  # Docstrings are stripped from the code shown.
+
+
+@pytest.mark.slow
+def test_smoke_run_sweeps_the_training_set_size_and_reports_it(executed_notebook):
+    cell = find_cell(executed_notebook, "sweep.sweep_training_sizes(")
+    assert any("image/png" in output.get("data", {}) for output in cell.outputs)
+    assert "| training photos |" in json.dumps(cell.outputs)
+    output = Path(executed_notebook.metadata["workdir"]) / "outputs"
+    assert json.loads((output / "sweep.json").read_text())["sizes"] == [8, 16]
+    assert "## How much data each approach needs" in (output / "report.md").read_text()
