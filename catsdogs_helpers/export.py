@@ -7,13 +7,14 @@ absolute difference between their logits is printed and recorded.
 `load_exported_model` reads an artifact back with its contract, so that
 `predict` classifies photos with it exactly as with the `.keras` file.
 
-One rewrite is needed for LiteRT and ONNX: the CNN from scratch resizes its
-input with an antialiased bilinear filter, which TensorFlow computes with an op
-(`ScaleAndTranslate`) that neither LiteRT (built in or among its TensorFlow
-"select" ops) nor tf2onnx supports. That resize is linear and separable, so it is exactly two matrix
-products (one along the rows, one along the columns); the LiteRT export
-computes those matrices once, from the same Keras resize, and uses them
-instead. The parity check covers the rewrite.
+One rewrite is needed for LiteRT and ONNX with models saved by version 0.3.0,
+whose CNN from scratch resized its input with an antialiased bilinear filter:
+TensorFlow computes it with an op (`ScaleAndTranslate`) that neither LiteRT
+(built in or among its TensorFlow "select" ops) nor tf2onnx supports. That
+resize is linear and separable, so it is exactly two matrix products (one along
+the rows, one along the columns); the export computes those matrices once, from
+the same Keras resize, and uses them instead. The parity check covers the
+rewrite. (Since 0.4.0 the CNN resizes with plain bilinear, which both support.)
 """
 
 from __future__ import annotations

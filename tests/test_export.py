@@ -15,6 +15,7 @@ from catsdogs_helpers.errors import InputError, MissingInputError
 SIZE = 48
 CLASS_NAMES = ("gatos", "cachorros")  # Not cat/dog: the names must come from the contract.
 HAS_ONNX = all(importlib.util.find_spec(name) is not None for name in ("tf2onnx", "onnxruntime"))
+NO_ONNX = pytest.mark.skipif(not HAS_ONNX, reason='needs pip install "catsdogs-helpers[onnx]" (tf2onnx, onnxruntime)')
 
 
 def build_model(transfer: bool = False) -> keras.Model:
@@ -42,8 +43,19 @@ def test_matrix_resizing_equals_the_antialiased_resize(height, width, size):
     assert np.max(np.abs(np.asarray(matrices(images)) - expected)) < 1e-3  # Pixels in [0, 255].
 
 
+def build_0_3_0_scratch_model() -> keras.Model:
+    """The scratch CNN as version 0.3.0 built it: antialiased resizing (`ScaleAndTranslate`) to its working size."""
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((SIZE, SIZE, 3), name="image")
+    x = keras.layers.Resizing(32, 32, antialias=True, name="resize")(inputs)
+    x = models.build_augmentation(seed=1)(x)
+    x = keras.layers.Conv2D(4, 3, activation="relu")(keras.layers.Rescaling(1 / 255)(x))
+    x = keras.layers.Dense(1, name=models.LOGIT_NAME)(keras.layers.GlobalAveragePooling2D()(x))
+    return contract.attach_contract(keras.Model(inputs, x), CLASS_NAMES)
+
+
 def test_the_export_graph_drops_the_augmentation_and_replaces_the_antialiased_resize():
-    model = build_model()
+    model = build_0_3_0_scratch_model()
     rebuilt = export.build_export_model(model)
     names = [layer.name for layer in rebuilt.layers]
     assert models.AUGMENTATION_NAME not in names and "resize" not in names and "resize_as_matrices" in names
@@ -51,7 +63,10 @@ def test_the_export_graph_drops_the_augmentation_and_replaces_the_antialiased_re
     assert np.max(np.abs(np.asarray(rebuilt(images)) - np.asarray(model(images, training=False)))) < 1e-4
 
 
-NO_ONNX = pytest.mark.skipif(not HAS_ONNX, reason='needs pip install "catsdogs-helpers[onnx]" (tf2onnx, onnxruntime)')
+@pytest.mark.slow
+def test_a_model_with_an_antialiased_resize_exports_to_litert(tmp_path):
+    result = export.export_model(build_0_3_0_scratch_model(), "litert", tmp_path / "old", check_images())
+    assert result.max_logit_difference <= export.FLOAT32_TOLERANCE
 
 
 @pytest.mark.slow
