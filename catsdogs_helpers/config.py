@@ -44,7 +44,10 @@ class StudyConfig:
         scratch_image_size: Side the scratch CNN resizes its input to before its
             first convolution. Smaller is cheaper; see `build_scratch_cnn`.
             Defaults to `160`.
-        batch_size: Images per batch. Defaults to `32`.
+        batch_size: Images per batch, per GPU: with several GPUs (see
+            `runtime.choose_distribution_strategy`) a step sees this many
+            times the number of GPUs, and the learning rates grow alike.
+            Defaults to `32`.
         validation_fraction: Share of photos held out for validation when the
             source is not pre-split. Defaults to `0.1`.
         test_fraction: Share held out for the final test. Defaults to `0.1`.

@@ -75,7 +75,9 @@ def train_head_on_features(
     The frozen base sees each photo once per split instead of once per epoch;
     the head then trains in seconds. The price: no augmentation, since the
     features are fixed. The model passed in shares its head with the head
-    trained here, so it is ready to use afterwards.
+    trained here, so it is ready to use afterwards. The head is built and
+    compiled under the model's distribution strategy (the one whose scope the
+    model was built in), so it trains on the same replicas.
 
     Args:
         model: A model from `build_transfer_model`.
@@ -84,7 +86,7 @@ def train_head_on_features(
         learning_rate: Adam learning rate of the head.
         epochs: Maximum epochs.
         output_dir: The study's output folder.
-        batch_size: Feature vectors per batch. Defaults to `32`.
+        batch_size: Feature vectors per batch (all replicas together). Defaults to `32`.
         seed: Seed of the shuffle. Defaults to `1337`.
         patience: Early-stopping patience. Defaults to `8`.
         name: Name of the stage. Defaults to `"transfer"`.
@@ -94,11 +96,14 @@ def train_head_on_features(
     Returns:
         A `StageResult` whose `train_seconds` include computing the features.
     """
-    finished = load_finished_stage(build_head(model), name, output_dir, manifest, verbose)
+    strategy = model.distribute_strategy
+    with strategy.scope():
+        finished = load_finished_stage(build_head(model), name, output_dir, manifest, verbose)
     if finished is not None:
         return finished
     start = time.perf_counter()
-    extractor = build_feature_extractor(model)
+    with strategy.scope():
+        extractor = build_feature_extractor(model)
     if verbose:
         print(f"[{name}] computing the frozen base's features once per split...")
     train_features, train_labels = extract_features(extractor, train_in_order, verbose)
@@ -108,7 +113,8 @@ def train_head_on_features(
         print(
             f"[{name}] features for {len(train_labels) + len(validation_labels)} photos in {extraction_seconds:.1f} s."
         )
-    head = compile_model(build_head(model), learning_rate)
+    with strategy.scope():
+        head = compile_model(build_head(model), learning_rate)
     train = (
         tf.data.Dataset.from_tensor_slices((train_features, train_labels))
         .shuffle(len(train_labels), seed=seed, reshuffle_each_iteration=True)

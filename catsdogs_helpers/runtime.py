@@ -6,9 +6,11 @@ you call it, and says what it did.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import platform
 import sys
+from collections.abc import Sequence
 
 import keras
 import tensorflow as tf
@@ -67,6 +69,85 @@ def describe_devices() -> str:
         return "CPU only"
     names = ", ".join(line.removeprefix("GPU: ") for line in devices)
     return f"{len(devices)} GPU{'s' if len(devices) > 1 else ''}: {names}"
+
+
+def choose_distribution_strategy(devices: Sequence[str] | None = None) -> tf.distribute.Strategy:
+    """Chooses how training spreads over devices: `MirroredStrategy` over several GPUs, one device otherwise.
+
+    With more than one GPU visible, every GPU holds a copy (replica) of the
+    model and takes its share of each batch; their gradients are summed before
+    each step (`tf.distribute.MirroredStrategy`, synchronous data parallelism).
+    With one GPU or none, it returns TensorFlow's default strategy: training
+    runs exactly as without this function. Inside a strategy's scope that the
+    caller entered, that strategy is kept.
+
+    A `MirroredStrategy` is created once per set of devices and process: every
+    call over the same devices returns the same object, so the data, the
+    models and the stages of one study share it.
+
+    Args:
+        devices: Device names to mirror over instead, such as
+            `["/cpu:0", "/cpu:1"]` (two logical CPUs: see
+            `tf.config.set_logical_device_configuration`), or `None` for every
+            visible GPU. Defaults to `None`.
+
+    Returns:
+        The strategy; `strategy.num_replicas_in_sync` is the number of replicas.
+
+    Raises:
+        ValueError: If `devices` is given but empty.
+
+    Example:
+
+    >>> strategy = choose_distribution_strategy()  # doctest: +SKIP
+    >>> with strategy.scope():  # doctest: +SKIP
+    ...     model = build_scratch_cnn()
+    """
+    if devices is not None and not devices:
+        raise ValueError(
+            f"devices must name at least one device, or be None for every GPU. Received: devices={devices}"
+        )
+    if devices is None:
+        if tf.distribute.has_strategy():
+            return tf.distribute.get_strategy()
+        gpus = tf.config.list_logical_devices("GPU")
+        if len(gpus) < 2:
+            return tf.distribute.get_strategy()
+        devices = [gpu.name for gpu in gpus]
+    return _mirrored_strategy(tuple(devices))
+
+
+@functools.cache
+def _mirrored_strategy(devices: tuple[str, ...]) -> tf.distribute.MirroredStrategy:
+    return tf.distribute.MirroredStrategy(list(devices))
+
+
+def describe_distribution(strategy: tf.distribute.Strategy, batch_size: int) -> str | None:
+    """Describes how a strategy splits the batches and scales the learning rates, or `None` for one replica.
+
+    Each replica takes `batch_size` photos per step, so a step sees
+    `batch_size` times the number of replicas (the global batch); the learning
+    rates are multiplied by the number of replicas too (the linear scaling rule:
+    Goyal et al., "Accurate, Large Minibatch SGD", 2017), so that an epoch, with
+    that many times fewer steps, moves the weights about as far.
+
+    Args:
+        strategy: The strategy, from `choose_distribution_strategy`.
+        batch_size: Photos per replica and step (the settings' `batch_size`).
+
+    Returns:
+        One line such as `"2 GPUs: MirroredStrategy, global batch 64 (32 per GPU),
+        learning rates ×2"`, or `None` when training runs on one device.
+    """
+    num_replicas = strategy.num_replicas_in_sync
+    if num_replicas < 2:
+        return None
+    kinds = {tf.DeviceSpec.from_string(device).device_type for device in strategy.extended.worker_devices}
+    kind = kinds.pop() if len(kinds) == 1 else "device"
+    return (
+        f"{num_replicas} {kind}s: {type(strategy).__name__}, global batch {batch_size * num_replicas} "
+        f"({batch_size} per {kind}), learning rates ×{num_replicas}"
+    )
 
 
 def choose_precision_policy(apply: bool = True) -> str:

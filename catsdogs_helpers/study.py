@@ -106,6 +106,7 @@ def build_stage_manifest(
     model: keras.Model,
     splits: data.ImageSplits,
     upstream: training.StageResult | None = None,
+    num_replicas: int = 1,
 ) -> dict[str, object]:
     """Returns what identifies a training stage's result, so that no run reuses or resumes another's.
 
@@ -114,6 +115,8 @@ def build_stage_manifest(
 
     - `settings`: the settings the stage depends on (`STAGE_SETTINGS`, plus
       image size, batch size and seed); a weights file is named by its SHA-256;
+      trained on several replicas (see `runtime.choose_distribution_strategy`),
+      also `num_replicas`, which multiplies the batch and the learning rate;
     - `architecture`: a digest of the model's layers (`models.describe_architecture`);
     - `data`: the splits' content key (`ImageSplits.content_key`);
     - `upstream`: a digest of the stage this one starts from (fine-tuning starts
@@ -126,6 +129,7 @@ def build_stage_manifest(
         model: The compiled model the stage trains.
         splits: The data, from `load_data`.
         upstream: The result of the stage this one continues, or `None`. Defaults to `None`.
+        num_replicas: Replicas the stage trains on. Defaults to `1`.
 
     Returns:
         A JSON-serializable dictionary.
@@ -133,6 +137,8 @@ def build_stage_manifest(
     settings: dict[str, object] = {name: getattr(config, name) for name in (*_DATA_SETTINGS, *STAGE_SETTINGS[stage])}
     if settings.get("weights") not in (None, "imagenet"):
         settings["weights"] = f"sha256:{hash_file(str(config.weights))}"
+    if num_replicas > 1:  # Absent on one device, so that earlier single-device runs are still reused.
+        settings["num_replicas"] = num_replicas
     return {
         "stage": stage,
         "settings": settings,
@@ -143,14 +149,18 @@ def build_stage_manifest(
     }
 
 
-def start_study(config: StudyConfig) -> Path:
+def start_study(config: StudyConfig, strategy: tf.distribute.Strategy | None = None) -> Path:
     """Checks every input, creates and locks the output folder, seeds and picks the precision policy.
 
     The output folder's lock (see `output_lock.py`) keeps a second run out of
-    it while this process lives, or until `run_study` finishes.
+    it while this process lives, or until `run_study` finishes. With several
+    GPUs it prints how the study spreads over them (see
+    `runtime.describe_distribution`).
 
     Args:
         config: The study's settings.
+        strategy: The distribution strategy the stages will use, or `None` for
+            `runtime.choose_distribution_strategy()`. Defaults to `None`.
 
     Returns:
         The output folder.
@@ -163,15 +173,39 @@ def start_study(config: StudyConfig) -> Path:
     lock_output_dir(output_dir)
     runtime.set_seeds(config.seed)
     runtime.choose_precision_policy()
+    distribution = runtime.describe_distribution(_strategy(strategy), config.batch_size)
+    if distribution is not None:
+        print(distribution, flush=True)
     return output_dir
 
 
-def load_data(config: StudyConfig, verbose: bool = True) -> data.ImageSplits:
-    """Loads the train/validation/test splits the settings name (see `data.load_splits`)."""
+def _strategy(strategy: tf.distribute.Strategy | None) -> tf.distribute.Strategy:
+    return runtime.choose_distribution_strategy() if strategy is None else strategy
+
+
+def _num_replicas(strategy: tf.distribute.Strategy) -> int:
+    return strategy.num_replicas_in_sync
+
+
+def load_data(
+    config: StudyConfig, verbose: bool = True, strategy: tf.distribute.Strategy | None = None
+) -> data.ImageSplits:
+    """Loads the train/validation/test splits the settings name (see `data.load_splits`).
+
+    Args:
+        config: The study's settings.
+        verbose: Print the splits' counts and the files skipped. Defaults to `True`.
+        strategy: The distribution strategy, or `None` for
+            `runtime.choose_distribution_strategy()`: batches hold `batch_size`
+            photos per replica. Defaults to `None`.
+
+    Returns:
+        The splits.
+    """
     return data.load_splits(
         config.data,
         image_size=config.image_size,
-        batch_size=config.batch_size,
+        batch_size=config.batch_size * _num_replicas(_strategy(strategy)),
         validation_fraction=config.validation_fraction,
         test_fraction=config.test_fraction,
         max_images_per_split=config.max_images_per_split,
@@ -181,7 +215,9 @@ def load_data(config: StudyConfig, verbose: bool = True) -> data.ImageSplits:
     )
 
 
-def train_scratch_cnn(config: StudyConfig, splits: data.ImageSplits, verbose: int = 2) -> TrainedModel:
+def train_scratch_cnn(
+    config: StudyConfig, splits: data.ImageSplits, verbose: int = 2, strategy: tf.distribute.Strategy | None = None
+) -> TrainedModel:
     """Builds, trains and saves the CNN trained from scratch (`scratch.keras`).
 
     Adam at `scratch_learning_rate` (with `scratch_weight_decay`), decayed to
@@ -190,41 +226,49 @@ def train_scratch_cnn(config: StudyConfig, splits: data.ImageSplits, verbose: in
 
     Args:
         config: The study's settings.
-        splits: The data, from `load_data`.
+        splits: The data, from `load_data` (with the same strategy).
         verbose: `model.fit` verbosity (see `runtime.choose_verbosity`). Defaults to `2`.
+        strategy: The distribution strategy the model is built and trained
+            under, or `None` for `runtime.choose_distribution_strategy()`; the
+            learning rate is multiplied by its number of replicas. Defaults to `None`.
 
     Returns:
         The `TrainedModel` named `"scratch"`.
     """
-    model = models.build_scratch_cnn(
-        config.image_size,
-        config.scratch_image_size,
-        dropout=config.scratch_dropout,
-        augmentation=models.build_augmentation(config.seed, config.augmentation_strength),
-    )
-    steps_per_epoch = math.ceil(splits.num_images("train") / config.batch_size)
-    models.compile_model(
-        model,
-        config.scratch_learning_rate,
-        decay_steps=config.scratch_epochs * steps_per_epoch,
-        weight_decay=config.scratch_weight_decay,
-    )
-    stage = training.train_stage(
-        model,
-        splits.train,
-        splits.validation,
-        name="scratch",
-        epochs=config.scratch_epochs,
-        output_dir=config.output_dir,
-        num_train_images=splits.num_images("train"),
-        patience=config.patience,
-        manifest=build_stage_manifest(config, "scratch", model, splits),
-        verbose=verbose,
-    )
-    return _save(TrainedModel("scratch", model, [stage], Path(config.output_dir) / "scratch.keras"), splits)
+    strategy = _strategy(strategy)
+    num_replicas = _num_replicas(strategy)
+    with strategy.scope():
+        model = models.build_scratch_cnn(
+            config.image_size,
+            config.scratch_image_size,
+            dropout=config.scratch_dropout,
+            augmentation=models.build_augmentation(config.seed, config.augmentation_strength),
+        )
+        steps_per_epoch = math.ceil(splits.num_images("train") / (config.batch_size * num_replicas))
+        models.compile_model(
+            model,
+            config.scratch_learning_rate * num_replicas,
+            decay_steps=config.scratch_epochs * steps_per_epoch,
+            weight_decay=config.scratch_weight_decay,
+        )
+        stage = training.train_stage(
+            model,
+            splits.train,
+            splits.validation,
+            name="scratch",
+            epochs=config.scratch_epochs,
+            output_dir=config.output_dir,
+            num_train_images=splits.num_images("train"),
+            patience=config.patience,
+            manifest=build_stage_manifest(config, "scratch", model, splits, num_replicas=num_replicas),
+            verbose=verbose,
+        )
+        return _save(TrainedModel("scratch", model, [stage], Path(config.output_dir) / "scratch.keras"), splits)
 
 
-def train_frozen_model(config: StudyConfig, splits: data.ImageSplits, verbose: int = 2) -> TrainedModel:
+def train_frozen_model(
+    config: StudyConfig, splits: data.ImageSplits, verbose: int = 2, strategy: tf.distribute.Strategy | None = None
+) -> TrainedModel:
     """Builds the frozen MobileNetV2 with a new head, trains the head, and saves it (`transfer.keras`).
 
     With `use_cached_features`, the head trains on features the frozen base
@@ -233,42 +277,52 @@ def train_frozen_model(config: StudyConfig, splits: data.ImageSplits, verbose: i
 
     Args:
         config: The study's settings.
-        splits: The data, from `load_data`.
+        splits: The data, from `load_data` (with the same strategy).
         verbose: `model.fit` verbosity. Defaults to `2`.
+        strategy: See `train_scratch_cnn`. Defaults to `None`.
 
     Returns:
         The `TrainedModel` named `"transfer"`.
     """
-    model = models.build_transfer_model(
-        config.image_size,
-        config.weights,
-        config.alpha,
-        config.dropout,
-        models.build_augmentation(config.seed, config.augmentation_strength),
-    )
-    models.compile_model(model, config.transfer_learning_rate)
-    common = dict(epochs=config.transfer_epochs, output_dir=config.output_dir, patience=config.patience,
-                  manifest=build_stage_manifest(config, "transfer", model, splits), verbose=verbose)  # fmt: skip
-    if config.use_cached_features:
-        stage = features.train_head_on_features(
-            model,
-            splits.train_in_order,
-            splits.validation,
-            learning_rate=config.transfer_learning_rate,
-            batch_size=config.batch_size,
-            seed=config.seed,
-            **common,
+    strategy = _strategy(strategy)
+    num_replicas = _num_replicas(strategy)
+    learning_rate = config.transfer_learning_rate * num_replicas
+    with strategy.scope():
+        model = models.build_transfer_model(
+            config.image_size,
+            config.weights,
+            config.alpha,
+            config.dropout,
+            models.build_augmentation(config.seed, config.augmentation_strength),
         )
-    else:
-        stage = training.train_stage(
-            model, splits.train, splits.validation, name="transfer", num_train_images=splits.num_images("train"),
-            **common,
-        )  # fmt: skip
-    return _save(TrainedModel("transfer", model, [stage], Path(config.output_dir) / "transfer.keras"), splits)
+        models.compile_model(model, learning_rate)
+        manifest = build_stage_manifest(config, "transfer", model, splits, num_replicas=num_replicas)
+        common = dict(epochs=config.transfer_epochs, output_dir=config.output_dir, patience=config.patience,
+                      manifest=manifest, verbose=verbose)  # fmt: skip
+        if config.use_cached_features:
+            stage = features.train_head_on_features(
+                model,
+                splits.train_in_order,
+                splits.validation,
+                learning_rate=learning_rate,
+                batch_size=config.batch_size * num_replicas,
+                seed=config.seed,
+                **common,
+            )
+        else:
+            stage = training.train_stage(
+                model, splits.train, splits.validation, name="transfer", num_train_images=splits.num_images("train"),
+                **common,
+            )  # fmt: skip
+        return _save(TrainedModel("transfer", model, [stage], Path(config.output_dir) / "transfer.keras"), splits)
 
 
 def fine_tune_model(
-    config: StudyConfig, splits: data.ImageSplits, frozen: TrainedModel, verbose: int = 2
+    config: StudyConfig,
+    splits: data.ImageSplits,
+    frozen: TrainedModel,
+    verbose: int = 2,
+    strategy: tf.distribute.Strategy | None = None,
 ) -> TrainedModel:
     """Fine-tunes a copy of the frozen model from base layer `fine_tune_at` on, and saves it (`finetuned.keras`).
 
@@ -282,31 +336,38 @@ def fine_tune_model(
         splits: The data, from `load_data`.
         frozen: The frozen model, from `train_frozen_model`.
         verbose: `model.fit` verbosity. Defaults to `2`.
+        strategy: See `train_scratch_cnn`. Defaults to `None`.
 
     Returns:
         The `TrainedModel` named `"finetuned"`, whose stages are the head's and the fine-tuning's.
     """
-    with warnings.catch_warnings():  # The head's optimizer state is not needed: the model is compiled anew.
-        warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
-        model = models.load_model(frozen.path)
-    models.unfreeze_base(model, fine_tune_at=config.fine_tune_at)
-    models.compile_model(model, config.fine_tune_learning_rate)
-    head_epochs = frozen.stages[-1].num_epochs
-    stage = training.train_stage(
-        model,
-        splits.train,
-        splits.validation,
-        name="finetuned",
-        epochs=head_epochs + config.fine_tune_epochs,
-        initial_epoch=head_epochs,
-        output_dir=config.output_dir,
-        num_train_images=splits.num_images("train"),
-        patience=config.patience,
-        manifest=build_stage_manifest(config, "finetuned", model, splits, upstream=frozen.stages[-1]),
-        verbose=verbose,
-    )
-    path = Path(config.output_dir) / "finetuned.keras"
-    return _save(TrainedModel("finetuned", model, [*frozen.stages, stage], path), splits)
+    strategy = _strategy(strategy)
+    num_replicas = _num_replicas(strategy)
+    with strategy.scope():
+        with warnings.catch_warnings():  # The head's optimizer state is not needed: the model is compiled anew.
+            warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+            model = models.load_model(frozen.path)
+        models.unfreeze_base(model, fine_tune_at=config.fine_tune_at)
+        models.compile_model(model, config.fine_tune_learning_rate * num_replicas)
+        head_epochs = frozen.stages[-1].num_epochs
+        manifest = build_stage_manifest(
+            config, "finetuned", model, splits, upstream=frozen.stages[-1], num_replicas=num_replicas
+        )
+        stage = training.train_stage(
+            model,
+            splits.train,
+            splits.validation,
+            name="finetuned",
+            epochs=head_epochs + config.fine_tune_epochs,
+            initial_epoch=head_epochs,
+            output_dir=config.output_dir,
+            num_train_images=splits.num_images("train"),
+            patience=config.patience,
+            manifest=manifest,
+            verbose=verbose,
+        )
+        path = Path(config.output_dir) / "finetuned.keras"
+        return _save(TrainedModel("finetuned", model, [*frozen.stages, stage], path), splits)
 
 
 def _save(trained: TrainedModel, splits: data.ImageSplits) -> TrainedModel:
@@ -432,13 +493,16 @@ def _finished_epochs(output_dir: str | Path, stage: str) -> int:
     return len(training.read_history(Path(output_dir) / stage / "history.csv").get("epoch", []))
 
 
-def run_study(config: StudyConfig, verbose: int | None = None) -> dict:
+def run_study(config: StudyConfig, verbose: int | None = None, strategy: tf.distribute.Strategy | None = None) -> dict:
     """Runs the whole study: every stage of this module, in order, into `config.output_dir`.
 
     Args:
         config: The study's settings, e.g. `get_config("quick", data="photos/")`.
         verbose: `model.fit` verbosity, or `None` for `runtime.choose_verbosity()`.
             Defaults to `None`.
+        strategy: The distribution strategy of every stage, or `None` for
+            `runtime.choose_distribution_strategy()` (`MirroredStrategy` with
+            several GPUs; one device otherwise). Defaults to `None`.
 
     Returns:
         The results (what `results.json` holds: `"models"`, `"config"`,
@@ -457,20 +521,21 @@ def run_study(config: StudyConfig, verbose: int | None = None) -> dict:
     verbose = runtime.choose_verbosity() if verbose is None else verbose
     stage = "checks"
     try:
-        start_study(config)
+        start_study(config, strategy)
+        strategy = _strategy(strategy)
         stage = "data"
         announce(stage, config.data)
-        splits = load_data(config)
+        splits = load_data(config, strategy=strategy)
         trained: dict[str, TrainedModel] = {}
         stage = "scratch"
         announce(stage, f"up to {config.scratch_epochs} epochs")
-        trained["scratch"] = train_scratch_cnn(config, splits, verbose)
+        trained["scratch"] = train_scratch_cnn(config, splits, verbose, strategy)
         stage = "transfer"
         announce(stage, f"up to {config.transfer_epochs} epochs")
-        trained["transfer"] = train_frozen_model(config, splits, verbose)
+        trained["transfer"] = train_frozen_model(config, splits, verbose, strategy)
         stage = "finetuned"
         announce(stage, f"{config.fine_tune_epochs} epochs from base layer {config.fine_tune_at}")
-        trained["finetuned"] = fine_tune_model(config, splits, trained["transfer"], verbose)
+        trained["finetuned"] = fine_tune_model(config, splits, trained["transfer"], verbose, strategy)
         stage = "evaluation"
         announce(stage)
         evaluations = evaluate_models(trained, splits)
