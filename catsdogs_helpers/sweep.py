@@ -1,8 +1,8 @@
 """How much data each approach needs: the study's three models trained on nested subsets of the training split.
 
-Transfer learning's advantage is largest with few photos. `sweep_training_sizes` trains
-the CNN from scratch, the frozen MobileNetV2's head (on cached features) and
-the fine-tuned model on class-balanced subsets of the training split (100, 250,
+Transfer learning's advantage should be largest with few photos.
+`sweep_training_sizes` trains the CNN from scratch, the frozen MobileNetV2's
+head (on cached features) and the fine-tuned model on class-balanced subsets of the training split (100, 250,
 500, ... photos, each subset inside the next), scores every point on the same
 whole test split, and draws accuracy against training photos (`sweep.png`).
 
@@ -10,8 +10,10 @@ Every point trains for a fixed budget and keeps its last weights: no
 validation split, no early stopping, so no photo outside the subset shapes the
 point, and the test split is scored once per point. Epochs per point follow an
 `EpochBudget`: small subsets get more epochs, up to a cap. The frozen base's
-features are computed once for the whole training and test splits; the head
-then trains in seconds, and fine-tuning starts from that head, as in the study.
+features are computed once, for the training photos some point trains on and
+for the test split; the head then trains in seconds, and fine-tuning starts
+from that head, as in the study. Models are built on one device (no
+`MirroredStrategy`, unlike the study's stages).
 
 Each finished point is written to `sweep/points/` with what identifies it (a
 manifest, as the study's stages have): an interrupted sweep rerun into the same
