@@ -224,11 +224,11 @@ def _subset_dataset(splits: ImageSplits, indices: np.ndarray, batch_size: int, s
         .filter(lambda index, item: tf.gather(mask, index))
         .map(lambda index, item: item)
     )
+    dataset = dataset.apply(tf.data.experimental.assert_cardinality(len(indices)))  # Keras then knows an epoch's end.
     if seed is None:
         return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
     if len(indices) < splits.num_images("train"):
         dataset = dataset.cache()  # The subset only: a pass then reads these photos, not the whole split.
-    dataset = dataset.apply(tf.data.experimental.assert_cardinality(len(indices)))  # Keras then knows an epoch's end.
     dataset = dataset.shuffle(len(indices), seed=seed, reshuffle_each_iteration=True)
     return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
