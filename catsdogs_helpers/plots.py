@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, NullLocator
 from matplotlib.transforms import blended_transform_factory
 
 from catsdogs_helpers.metrics import compute_auc, compute_roc_curve, predict_classes, sigmoid
@@ -348,6 +349,9 @@ def plot_grad_cam(
     return figure
 
 
+_SWEEP_MARKERS = ("o", "s", "^", "D")
+
+
 def plot_sweep(summary: Sequence[Mapping[str, object]], points: Sequence[Mapping[str, object]] = ()) -> Figure:
     """Plots test accuracy and training time against training photos, one line per approach.
 
@@ -365,29 +369,36 @@ def plot_sweep(summary: Sequence[Mapping[str, object]], points: Sequence[Mapping
     palette = _colors_for(approaches, None)
     figure = _Figure(figsize=(11, 4.2), layout="constrained")
     accuracy_ax, time_ax = figure.subplots(1, 2)
-    for approach in approaches:
+    for index, approach in enumerate(approaches):
         rows = sorted((row for row in summary if row["approach"] == approach), key=lambda row: row["size"])
         sizes = np.array([row["size"] for row in rows], dtype=float)
+        # Lines that lie on top of one another (transfer and finetuned) are told apart by their markers and by a
+        # small sideways shift of each approach's error bars (a few percent, on the log scale).
+        shifted = sizes * 1.04 ** (index - (len(approaches) - 1) / 2)
+        marker = _SWEEP_MARKERS[index % len(_SWEEP_MARKERS)]
         accuracy = np.array([100 * row["accuracy"] for row in rows])
         interval = 100 * np.array([row["accuracy_interval"] for row in rows]).reshape(-1, 2)
         color = palette[approach]
-        accuracy_ax.errorbar(sizes, accuracy, yerr=[accuracy - interval[:, 0], interval[:, 1] - accuracy],
-                             color=color, marker="o", capsize=3, label=approach)  # fmt: skip
+        accuracy_ax.errorbar(shifted, accuracy, yerr=[accuracy - interval[:, 0], interval[:, 1] - accuracy],
+                             color=color, marker=marker, capsize=3, label=approach)  # fmt: skip
         own = [point for point in points if point["approach"] == approach]
         if len(own) > len(rows):
             accuracy_ax.scatter([p["size"] for p in own], [100 * p["accuracy"] for p in own], s=12,
                                 color=color, alpha=0.4, linewidths=0)  # fmt: skip
-        time_ax.plot(sizes, [row["train_seconds"] for row in rows], color=color, marker="o", label=approach)
+        time_ax.plot(sizes, [row["train_seconds"] for row in rows], color=color, marker=marker, label=approach)
+    all_sizes = sorted({row["size"] for row in summary})
     for ax in (accuracy_ax, time_ax):
         ax.set_xscale("log")
         ax.set_xlabel("training photos (log scale)")
-        ax.grid(alpha=0.3, which="both")
-        all_sizes = sorted({row["size"] for row in summary})
+        ax.grid(alpha=0.3, which="major")
         ax.set_xticks(all_sizes, [f"{size:,}" for size in all_sizes])
-        ax.minorticks_off()
+        ax.xaxis.set_minor_locator(NullLocator())
     accuracy_ax.set_ylabel("test accuracy (%)")
     accuracy_ax.set_title("Test accuracy (bars: 95% interval for the test split's size)", fontsize=11)
     time_ax.set_yscale("log")
+    time_ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))  # 10, 20, 50, 100, ... seconds.
+    time_ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))  # 100, not 10^2.
+    time_ax.yaxis.set_minor_formatter(NullFormatter())
     time_ax.set_ylabel("training time (s, log scale)")
     time_ax.set_title("Training time per point", fontsize=11)
     handles, labels = accuracy_ax.get_legend_handles_labels()
