@@ -207,7 +207,9 @@ def export_model(
     if path.exists():
         raise InputError(f"{path} already exists: pass another --output, or remove it first. Received: output={output}")
     path.parent.mkdir(parents=True, exist_ok=True)
-    build_export_model(model).export(str(path), format=_KERAS_FORMATS[format], verbose=False)
+    with warnings.catch_warnings():  # Keras's tf2onnx shim asks NumPy about `np.object`, which warns.
+        warnings.filterwarnings("ignore", message=".*np.object", category=FutureWarning)
+        build_export_model(model).export(str(path), format=_KERAS_FORMATS[format], verbose=False)
     contract_path = contract_path_of(path, format)
     contract_path.parent.mkdir(parents=True, exist_ok=True)
     saved = {"class_names": list(class_names), "image_size": contract.image_size, "output_kind": contract.output_kind}

@@ -437,9 +437,10 @@ def _train_point(
 
 def _say(point: dict[str, object]) -> None:
     low, high = point["accuracy_interval"]
+    included = " (the head's included)" if point["approach"] == "finetuned" else ""
     print(f"[sweep] {point['size']} photos, seed {point['seed']}, {point['approach']}: "
-          f"{100 * point['accuracy']:.1f}% ({100 * low:.1f}-{100 * high:.1f}) after {point['epochs']} epochs, "
-          f"{point['train_seconds']:.0f} s", flush=True)  # fmt: skip
+          f"{100 * point['accuracy']:.1f}% ({100 * low:.1f}-{100 * high:.1f}) after {point['epochs']} epochs"
+          f"{included}, {point['train_seconds']:.0f} s", flush=True)  # fmt: skip
 
 
 def summarize_sweep(sweep: dict[str, object]) -> list[dict[str, object]]:
