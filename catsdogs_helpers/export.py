@@ -188,8 +188,8 @@ def export_model(
         An `ExportResult`, with the largest absolute logit difference.
 
     Raises:
-        InputError: If the format is unknown or needs a missing package, the
-            model has no class names and none are given, the output exists, or
+        InputError: If the format is unknown, needs a missing package or a newer
+            Keras, the model has no class names and none are given, the output exists, or
             the artifact's logits differ from the model's by more than
             `FLOAT32_TOLERANCE` (1e-4).
     """
@@ -209,7 +209,15 @@ def export_model(
     path.parent.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings():  # Keras's tf2onnx shim asks NumPy about `np.object`, which warns.
         warnings.filterwarnings("ignore", message=".*np.object", category=FutureWarning)
-        build_export_model(model).export(str(path), format=_KERAS_FORMATS[format], verbose=False)
+        try:
+            build_export_model(model).export(str(path), format=_KERAS_FORMATS[format], verbose=False)
+        except ValueError as error:
+            if "Unrecognized format" not in str(error):
+                raise
+            raise InputError(
+                f"This Keras ({keras.__version__}) cannot export to {format}: upgrade it (pip install -U keras; "
+                f"3.15 exports every format). Received: format={format!r}"
+            ) from None
     contract_path = contract_path_of(path, format)
     contract_path.parent.mkdir(parents=True, exist_ok=True)
     saved = {"class_names": list(class_names), "image_size": contract.image_size, "output_kind": contract.output_kind}
