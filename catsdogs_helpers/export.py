@@ -84,7 +84,8 @@ def check_export_format(format: str) -> None:
     missing = [name for name in packages if importlib.util.find_spec(name) is None]
     if missing:
         raise InputError(
-            f"Exporting to {format} needs {', '.join(missing)}, which is not installed: {install}. "
+            f"Exporting to {format} needs {', '.join(missing)}, {'which is' if len(missing) == 1 else 'which are'} "
+            f"not installed: {install}. "
             f"Received: format={format!r}"
         )
 

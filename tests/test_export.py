@@ -89,11 +89,15 @@ def test_an_exported_model_gives_the_keras_logits_and_carries_the_class_names(tm
 
 def test_a_format_whose_converter_is_missing_says_what_to_install(monkeypatch):
     real_find_spec = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None if name == "tf2onnx" else real_find_spec(name))
-    with pytest.raises(
-        InputError, match=r'needs tf2onnx, which is not installed: pip install "catsdogs-helpers\[onnx\]"'
-    ):
+    missing = {"tf2onnx", "onnxruntime"}
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None if name in missing else real_find_spec(name))
+    message = r'needs tf2onnx, onnxruntime, which are not installed: pip install "catsdogs-helpers\[onnx\]"'
+    with pytest.raises(InputError, match=message):
         export.check_export_format("onnx")
+    missing.discard("onnxruntime")
+    if real_find_spec("onnxruntime") is not None:  # Only tf2onnx missing: named alone.
+        with pytest.raises(InputError, match=r"needs tf2onnx, which is not installed"):
+            export.check_export_format("onnx")
     with pytest.raises(InputError, match=r"expected one of .*Received: format='coreml'"):
         export.check_export_format("coreml")
 
