@@ -174,6 +174,13 @@ def choose_precision_policy(apply: bool = True) -> str:
     return policy
 
 
+def describe_training_versions() -> dict[str, str]:
+    """Returns the versions a trained result depends on (TensorFlow, Keras, this package), for manifests."""
+    from catsdogs_helpers import __version__
+
+    return {"tensorflow": tf.__version__, "keras": keras.__version__, "catsdogs_helpers": __version__}
+
+
 def describe_environment() -> dict[str, object]:
     """Returns devices, precision policy and library versions, for reports."""
     import matplotlib

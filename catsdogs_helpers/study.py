@@ -26,7 +26,6 @@ import tensorflow as tf
 from matplotlib.figure import Figure
 
 from catsdogs_helpers import (
-    __version__,
     contract,
     data,
     evaluation,
@@ -145,7 +144,7 @@ def build_stage_manifest(
         "architecture": models.describe_architecture(model),
         "data": splits.content_key,
         "upstream": None if upstream is None else hash_json(upstream.to_dict()),
-        "versions": {"tensorflow": tf.__version__, "keras": keras.__version__, "catsdogs_helpers": __version__},
+        "versions": runtime.describe_training_versions(),
     }
 
 

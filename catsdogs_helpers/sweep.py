@@ -35,7 +35,7 @@ import numpy as np
 import tensorflow as tf
 from matplotlib.figure import Figure
 
-from catsdogs_helpers import __version__, features, models, runtime
+from catsdogs_helpers import features, models, runtime
 from catsdogs_helpers.config import StudyConfig
 from catsdogs_helpers.data import ImageSplits
 from catsdogs_helpers.digests import hash_file, hash_json
@@ -270,7 +270,7 @@ def build_point_manifest(config: StudyConfig, plan: SweepPlan, splits: ImageSpli
         "settings": settings,
         "budgets": budgets,
         "data": splits.content_key,
-        "versions": {"tensorflow": tf.__version__, "keras": keras.__version__, "catsdogs_helpers": __version__},
+        "versions": runtime.describe_training_versions(),
     }
 
 
