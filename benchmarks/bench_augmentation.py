@@ -9,10 +9,15 @@ photos in batches of 32 (the scratch CNN's working size), in float32 on this mac
 - `keras_layers`: flip, the three Keras resampling layers, contrast (the 0.3.0 block);
 - `keras_affine_op`: flip, one `keras.ops.image.affine_transform` of the same composed matrix (TensorFlow's
   `ImageProjectiveTransformV3`, which XLA cannot compile), contrast;
-- `random_affine`: the study's block, as built (flip, `RandomAffine`, contrast);
+- `affine_gathers`: flip, `affine.affine_resample` uncompiled (the gathers op by op: `RandomAffine` in 0.4.0
+  on a CPU), contrast;
+- `random_affine`: the study's block, as built (flip, `RandomAffine`, contrast; since 0.4.1, on TensorFlow
+  without a GPU, `RandomAffine` compiles its resampling alone with XLA);
 - `random_affine_xla`: the same under `jit_compile=True` (Keras turns XLA on only on a GPU; on a CPU this
-  shows what XLA makes of the gathers);
+  shows what XLA makes of the whole block);
 - `scratch_step`: one training step of the scratch CNN without augmentation, for scale;
+- `scratch_step_augmented`: the same with the study's augmentation inside the model, as built;
+- `scratch_step_augmented_gathers`: the same with the resampling's gathers uncompiled (0.4.0 on a CPU);
 
 each as photos/s (best of `--repeats` timings of `--steps` batches). Run:
 
@@ -32,7 +37,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from catsdogs_helpers import models
+from catsdogs_helpers import affine, models
 
 
 def parse_args() -> argparse.Namespace:
@@ -78,18 +83,40 @@ def main() -> int:
         transforms = random_affine.transform_matrix(random_affine.get_random_transformation(x), args.size, args.size)
         return contrast(keras.ops.image.affine_transform(x, transforms, fill_mode="reflect"), training=True)
 
+    def affine_gathers(x):
+        x = flip(x, training=True)
+        transforms = random_affine.transform_matrix(random_affine.get_random_transformation(x), args.size, args.size)
+        return contrast(affine.affine_resample(x, transforms), training=True)
+
     model = models.compile_model(models.build_scratch_cnn(args.size, args.size), 1e-3)
     labels = tf.zeros((args.batch_size, 1))
+    augmented = models.compile_model(
+        models.build_scratch_cnn(args.size, args.size, augmentation=models.build_augmentation(1)), 1e-3
+    )
+    gathers = models.compile_model(
+        models.build_scratch_cnn(args.size, args.size, augmentation=models.build_augmentation(1)), 1e-3
+    )
+
+    def gathers_step(x):
+        compiled, affine._xla_resample_on_cpu = affine._xla_resample_on_cpu, lambda: None
+        try:  # The step is traced on its first call, with the plain gathers.
+            return gathers.train_on_batch(x, labels)
+        finally:
+            affine._xla_resample_on_cpu = compiled
+
     rows = {
         "keras_layers": tf.function(keras_layers),
         "keras_affine_op": tf.function(keras_affine_op),
+        "affine_gathers": tf.function(affine_gathers),
         "random_affine": tf.function(lambda x: augmentation(x, training=True)),
         "random_affine_xla": tf.function(lambda x: augmentation(x, training=True), jit_compile=True),
         "scratch_step": lambda x: model.train_on_batch(x, labels),
+        "scratch_step_augmented": lambda x: augmented.train_on_batch(x, labels),
+        "scratch_step_augmented_gathers": gathers_step,
     }
     rows = {name: photos_per_second(function, images, args.steps, args.repeats) for name, function in rows.items()}
     for name, rate in rows.items():
-        print(f"{name:<18} {rate:8.1f} photos/s  ({1000 / rate:.2f} ms/photo)")
+        print(f"{name:<30} {rate:8.1f} photos/s  ({1000 / rate:.2f} ms/photo)")
     saved = 1 / rows["keras_layers"] - 1 / rows["random_affine"]
     per_photo = 1 / rows["scratch_step"] + 1 / rows["keras_layers"]
     print(f"RandomAffine saves {1000 * saved:.2f} ms/photo against the three Keras layers: "
