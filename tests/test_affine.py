@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from catsdogs_helpers import models
+from catsdogs_helpers import affine, models
 from catsdogs_helpers.affine import RandomAffine, affine_resample
 
 SIZE = 32
@@ -152,3 +152,24 @@ def test_compiles_with_xla():
     opted_out = tf.function(lambda x: keras.ops.image.affine_transform(x, transforms), jit_compile=True)
     with pytest.raises(tf.errors.InvalidArgumentError, match="ImageProjectiveTransformV3"):
         opted_out(images)
+
+
+def test_without_a_gpu_the_resampling_alone_is_compiled_and_equals_the_plain_gathers():
+    # Keras never compiles the training step with XLA on a CPU-only machine; the layer then compiles its
+    # resampling alone (the gathers op by op cost about twice as much, `benchmarks/bench_augmentation.py`).
+    if tf.config.list_physical_devices("GPU"):
+        pytest.skip("a GPU is visible: the layer keeps the plain function and Keras compiles the whole step")
+    compiled = affine._xla_resample_on_cpu()
+    assert compiled is not None
+    images = random_images(5, 24, 40)
+    transforms = RandomAffine.transform_matrix(
+        RandomAffine(seed=3).get_random_transformation(images), images.shape[1], images.shape[2]
+    )
+    np.testing.assert_allclose(
+        np.asarray(compiled(images, transforms)), apply_transforms(images, transforms), rtol=0, atol=1e-3
+    )
+    layer = RandomAffine(seed=0)
+    uncompiled_step = tf.function(lambda x: layer(x, training=True))
+    graph = uncompiled_step.get_concrete_function(tf.TensorSpec((2, SIZE, SIZE, 3))).graph
+    called = [op for op in graph.get_operations() if op.type in ("StatefulPartitionedCall", "PartitionedCall")]
+    assert any(op.get_attr("_XlaMustCompile") for op in called if "_XlaMustCompile" in op.node_def.attr)
