@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import math
+import sys
 
 import keras
 from keras import ops
@@ -86,8 +87,9 @@ def _xla_resample_on_cpu():
     """
     if keras.backend.backend() != "tensorflow":
         return None
-    import tensorflow as tf
-
+    # Keras's TensorFlow backend has imported TensorFlow; this module imports nothing of it, so that it
+    # (and `models`, which imports it) loads where TensorFlow is not installed (tests/test_backends.py).
+    tf = sys.modules["tensorflow"]
     if tf.config.list_physical_devices("GPU"):
         return None
     return tf.function(affine_resample, jit_compile=True)
