@@ -9,6 +9,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -371,9 +372,16 @@ def test_tfds_without_a_reachable_host_fails_within_seconds_and_never_starts_a_d
 
 
 def test_a_hung_name_lookup_is_given_up_on_after_the_timeout(monkeypatch):
-    monkeypatch.setattr(socket, "create_connection", lambda address, timeout=None: time.sleep(30))
+    over = threading.Event()
+
+    def hung_lookup(address, timeout=None):
+        over.wait(30)  # Released when the test ends, so that the given-up thread ends with it.
+        raise OSError("the test is over")
+
+    monkeypatch.setattr(socket, "create_connection", hung_lookup)
     start = time.perf_counter()
     reason = tfds_source.check_download_host(timeout=0.5)
+    over.set()
     assert reason.startswith("download.microsoft.com did not answer within")
     assert time.perf_counter() - start < 5
 
