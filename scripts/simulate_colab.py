@@ -219,7 +219,15 @@ def simulate(args: argparse.Namespace, workdir: Path) -> int:
         step("Warning: the checkout has uncommitted changes; pip installs its committed HEAD only.")
     environment = workdir / "venv"
     step(f"Creating a fresh virtual environment in {environment} with {args.python}")
-    subprocess.run([args.python, "-m", "venv", str(environment)], check=True)
+    try:
+        subprocess.run([args.python, "-m", "venv", str(environment)], check=True)
+    except (OSError, subprocess.CalledProcessError) as error:
+        print(
+            f"Could not create a virtual environment with --python {args.python} ({error}). Give --python an "
+            f"interpreter that runs here, e.g. its full path. Received: --python {args.python}",
+            file=sys.stderr,
+        )
+        return 2
     python = environment / "bin" / "python"
     try:
         step("Upgrading pip")

@@ -87,3 +87,11 @@ def test_the_runner_reports_each_cell_and_stops_at_the_first_error(simulate_cola
     assert re.search(r"cell  2/3  FAILED +[\d.]+ s  1 / 0", process.stdout)
     assert "cell  3/3" not in process.stdout and "ZeroDivisionError" in process.stdout
     assert (tmp_path / "executed.ipynb").is_file()
+
+
+def test_an_interpreter_that_cannot_make_an_environment_is_one_line_and_exit_2(simulate_colab, tmp_path, capsys):
+    missing = tmp_path / "no-such-python"
+    assert simulate_colab.main(["--python", str(missing), "--workdir", str(tmp_path / "work")]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("Could not create a virtual environment with --python") and "\n" not in error
+    assert error.endswith(f"Received: --python {missing}")
