@@ -165,8 +165,9 @@ def test_without_a_gpu_the_resampling_alone_is_compiled_and_equals_the_plain_gat
     transforms = RandomAffine.transform_matrix(
         RandomAffine(seed=3).get_random_transformation(images), images.shape[1], images.shape[2]
     )
+    # XLA fuses the arithmetic in another order: float32 rounding on pixel values up to 255 (TF 2.16: 1.5e-3).
     np.testing.assert_allclose(
-        np.asarray(compiled(images, transforms)), apply_transforms(images, transforms), rtol=0, atol=1e-3
+        np.asarray(compiled(images, transforms)), apply_transforms(images, transforms), rtol=0, atol=1e-2
     )
     layer = RandomAffine(seed=0)
     uncompiled_step = tf.function(lambda x: layer(x, training=True))
