@@ -15,6 +15,7 @@ from catsdogs_helpers.config import DEFAULT, QUICK, SMOKE, StudyConfig, get_conf
 QUICK_OVERRIDES = {
     "preset",
     "max_images_per_split",
+    "scratch_image_size",
     "scratch_epochs",
     "transfer_epochs",
     "fine_tune_epochs",
@@ -42,7 +43,7 @@ def _differences(first: StudyConfig, second: StudyConfig) -> set[str]:
 def test_presets_differ_only_in_the_fields_they_override():
     assert _differences(DEFAULT, QUICK) <= QUICK_OVERRIDES
     assert _differences(QUICK, SMOKE) <= SMOKE_OVERRIDES
-    assert {"preset", "max_images_per_split", "scratch_epochs"} <= _differences(DEFAULT, QUICK)
+    assert {"preset", "max_images_per_split", "scratch_image_size", "scratch_epochs"} <= _differences(DEFAULT, QUICK)
     assert {"preset", "weights", "image_size", "batch_size"} <= _differences(QUICK, SMOKE)
     assert (QUICK.preset, SMOKE.preset) == ("quick", "smoke")
     assert SMOKE.weights is None  # The smoke preset works offline.
