@@ -90,11 +90,11 @@ def main() -> int:
 
     model = models.compile_model(models.build_scratch_cnn(args.size, args.size), 1e-3)
     labels = tf.zeros((args.batch_size, 1))
-    augmented = models.compile_model(
-        models.build_scratch_cnn(args.size, args.size, augmentation=models.build_augmentation(1)), 1e-3
-    )
-    gathers = models.compile_model(
-        models.build_scratch_cnn(args.size, args.size, augmentation=models.build_augmentation(1)), 1e-3
+    augmented, gathers = (
+        models.compile_model(
+            models.build_scratch_cnn(args.size, args.size, augmentation=models.build_augmentation(1)), 1e-3
+        )
+        for _ in range(2)
     )
 
     def gathers_step(x):
