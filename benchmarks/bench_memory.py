@@ -282,9 +282,10 @@ def measure_in_child(workdir: Path, mode: str) -> dict[str, object]:
     load_start = os.getloadavg()[0]
     cache_dir = workdir / "cache"
     shutil.rmtree(cache_dir, ignore_errors=True)
-    from catsdogs_helpers import study
+    from catsdogs_helpers import runtime, study
     from catsdogs_helpers.config import get_config
 
+    runtime.prefer_bfc_cpu_allocator()  # As `study.start_study` does (since 0.4.2), before any TensorFlow operation.
     config = get_config(
         "default", data="tfds", cache_dir=str(cache_dir) if mode == "files" else None, output_dir=str(workdir / "out")
     )
@@ -306,6 +307,7 @@ def measure_in_child(workdir: Path, mode: str) -> dict[str, object]:
     shutil.rmtree(cache_dir, ignore_errors=True)
     return {
         "mode": mode,
+        "cpu_allocator": runtime.describe_cpu_allocator(),
         "cache_dir": config.cache_dir,
         "counts": splits.counts,
         "num_skipped": len(splits.skipped),

@@ -7,4 +7,4 @@ and `study` runs them as stages (`run_study` runs them all); `cli` is the
 command line. Importing the package changes no global state.
 """
 
-__version__ = "0.4.1"
+__version__ = "0.4.2"

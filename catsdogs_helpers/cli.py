@@ -385,6 +385,9 @@ def main(argv: list[str] | None = None) -> int:
     """Runs the command line; returns the exit code (see the module docstring)."""
     args = build_parser().parse_args(argv)
     import_tensorflow_quietly()
+    from catsdogs_helpers.runtime import prefer_bfc_cpu_allocator
+
+    prefer_bfc_cpu_allocator()  # Before any TensorFlow operation: evaluate and predict run MobileNetV2 2x as fast.
     # TensorFlow's Python-side notes (such as tf.function retracing after several models' predict) are not for
     # a user of this command; its errors still show.
     logging.getLogger("tensorflow").setLevel(logging.ERROR)

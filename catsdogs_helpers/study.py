@@ -149,7 +149,7 @@ def build_stage_manifest(
 
 
 def start_study(config: StudyConfig, strategy: tf.distribute.Strategy | None = None) -> Path:
-    """Checks every input, creates and locks the output folder, seeds and picks the precision policy.
+    """Checks every input, creates and locks the output folder, seeds, picks the precision policy and allocator.
 
     The output folder's lock (see `output_lock.py`) keeps a second run out of
     it while this process lives, or until `run_study` finishes. With several
@@ -168,6 +168,7 @@ def start_study(config: StudyConfig, strategy: tf.distribute.Strategy | None = N
         InputError: If an input is wrong (see `preflight.check_study_inputs`),
             or another run is writing into the output folder.
     """
+    runtime.prefer_bfc_cpu_allocator()  # Before the checks: they may run the first TensorFlow operation.
     output_dir = check_study_inputs(config)
     lock_output_dir(output_dir)
     runtime.set_seeds(config.seed)

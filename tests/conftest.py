@@ -11,6 +11,10 @@ import sys
 import tempfile
 from pathlib import Path
 
+# What `study.start_study` and the command line ask of TensorFlow (`runtime.prefer_bfc_cpu_allocator`), set before
+# any test module imports TensorFlow: its CPU allocator is chosen once per process.
+os.environ.setdefault("TF_CPU_ALLOCATOR_USE_BFC", "true")
+
 import matplotlib
 import photo_factory  # tests/ is on sys.path under pytest (rootdir-relative imports).
 import pytest

@@ -1,6 +1,7 @@
 """Tests of catsdogs_helpers.runtime: seeds, devices, precision, environment."""
 
 import json
+import os
 import random
 import subprocess
 import sys
@@ -52,7 +53,7 @@ def test_not_in_colab():
 
 def test_describe_environment():
     environment = runtime.describe_environment()
-    assert set(environment) == {"devices", "precision_policy", "colab", "platform", "versions"}
+    assert set(environment) == {"devices", "precision_policy", "cpu_allocator", "colab", "platform", "versions"}
     assert set(environment["versions"]) == {
         "python",
         "tensorflow",
@@ -64,6 +65,7 @@ def test_describe_environment():
     assert environment["versions"]["tensorflow"] == tf.__version__
     assert environment["precision_policy"] == keras.mixed_precision.global_policy().name
     assert environment["colab"] is False
+    assert environment["cpu_allocator"] == "bfc"  # tests/conftest.py asks for it, as the study does.
     json.dumps(environment)  # It goes into results files.
 
 
@@ -79,6 +81,7 @@ python_before = random.getstate()
 policy_before = keras.mixed_precision.global_policy().name
 floatx_before = keras.config.floatx()
 
+import os
 import catsdogs_helpers
 names = sorted(
     module.name for module in pkgutil.iter_modules(catsdogs_helpers.__path__, "catsdogs_helpers.")
@@ -94,18 +97,85 @@ print(json.dumps({
     "floatx": [floatx_before, keras.config.floatx()],
     "numpy_unchanged": bool((np.random.get_state()[1] == numpy_before).all()),
     "python_unchanged": random.getstate() == python_before,
+    "allocator_variable": os.environ.get("TF_CPU_ALLOCATOR_USE_BFC"),
 }))
 """
 
 
 def test_importing_the_package_changes_no_global_state():
     result = subprocess.run(
-        [sys.executable, "-c", _IMPORT_EVERYTHING], capture_output=True, text=True, timeout=300, check=False
+        [sys.executable, "-c", _IMPORT_EVERYTHING],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env=_environment_without_allocator_choice(),
     )
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["allocator_variable"] is None, "importing catsdogs_helpers chose TensorFlow's CPU allocator"
     assert {"catsdogs_helpers.config", "catsdogs_helpers.runtime", "catsdogs_helpers.data"} <= set(report["modules"])
     assert report["policy_before"] == report["policy"] == "float32"
     assert report["floatx"] == ["float32", "float32"]
     assert report["numpy_unchanged"], "importing catsdogs_helpers reseeded or drew from NumPy's global generator"
     assert report["python_unchanged"], "importing catsdogs_helpers reseeded or drew from Python's `random`"
+
+
+def _environment_without_allocator_choice(**variables: str) -> dict[str, str]:
+    environment = {name: value for name, value in os.environ.items() if name != "TF_CPU_ALLOCATOR_USE_BFC"}
+    return {**environment, **variables}
+
+
+# As the notebook does: every module imported (none may run a TensorFlow operation), then `start_study`.
+_START_STUDY_THEN_ALLOCATE = """
+import importlib, pkgutil, sys
+import catsdogs_helpers
+for module in pkgutil.iter_modules(catsdogs_helpers.__path__, "catsdogs_helpers."):
+    if module.name != "catsdogs_helpers.__main__":
+        importlib.import_module(module.name)
+from catsdogs_helpers import runtime, study
+from catsdogs_helpers.config import get_config
+
+study.start_study(get_config("smoke", data=sys.argv[1], output_dir=sys.argv[2]))
+print(runtime.describe_cpu_allocator())
+"""
+
+
+def _allocator_after_start_study(tmp_path, **variables: str) -> str:
+    photos = tmp_path / "photos"
+    for label in ("cat", "dog"):
+        (photos / label).mkdir(parents=True)
+        for index in range(2):
+            keras.utils.save_img(photos / label / f"{index}.png", np.full((8, 8, 3), 40 * index, np.uint8))
+    result = subprocess.run(
+        [sys.executable, "-c", _START_STUDY_THEN_ALLOCATE, str(photos), str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env=_environment_without_allocator_choice(**variables),
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout.strip().splitlines()[-1]
+
+
+def test_a_study_keeps_cpu_tensors_in_the_bfc_allocator(tmp_path):
+    assert _allocator_after_start_study(tmp_path) == "bfc"
+
+
+def test_a_users_choice_of_cpu_allocator_is_kept(tmp_path):
+    assert _allocator_after_start_study(tmp_path, TF_CPU_ALLOCATOR_USE_BFC="false") == "malloc"
+
+
+def test_the_allocator_is_reported_as_malloc_without_the_choice():
+    script = "from catsdogs_helpers import runtime; print(runtime.describe_cpu_allocator())"
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env=_environment_without_allocator_choice(),
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip().splitlines()[-1] == "malloc"
