@@ -102,28 +102,29 @@ print(json.dumps({
 """
 
 
-def test_importing_the_package_changes_no_global_state():
+def _last_line_of_python(script: str, *arguments: str, **variables: str) -> str:
+    """Runs `script` in a fresh Python without the allocator choice tests/conftest.py makes (plus `variables`)."""
+    environment = {name: value for name, value in os.environ.items() if name != "TF_CPU_ALLOCATOR_USE_BFC"}
     result = subprocess.run(
-        [sys.executable, "-c", _IMPORT_EVERYTHING],
+        [sys.executable, "-c", script, *arguments],
         capture_output=True,
         text=True,
         timeout=300,
         check=False,
-        env=_environment_without_allocator_choice(),
+        env={**environment, **variables},
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    report = json.loads(result.stdout.strip().splitlines()[-1])
+    return result.stdout.strip().splitlines()[-1]
+
+
+def test_importing_the_package_changes_no_global_state():
+    report = json.loads(_last_line_of_python(_IMPORT_EVERYTHING))
     assert report["allocator_variable"] is None, "importing catsdogs_helpers chose TensorFlow's CPU allocator"
     assert {"catsdogs_helpers.config", "catsdogs_helpers.runtime", "catsdogs_helpers.data"} <= set(report["modules"])
     assert report["policy_before"] == report["policy"] == "float32"
     assert report["floatx"] == ["float32", "float32"]
     assert report["numpy_unchanged"], "importing catsdogs_helpers reseeded or drew from NumPy's global generator"
     assert report["python_unchanged"], "importing catsdogs_helpers reseeded or drew from Python's `random`"
-
-
-def _environment_without_allocator_choice(**variables: str) -> dict[str, str]:
-    environment = {name: value for name, value in os.environ.items() if name != "TF_CPU_ALLOCATOR_USE_BFC"}
-    return {**environment, **variables}
 
 
 # As the notebook does: every module imported (none may run a TensorFlow operation), then `start_study`.
@@ -147,16 +148,7 @@ def _allocator_after_start_study(tmp_path, **variables: str) -> str:
         (photos / label).mkdir(parents=True)
         for index in range(2):
             keras.utils.save_img(photos / label / f"{index}.png", np.full((8, 8, 3), 40 * index, np.uint8))
-    result = subprocess.run(
-        [sys.executable, "-c", _START_STUDY_THEN_ALLOCATE, str(photos), str(tmp_path / "out")],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        env=_environment_without_allocator_choice(**variables),
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return result.stdout.strip().splitlines()[-1]
+    return _last_line_of_python(_START_STUDY_THEN_ALLOCATE, str(photos), str(tmp_path / "out"), **variables)
 
 
 def test_a_study_keeps_cpu_tensors_in_the_bfc_allocator(tmp_path):
@@ -169,13 +161,4 @@ def test_a_users_choice_of_cpu_allocator_is_kept(tmp_path):
 
 def test_the_allocator_is_reported_as_malloc_without_the_choice():
     script = "from catsdogs_helpers import runtime; print(runtime.describe_cpu_allocator())"
-    result = subprocess.run(
-        [sys.executable, "-c", script],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        env=_environment_without_allocator_choice(),
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert result.stdout.strip().splitlines()[-1] == "malloc"
+    assert _last_line_of_python(script) == "malloc"
