@@ -31,16 +31,17 @@ def prefer_bfc_cpu_allocator() -> None:
     system when they are freed and gets them again, zero-filled page by page,
     on the next step. TensorFlow's best-fit-with-coalescing allocator (the one
     it uses on GPUs) keeps them instead. On the 2-core development machine this
-    made MobileNetV2's forward pass at 224 px about 2x as fast (31 -> 57 to 71
-    photos/s, batch 32) and its fine-tuning step 1.3 to 1.8x (24 -> 31 to 43
-    photos/s); the scratch CNN's step gained 0 to 15%: `benchmarks/results/models.md`.
-    Memory is taken as needed (up to TensorFlow's `TF_CPU_BFC_MEM_LIMIT_IN_MB`,
-    64 GiB by default), not in advance.
+    made MobileNetV2's forward pass at 224 px 1.8x as fast (32 -> 58 photos/s,
+    batch 32), its fine-tuning step 1.4x (26 -> 37 photos/s) and the scratch
+    CNN's step 1.07x, and the quick study took 27 min instead of 36, with a
+    lower peak memory (`benchmarks/bench_allocator.py`,
+    `benchmarks/results/models.md`). Memory is taken as needed (up to
+    TensorFlow's `TF_CPU_BFC_MEM_LIMIT_IN_MB`, 64 GiB by default), not in advance.
 
     It sets the environment variable `TF_CPU_ALLOCATOR_USE_BFC=true`, unless it
     is already set (set it to `false` to keep `malloc`). TensorFlow reads it
-    once, when it first allocates a CPU tensor, so call this before any
-    TensorFlow operation runs: `study.start_study` and the command line do.
+    once, when it sets up its devices (at the first operation or device
+    listing), so call this before: `study.start_study` and the command line do.
     `describe_environment()["cpu_allocator"]` says which allocator is in use.
     """
     os.environ.setdefault(_BFC_CPU_ALLOCATOR_VARIABLE, "true")
