@@ -11,9 +11,9 @@ of 32 random photos, the three kinds of work the study spends its time on:
 - `scratch_step`: a training step of the scratch CNN as the `quick` preset trains it (224-px input resized to
   128 inside the model, augmentation, `models.compile_model`);
 
-each in a fresh process (the allocator is chosen once per process), alternating `malloc` and `bfc`, `--rounds`
-times, as photos/s (the best of 3 timings of `--steps` batches in each process), with each process's peak
-resident memory. Run:
+each in a fresh process (the allocator is chosen once per process), `malloc` and `bfc` in turn (which one goes
+first alternating from round to round), `--rounds` times, as photos/s (the best of 3 timings of `--steps` batches
+in each process), with each process's peak resident memory. Run:
 
     python benchmarks/bench_allocator.py --output benchmarks/results/allocator.json
 """
@@ -92,7 +92,9 @@ def main() -> int:
     runs = []
     for round_ in range(1, args.rounds + 1):
         for row in ROWS:
-            for allocator, value in ALLOCATORS.items():
+            # Alternating which allocator goes first, so that neither always meets a cooler or warmer machine.
+            order = list(ALLOCATORS.items()) if round_ % 2 else list(ALLOCATORS.items())[::-1]
+            for allocator, value in order:
                 command = [sys.executable, __file__, "--child", row, "--steps", str(args.steps)]
                 command += ["--alpha", str(args.alpha)]
                 environment = {**os.environ, "TF_CPU_ALLOCATOR_USE_BFC": value, "TF_CPP_MIN_LOG_LEVEL": "3"}

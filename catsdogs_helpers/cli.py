@@ -387,7 +387,7 @@ def main(argv: list[str] | None = None) -> int:
     import_tensorflow_quietly()
     from catsdogs_helpers.runtime import prefer_bfc_cpu_allocator
 
-    prefer_bfc_cpu_allocator()  # Before any TensorFlow operation: evaluate and predict run MobileNetV2 1.8x as fast.
+    prefer_bfc_cpu_allocator()  # Before any TensorFlow operation: evaluate and predict run MobileNetV2 1.7x as fast.
     # TensorFlow's Python-side notes (such as tf.function retracing after several models' predict) are not for
     # a user of this command; its errors still show.
     logging.getLogger("tensorflow").setLevel(logging.ERROR)

@@ -31,11 +31,11 @@ def prefer_bfc_cpu_allocator() -> None:
     system when they are freed and gets them again, zero-filled page by page,
     on the next step. TensorFlow's best-fit-with-coalescing allocator (the one
     it uses on GPUs) keeps them instead. On the 2-core development machine this
-    made MobileNetV2's forward pass at 224 px 1.8x as fast (32 -> 58 photos/s,
-    batch 32), its fine-tuning step 1.4x (26 -> 37 photos/s) and the scratch
-    CNN's step 1.07x, and the quick study took 27 min instead of 36, with a
-    lower peak memory (`benchmarks/bench_allocator.py`,
-    `benchmarks/results/models.md`). Memory is taken as needed (up to
+    made MobileNetV2's forward pass at 224 px 1.7x as fast (33 -> 56 photos/s,
+    batch 32), its fine-tuning step 1.5x (25 -> 37 photos/s) and the scratch
+    CNN's step 1.1x, and the quick study took 27 min 2 s instead of 35 min
+    56 s (that run shared the cores at first), with a lower peak memory
+    (`benchmarks/bench_allocator.py`, `benchmarks/results/models.md`). Memory is taken as needed (up to
     TensorFlow's `TF_CPU_BFC_MEM_LIMIT_IN_MB`, 64 GiB by default), not in advance.
 
     It sets the environment variable `TF_CPU_ALLOCATOR_USE_BFC=true`, unless it
@@ -45,6 +45,23 @@ def prefer_bfc_cpu_allocator() -> None:
     `describe_environment()["cpu_allocator"]` says which allocator is in use.
     """
     os.environ.setdefault(_BFC_CPU_ALLOCATOR_VARIABLE, "true")
+
+
+def describe_cpu_allocator_choice() -> str | None:
+    """Returns a one-line note if the BFC allocator was asked for too late to take effect, else `None`.
+
+    It runs a TensorFlow operation (see `describe_cpu_allocator`).
+    """
+    if os.environ.get(_BFC_CPU_ALLOCATOR_VARIABLE, "").lower() not in ("true", "1"):
+        return None  # The user chose `malloc`, or never asked.
+    if describe_cpu_allocator() == "bfc":
+        return None
+    return (
+        "Note: TensorFlow was already running when the study asked for its BFC allocator, so CPU tensors use malloc "
+        "(MobileNetV2 is then about 1.7x slower on a CPU). Call study.start_study (or "
+        "runtime.prefer_bfc_cpu_allocator) before any TensorFlow operation, or set TF_CPU_ALLOCATOR_USE_BFC=true "
+        "before starting Python."
+    )
 
 
 def describe_cpu_allocator() -> str:
@@ -126,7 +143,8 @@ def choose_distribution_strategy(devices: Sequence[str] | None = None) -> tf.dis
 
     A `MirroredStrategy` is created once per set of devices and process: every
     call over the same devices returns the same object, so the data, the
-    models and the stages of one study share it.
+    models and the stages of one study share it. Listing the devices sets
+    TensorFlow up, so it first calls `prefer_bfc_cpu_allocator`.
 
     Args:
         devices: Device names to mirror over instead, such as
@@ -153,6 +171,7 @@ def choose_distribution_strategy(devices: Sequence[str] | None = None) -> tf.dis
     if devices is None:
         if tf.distribute.has_strategy():
             return tf.distribute.get_strategy()
+        prefer_bfc_cpu_allocator()  # Listing the devices sets TensorFlow up, and with it its CPU allocator.
         gpus = tf.config.list_logical_devices("GPU")
         if len(gpus) < 2:
             return tf.distribute.get_strategy()

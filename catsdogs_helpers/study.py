@@ -153,7 +153,7 @@ def start_study(config: StudyConfig, strategy: tf.distribute.Strategy | None = N
 
     First it asks TensorFlow to keep CPU tensors in its pooling allocator
     (`runtime.prefer_bfc_cpu_allocator`), which takes effect if no TensorFlow
-    operation has run yet in this process. The output folder's lock (see
+    operation has run yet in this process; if one has, it prints a one-line note. The output folder's lock (see
     `output_lock.py`) keeps a second run out of it while this process lives, or
     until `run_study` finishes. With several GPUs it prints how the study
     spreads over them (see `runtime.describe_distribution`).
@@ -171,6 +171,9 @@ def start_study(config: StudyConfig, strategy: tf.distribute.Strategy | None = N
             or another run is writing into the output folder.
     """
     runtime.prefer_bfc_cpu_allocator()  # Before the checks: they may run the first TensorFlow operation.
+    too_late = runtime.describe_cpu_allocator_choice()
+    if too_late is not None:
+        print(too_late, flush=True)
     output_dir = check_study_inputs(config)
     lock_output_dir(output_dir)
     runtime.set_seeds(config.seed)

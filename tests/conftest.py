@@ -57,13 +57,14 @@ def make_photo_folder():
 
 
 def run_cli(
-    *args: str, env: dict[str, str] | None = None, timeout: int = 600, cwd: str | Path | None = None
+    *args: str, env: dict[str, str | None] | None = None, timeout: int = 600, cwd: str | Path | None = None
 ) -> subprocess.CompletedProcess:
     """Runs `catsdogs ARGS` in a subprocess, as a user would: the installed command, from outside the clone.
 
     The command is the `catsdogs` script installed next to this Python (`python -m
     catsdogs_helpers` where there is none), run from `cwd` (a new temporary folder
-    by default), its output piped as into a log file.
+    by default), its output piped as into a log file. `env` adds variables to this
+    process's environment, or removes those it maps to `None`.
     """
     script = Path(sys.executable).parent / "catsdogs"
     command = [str(script)] if script.is_file() else [sys.executable, "-m", "catsdogs_helpers"]
@@ -74,7 +75,7 @@ def run_cli(
         capture_output=True,
         text=True,
         timeout=timeout,
-        env={**os.environ, **(env or {})},
+        env={name: value for name, value in {**os.environ, **(env or {})}.items() if value is not None},
         stdin=subprocess.DEVNULL,
         cwd=cwd,
     )
@@ -90,5 +91,7 @@ def smoke_study(tmp_path_factory) -> dict[str, object]:
     root = tmp_path_factory.mktemp("smoke")
     photos = photo_factory.make_presplit_folder(root / "photos")
     output = root / "output"
-    process = run_cli("run", "--data", str(photos), "--weights", "none", "--preset", "smoke", "--output", str(output))
+    # Without the allocator choice this session makes (above): the command line must make it itself.
+    command = ("run", "--data", str(photos), "--weights", "none", "--preset", "smoke", "--output", str(output))
+    process = run_cli(*command, env={"TF_CPU_ALLOCATOR_USE_BFC": None})
     return {"photos": photos, "output": output, "process": process}

@@ -1,7 +1,10 @@
 """The command line end to end (smoke preset, on a folder and on tfds), and its answers to bad input."""
 
 import json
+import os
 import re
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -43,6 +46,7 @@ def check_report(output: Path) -> dict:
             assert model[key] is not None and model[key] > 0, key
     assert results["models"]["transfer"]["params_trainable"] < results["models"]["finetuned"]["params_trainable"]
     assert set(results["environment"]) >= {"devices", "versions"}
+    assert results["environment"]["cpu_allocator"] == "bfc"  # The command line asks for it (see `smoke_study`).
     assert results["config"]["preset"] == "smoke"
     return results
 
@@ -103,6 +107,33 @@ def test_predict_classifies_readable_photos_and_reports_unreadable_ones(smoke_st
     errors = [line for line in process.stderr.splitlines() if ": error: " in line]
     assert errors == [f"{broken}: error: truncated or corrupt" + errors[0].split("truncated or corrupt")[1]]
     assert "Traceback" not in process.stderr
+
+
+# `catsdogs predict` (and evaluate, export) never call `start_study`: the command line itself must choose the allocator.
+_PREDICT_THEN_ALLOCATOR = """
+import sys
+from catsdogs_helpers import cli, runtime
+cli.main(["predict", "--model", sys.argv[1], sys.argv[2]])
+print(runtime.describe_cpu_allocator())
+"""
+
+
+@pytest.mark.slow
+def test_predict_keeps_cpu_tensors_in_the_bfc_allocator(smoke_study):
+    photo = sorted((smoke_study["photos"] / "test" / "cat").glob("*.jpg"))[0]
+    model = smoke_study["output"] / "scratch.keras"
+    environment = {name: value for name, value in os.environ.items() if name != "TF_CPU_ALLOCATOR_USE_BFC"}
+    process = subprocess.run(
+        [sys.executable, "-c", _PREDICT_THEN_ALLOCATOR, str(model), str(photo)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+        env=environment,
+    )
+    assert process.returncode == 0, process.stderr[-3000:]
+    lines = process.stdout.strip().splitlines()
+    assert lines[0].startswith(f"{photo}: ") and lines[-1] == "bfc"
 
 
 @pytest.mark.slow

@@ -65,7 +65,9 @@ def test_describe_environment():
     assert environment["versions"]["tensorflow"] == tf.__version__
     assert environment["precision_policy"] == keras.mixed_precision.global_policy().name
     assert environment["colab"] is False
-    assert environment["cpu_allocator"] == "bfc"  # tests/conftest.py asks for it, as the study does.
+    # tests/conftest.py asks for the BFC allocator, as the study does, unless the developer chose otherwise.
+    chose_malloc = os.environ["TF_CPU_ALLOCATOR_USE_BFC"].lower() in ("false", "0")
+    assert environment["cpu_allocator"] == ("malloc" if chose_malloc else "bfc")
     json.dumps(environment)  # It goes into results files.
 
 
@@ -102,7 +104,7 @@ print(json.dumps({
 """
 
 
-def _last_line_of_python(script: str, *arguments: str, **variables: str) -> str:
+def _output_of_python(script: str, *arguments: str, **variables: str) -> str:
     """Runs `script` in a fresh Python without the allocator choice tests/conftest.py makes (plus `variables`)."""
     environment = {name: value for name, value in os.environ.items() if name != "TF_CPU_ALLOCATOR_USE_BFC"}
     result = subprocess.run(
@@ -114,11 +116,11 @@ def _last_line_of_python(script: str, *arguments: str, **variables: str) -> str:
         env={**environment, **variables},
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    return result.stdout.strip().splitlines()[-1]
+    return result.stdout.strip()
 
 
 def test_importing_the_package_changes_no_global_state():
-    report = json.loads(_last_line_of_python(_IMPORT_EVERYTHING))
+    report = json.loads(_output_of_python(_IMPORT_EVERYTHING).splitlines()[-1])
     assert report["allocator_variable"] is None, "importing catsdogs_helpers chose TensorFlow's CPU allocator"
     assert {"catsdogs_helpers.config", "catsdogs_helpers.runtime", "catsdogs_helpers.data"} <= set(report["modules"])
     assert report["policy_before"] == report["policy"] == "float32"
@@ -127,38 +129,61 @@ def test_importing_the_package_changes_no_global_state():
     assert report["python_unchanged"], "importing catsdogs_helpers reseeded or drew from Python's `random`"
 
 
-# As the notebook does: every module imported (none may run a TensorFlow operation), then `start_study`.
+# As the notebook does: every module imported (none may run a TensorFlow operation), then `start_study`, after
+# what argv[3] names: nothing; the caller's strategy chosen first; a TensorFlow operation run first (too late). The
+# input checks are made to run a TensorFlow operation first thing, as checking a weights file does.
 _START_STUDY_THEN_ALLOCATE = """
 import importlib, pkgutil, sys
 import catsdogs_helpers
 for module in pkgutil.iter_modules(catsdogs_helpers.__path__, "catsdogs_helpers."):
     if module.name != "catsdogs_helpers.__main__":
         importlib.import_module(module.name)
+import tensorflow as tf
 from catsdogs_helpers import runtime, study
 from catsdogs_helpers.config import get_config
 
-study.start_study(get_config("smoke", data=sys.argv[1], output_dir=sys.argv[2]))
+checks = study.check_study_inputs
+study.check_study_inputs = lambda config: (tf.zeros(()), checks(config))[1]
+strategy = None
+if sys.argv[3] == "strategy first":
+    strategy = runtime.choose_distribution_strategy()
+elif sys.argv[3] == "tensorflow first":
+    tf.zeros(())
+study.start_study(get_config("smoke", data=sys.argv[1], output_dir=sys.argv[2]), strategy)
 print(runtime.describe_cpu_allocator())
 """
 
 
-def _allocator_after_start_study(tmp_path, **variables: str) -> str:
+def _run_start_study(tmp_path, before: str = "nothing", **variables: str) -> str:
     photos = tmp_path / "photos"
     for label in ("cat", "dog"):
         (photos / label).mkdir(parents=True)
         for index in range(2):
             keras.utils.save_img(photos / label / f"{index}.png", np.full((8, 8, 3), 40 * index, np.uint8))
-    return _last_line_of_python(_START_STUDY_THEN_ALLOCATE, str(photos), str(tmp_path / "out"), **variables)
+    arguments = (str(photos), str(tmp_path / "out"), before)
+    return _output_of_python(_START_STUDY_THEN_ALLOCATE, *arguments, **variables)
 
 
 def test_a_study_keeps_cpu_tensors_in_the_bfc_allocator(tmp_path):
-    assert _allocator_after_start_study(tmp_path) == "bfc"
+    output = _run_start_study(tmp_path)
+    assert output.splitlines()[-1] == "bfc" and "Note:" not in output
+
+
+def test_a_strategy_chosen_before_the_study_keeps_the_bfc_allocator(tmp_path):
+    assert _run_start_study(tmp_path, "strategy first").splitlines()[-1] == "bfc"
+
+
+def test_a_study_started_after_tensorflow_ran_says_the_allocator_came_too_late(tmp_path):
+    output = _run_start_study(tmp_path, "tensorflow first")
+    assert output.splitlines()[-1] == "malloc"
+    assert "Note: TensorFlow was already running when the study asked for its BFC allocator" in output
 
 
 def test_a_users_choice_of_cpu_allocator_is_kept(tmp_path):
-    assert _allocator_after_start_study(tmp_path, TF_CPU_ALLOCATOR_USE_BFC="false") == "malloc"
+    output = _run_start_study(tmp_path, TF_CPU_ALLOCATOR_USE_BFC="false")
+    assert output.splitlines()[-1] == "malloc" and "Note:" not in output
 
 
 def test_the_allocator_is_reported_as_malloc_without_the_choice():
     script = "from catsdogs_helpers import runtime; print(runtime.describe_cpu_allocator())"
-    assert _last_line_of_python(script) == "malloc"
+    assert _output_of_python(script).splitlines()[-1] == "malloc"
