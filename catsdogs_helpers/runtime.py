@@ -35,8 +35,9 @@ def prefer_bfc_cpu_allocator() -> None:
     batch 32), its fine-tuning step 1.5x (25 -> 37 photos/s) and the scratch
     CNN's step 1.1x, and the quick study took 27 min 2 s instead of 35 min
     56 s (that run shared the cores at first), with a lower peak memory
-    (`benchmarks/bench_allocator.py`, `benchmarks/results/models.md`). Memory is taken as needed (up to
-    TensorFlow's `TF_CPU_BFC_MEM_LIMIT_IN_MB`, 64 GiB by default), not in advance.
+    (`benchmarks/bench_allocator.py`, `benchmarks/results/models.md`). Memory
+    is taken as needed (up to TensorFlow's `TF_CPU_BFC_MEM_LIMIT_IN_MB`, 64 GiB
+    by default), not in advance.
 
     It sets the environment variable `TF_CPU_ALLOCATOR_USE_BFC=true`, unless it
     is already set (set it to `false` to keep `malloc`). TensorFlow reads it
