@@ -81,6 +81,21 @@ def run_cli(
     )
 
 
+def output_of_python(script: str, *arguments: str, **variables: str) -> str:
+    """Runs `python -c script arguments` without the allocator choice made above (plus `variables`); returns stdout."""
+    environment = {name: value for name, value in os.environ.items() if name != "TF_CPU_ALLOCATOR_USE_BFC"}
+    result = subprocess.run(
+        [sys.executable, "-c", script, *arguments],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env={**environment, **variables},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout.strip()
+
+
 @pytest.fixture(scope="session")
 def smoke_study(tmp_path_factory) -> dict[str, object]:
     """Runs the whole study once with the smoke preset on a synthetic pre-split folder.

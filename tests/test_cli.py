@@ -1,10 +1,7 @@
 """The command line end to end (smoke preset, on a folder and on tfds), and its answers to bad input."""
 
 import json
-import os
 import re
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -13,7 +10,7 @@ import numpy as np
 import photo_factory
 import pytest
 import tfds_factory
-from conftest import run_cli
+from conftest import output_of_python, run_cli
 from PIL import Image
 
 from catsdogs_helpers import cli, contract
@@ -122,17 +119,7 @@ print(runtime.describe_cpu_allocator())
 def test_predict_keeps_cpu_tensors_in_the_bfc_allocator(smoke_study):
     photo = sorted((smoke_study["photos"] / "test" / "cat").glob("*.jpg"))[0]
     model = smoke_study["output"] / "scratch.keras"
-    environment = {name: value for name, value in os.environ.items() if name != "TF_CPU_ALLOCATOR_USE_BFC"}
-    process = subprocess.run(
-        [sys.executable, "-c", _PREDICT_THEN_ALLOCATOR, str(model), str(photo)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-        env=environment,
-    )
-    assert process.returncode == 0, process.stderr[-3000:]
-    lines = process.stdout.strip().splitlines()
+    lines = output_of_python(_PREDICT_THEN_ALLOCATOR, str(model), str(photo)).splitlines()
     assert lines[0].startswith(f"{photo}: ") and lines[-1] == "bfc"
 
 

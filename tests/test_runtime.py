@@ -3,12 +3,11 @@
 import json
 import os
 import random
-import subprocess
-import sys
 
 import keras
 import numpy as np
 import tensorflow as tf
+from conftest import output_of_python
 
 from catsdogs_helpers import runtime
 
@@ -104,23 +103,8 @@ print(json.dumps({
 """
 
 
-def _output_of_python(script: str, *arguments: str, **variables: str) -> str:
-    """Runs `script` in a fresh Python without the allocator choice tests/conftest.py makes (plus `variables`)."""
-    environment = {name: value for name, value in os.environ.items() if name != "TF_CPU_ALLOCATOR_USE_BFC"}
-    result = subprocess.run(
-        [sys.executable, "-c", script, *arguments],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        env={**environment, **variables},
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return result.stdout.strip()
-
-
 def test_importing_the_package_changes_no_global_state():
-    report = json.loads(_output_of_python(_IMPORT_EVERYTHING).splitlines()[-1])
+    report = json.loads(output_of_python(_IMPORT_EVERYTHING).splitlines()[-1])
     assert report["allocator_variable"] is None, "importing catsdogs_helpers chose TensorFlow's CPU allocator"
     assert {"catsdogs_helpers.config", "catsdogs_helpers.runtime", "catsdogs_helpers.data"} <= set(report["modules"])
     assert report["policy_before"] == report["policy"] == "float32"
@@ -161,7 +145,7 @@ def _run_start_study(tmp_path, before: str = "nothing", **variables: str) -> str
         for index in range(2):
             keras.utils.save_img(photos / label / f"{index}.png", np.full((8, 8, 3), 40 * index, np.uint8))
     arguments = (str(photos), str(tmp_path / "out"), before)
-    return _output_of_python(_START_STUDY_THEN_ALLOCATE, *arguments, **variables)
+    return output_of_python(_START_STUDY_THEN_ALLOCATE, *arguments, **variables)
 
 
 def test_a_study_keeps_cpu_tensors_in_the_bfc_allocator(tmp_path):
@@ -186,4 +170,4 @@ def test_a_users_choice_of_cpu_allocator_is_kept(tmp_path):
 
 def test_the_allocator_is_reported_as_malloc_without_the_choice():
     script = "from catsdogs_helpers import runtime; print(runtime.describe_cpu_allocator())"
-    assert _output_of_python(script).splitlines()[-1] == "malloc"
+    assert output_of_python(script).splitlines()[-1] == "malloc"
