@@ -153,10 +153,11 @@ def start_study(config: StudyConfig, strategy: tf.distribute.Strategy | None = N
 
     First it asks TensorFlow to keep CPU tensors in its pooling allocator
     (`runtime.prefer_bfc_cpu_allocator`), which takes effect if no TensorFlow
-    operation has run yet in this process; if one has, it prints a one-line note. The output folder's lock (see
-    `output_lock.py`) keeps a second run out of it while this process lives, or
-    until `run_study` finishes. With several GPUs it prints how the study
-    spreads over them (see `runtime.describe_distribution`).
+    operation has run yet in this process; if one has, it prints a one-line
+    note. The output folder's lock (see `output_lock.py`) keeps a second run
+    out of it while this process lives, or until `run_study` finishes. With
+    several GPUs it prints how the study spreads over them (see
+    `runtime.describe_distribution`).
 
     Args:
         config: The study's settings.

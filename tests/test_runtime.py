@@ -6,6 +6,7 @@ import random
 
 import keras
 import numpy as np
+import photo_factory
 import tensorflow as tf
 from conftest import output_of_python
 
@@ -139,11 +140,7 @@ print(runtime.describe_cpu_allocator())
 
 
 def _run_start_study(tmp_path, before: str = "nothing", **variables: str) -> str:
-    photos = tmp_path / "photos"
-    for label in ("cat", "dog"):
-        (photos / label).mkdir(parents=True)
-        for index in range(2):
-            keras.utils.save_img(photos / label / f"{index}.png", np.full((8, 8, 3), 40 * index, np.uint8))
+    photos = photo_factory.make_photo_folder(tmp_path / "photos", num_per_class=2, size=8)
     arguments = (str(photos), str(tmp_path / "out"), before)
     return output_of_python(_START_STUDY_THEN_ALLOCATE, *arguments, **variables)
 
