@@ -1,4 +1,4 @@
-"""What TensorFlow's CPU allocator costs: `malloc` (TensorFlow's default) against its BFC allocator.
+"""What TensorFlow's CPU allocator costs: its default one (`malloc` on most builds) against its BFC allocator.
 
 Since version 0.4.2, `study.start_study` and the command line set `TF_CPU_ALLOCATOR_USE_BFC=true`
 (`runtime.prefer_bfc_cpu_allocator`) unless it is already set. This measures, in float32 on this machine, batches
@@ -11,7 +11,7 @@ of 32 random photos, the three kinds of work the study spends its time on:
 - `scratch_step`: a training step of the scratch CNN as the `quick` preset trains it (224-px input resized to
   128 inside the model, augmentation, `models.compile_model`);
 
-each in a fresh process (the allocator is chosen once per process), `malloc` and `bfc` in turn (which one goes
+each in a fresh process (the allocator is chosen once per process), `default` and `bfc` in turn (which one goes
 first alternating from round to round), `--rounds` times, as photos/s (the best of 3 timings of `--steps` batches
 in each process), with each process's peak resident memory. Run:
 
@@ -31,7 +31,7 @@ import sys
 import time
 from pathlib import Path
 
-ALLOCATORS = {"malloc": "false", "bfc": "true"}
+ALLOCATORS = {"default": "false", "bfc": "true"}
 ROWS = ("mobilenet_forward", "finetune_step", "scratch_step")
 
 
@@ -116,8 +116,8 @@ def main() -> int:
         for allocator in ALLOCATORS:
             chosen = [run for run in runs if run["row"] == row and run["allocator"] == allocator]
             medians[allocator] = statistics.median(run["photos_per_second"] for run in chosen)
-        summary[row] = {**medians, "speedup": medians["bfc"] / medians["malloc"]}
-        print(f"{row:<18} malloc {medians['malloc']:7.1f}  bfc {medians['bfc']:7.1f} photos/s  "
+        summary[row] = {**medians, "speedup": medians["bfc"] / medians["default"]}
+        print(f"{row:<18} default {medians['default']:7.1f}  bfc {medians['bfc']:7.1f} photos/s  "
               f"x{summary[row]['speedup']:.2f}")  # fmt: skip
     if args.output:
         Path(args.output).parent.mkdir(parents=True, exist_ok=True)

@@ -23,61 +23,46 @@ _MIXED_PRECISION_MIN_CAPABILITY = (7, 0)
 _BFC_CPU_ALLOCATOR_VARIABLE = "TF_CPU_ALLOCATOR_USE_BFC"
 
 
-def prefer_bfc_cpu_allocator() -> None:
-    """Asks TensorFlow to keep CPU tensors in its pooling (BFC) allocator instead of `malloc`.
+def prefer_bfc_cpu_allocator() -> str | None:
+    """Asks TensorFlow to keep CPU tensors in its pooling (BFC) allocator instead of its default one.
 
-    By default TensorFlow allocates every CPU tensor with the C library's
-    `malloc`, which hands large blocks (a batch's activations) back to the
-    system when they are freed and gets them again, zero-filled page by page,
-    on the next step. TensorFlow's best-fit-with-coalescing allocator (the one
-    it uses on GPUs) keeps them instead. On the 2-core development machine this
-    made MobileNetV2's forward pass at 224 px 1.7x as fast (33 -> 56 photos/s,
-    batch 32), its fine-tuning step 1.5x (25 -> 37 photos/s) and the scratch
-    CNN's step 1.1x, and the quick study took 27 min 2 s instead of 35 min
-    56 s (that run shared the cores at first), with a lower peak memory
-    (`benchmarks/bench_allocator.py`, `benchmarks/results/models.md`). Memory
-    is taken as needed (up to TensorFlow's `TF_CPU_BFC_MEM_LIMIT_IN_MB`, 64 GiB
-    by default), not in advance.
+    It sets `TF_CPU_ALLOCATOR_USE_BFC=true` unless the variable is already set
+    (`false` keeps TensorFlow's default). TensorFlow reads it once, when its
+    runtime starts (the first operation or logical-device listing), so a choice
+    made later would not take effect: then the variable is left alone and a note
+    is returned. `benchmarks/results/models.md` has what the choice buys.
 
-    It sets the environment variable `TF_CPU_ALLOCATOR_USE_BFC=true`, unless it
-    is already set (set it to `false` to keep `malloc`). TensorFlow reads it
-    once, when it sets up its devices (at the first operation or device
-    listing), so call this before: `study.start_study` and the command line do.
-    `describe_environment()["cpu_allocator"]` says which allocator is in use.
+    Returns:
+        `None`, or a one-line note saying the request came too late.
     """
-    os.environ.setdefault(_BFC_CPU_ALLOCATOR_VARIABLE, "true")
-
-
-def describe_cpu_allocator_choice() -> str | None:
-    """Returns a one-line note if the BFC allocator was asked for too late to take effect, else `None`.
-
-    It runs a TensorFlow operation (see `describe_cpu_allocator`).
-    """
-    if os.environ.get(_BFC_CPU_ALLOCATOR_VARIABLE, "").lower() not in ("true", "1"):
-        return None  # The user chose `malloc`, or never asked.
-    if describe_cpu_allocator() == "bfc":
+    if _BFC_CPU_ALLOCATOR_VARIABLE in os.environ:
         return None
-    return (
-        "Note: TensorFlow was already running when the study asked for its BFC allocator, so CPU tensors use malloc "
-        "(MobileNetV2 is then about 1.7x slower on a CPU). Call study.start_study (or "
-        "runtime.prefer_bfc_cpu_allocator) before any TensorFlow operation, or set TF_CPU_ALLOCATOR_USE_BFC=true "
-        "before starting Python."
-    )
+    if _tensorflow_started():
+        return (
+            "Note: TensorFlow was already running when the study asked for its BFC allocator, so CPU tensors use "
+            "TensorFlow's default allocator (slower on a CPU). Call study.start_study (or "
+            "runtime.prefer_bfc_cpu_allocator) before any TensorFlow operation, or set TF_CPU_ALLOCATOR_USE_BFC=true "
+            "before starting Python."
+        )
+    os.environ[_BFC_CPU_ALLOCATOR_VARIABLE] = "true"
+    return None
+
+
+def _tensorflow_started() -> bool:
+    """Returns whether TensorFlow's eager runtime, which creates the CPU allocator, has started in this process."""
+    from tensorflow.python.eager import context
+
+    return bool(getattr(context.context(), "_initialized", True))
 
 
 def describe_cpu_allocator() -> str:
-    """Returns `"bfc"` if TensorFlow keeps CPU tensors in its BFC allocator, `"malloc"` otherwise.
+    """Returns `"bfc"` if TensorFlow was asked for its BFC allocator, `"default"` otherwise.
 
-    Only the BFC allocator keeps statistics, so their presence tells them apart.
-    It runs a TensorFlow operation, which fixes the allocator for the process:
-    see `prefer_bfc_cpu_allocator`.
+    This is what was asked through `TF_CPU_ALLOCATOR_USE_BFC`, which
+    `prefer_bfc_cpu_allocator` sets only while the request can still take
+    effect; TensorFlow's default allocator differs between builds and machines.
     """
-    tf.zeros(())  # Makes sure the CPU allocator exists.
-    try:
-        tf.config.experimental.get_memory_info("CPU:0")
-    except ValueError:  # "Allocator stats not available for device 'CPU:0'"
-        return "malloc"
-    return "bfc"
+    return "bfc" if os.environ.get(_BFC_CPU_ALLOCATOR_VARIABLE, "").lower() in ("true", "1") else "default"
 
 
 def set_seeds(seed: int) -> None:
@@ -172,7 +157,7 @@ def choose_distribution_strategy(devices: Sequence[str] | None = None) -> tf.dis
     if devices is None:
         if tf.distribute.has_strategy():
             return tf.distribute.get_strategy()
-        prefer_bfc_cpu_allocator()  # Listing the devices sets TensorFlow up, and with it its CPU allocator.
+        prefer_bfc_cpu_allocator()  # Listing the logical devices starts TensorFlow, and with it its CPU allocator.
         gpus = tf.config.list_logical_devices("GPU")
         if len(gpus) < 2:
             return tf.distribute.get_strategy()

@@ -171,8 +171,7 @@ def start_study(config: StudyConfig, strategy: tf.distribute.Strategy | None = N
         InputError: If an input is wrong (see `preflight.check_study_inputs`),
             or another run is writing into the output folder.
     """
-    runtime.prefer_bfc_cpu_allocator()  # Before the checks: they may run the first TensorFlow operation.
-    too_late = runtime.describe_cpu_allocator_choice()
+    too_late = runtime.prefer_bfc_cpu_allocator()  # Before the checks: they may run the first TensorFlow operation.
     if too_late is not None:
         print(too_late, flush=True)
     output_dir = check_study_inputs(config)

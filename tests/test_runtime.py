@@ -66,8 +66,8 @@ def test_describe_environment():
     assert environment["precision_policy"] == keras.mixed_precision.global_policy().name
     assert environment["colab"] is False
     # tests/conftest.py asks for the BFC allocator, as the study does, unless the developer chose otherwise.
-    chose_malloc = os.environ["TF_CPU_ALLOCATOR_USE_BFC"].lower() in ("false", "0")
-    assert environment["cpu_allocator"] == ("malloc" if chose_malloc else "bfc")
+    chose_default = os.environ["TF_CPU_ALLOCATOR_USE_BFC"].lower() in ("false", "0")
+    assert environment["cpu_allocator"] == ("default" if chose_default else "bfc")
     json.dumps(environment)  # It goes into results files.
 
 
@@ -100,6 +100,7 @@ print(json.dumps({
     "numpy_unchanged": bool((np.random.get_state()[1] == numpy_before).all()),
     "python_unchanged": random.getstate() == python_before,
     "allocator_variable": os.environ.get("TF_CPU_ALLOCATOR_USE_BFC"),
+    "tensorflow_started": catsdogs_helpers.runtime._tensorflow_started(),
 }))
 """
 
@@ -107,6 +108,7 @@ print(json.dumps({
 def test_importing_the_package_changes_no_global_state():
     report = json.loads(output_of_python(_IMPORT_EVERYTHING).splitlines()[-1])
     assert report["allocator_variable"] is None, "importing catsdogs_helpers chose TensorFlow's CPU allocator"
+    assert not report["tensorflow_started"], "importing catsdogs_helpers ran a TensorFlow operation"
     assert {"catsdogs_helpers.config", "catsdogs_helpers.runtime", "catsdogs_helpers.data"} <= set(report["modules"])
     assert report["policy_before"] == report["policy"] == "float32"
     assert report["floatx"] == ["float32", "float32"]
@@ -114,57 +116,37 @@ def test_importing_the_package_changes_no_global_state():
     assert report["python_unchanged"], "importing catsdogs_helpers reseeded or drew from Python's `random`"
 
 
-# As the notebook does: every module imported (none may run a TensorFlow operation), then `start_study`, after
-# what argv[3] names: nothing; the caller's strategy chosen first; a TensorFlow operation run first (too late). The
-# input checks are made to run a TensorFlow operation first thing, as checking a weights file does.
-_START_STUDY_THEN_ALLOCATE = """
-import importlib, pkgutil, sys
-import catsdogs_helpers
-for module in pkgutil.iter_modules(catsdogs_helpers.__path__, "catsdogs_helpers."):
-    if module.name != "catsdogs_helpers.__main__":
-        importlib.import_module(module.name)
-import tensorflow as tf
-from catsdogs_helpers import runtime, study
-from catsdogs_helpers.config import get_config
-
-checks = study.check_study_inputs
-study.check_study_inputs = lambda config: (tf.zeros(()), checks(config))[1]
-strategy = None
-if sys.argv[3] == "strategy first":
-    strategy = runtime.choose_distribution_strategy()
-elif sys.argv[3] == "tensorflow first":
-    tf.zeros(())
-study.start_study(get_config("smoke", data=sys.argv[1], output_dir=sys.argv[2]), strategy)
-print(runtime.describe_cpu_allocator())
-"""
+def test_the_bfc_allocator_is_asked_for_before_tensorflow_starts(monkeypatch):
+    monkeypatch.delenv("TF_CPU_ALLOCATOR_USE_BFC")
+    monkeypatch.setattr(runtime, "_tensorflow_started", lambda: False)
+    assert runtime.prefer_bfc_cpu_allocator() is None
+    assert os.environ["TF_CPU_ALLOCATOR_USE_BFC"] == "true"
+    assert runtime.describe_cpu_allocator() == "bfc"
 
 
-def _run_start_study(tmp_path, before: str = "nothing", **variables: str) -> str:
+def test_a_users_choice_of_cpu_allocator_is_kept(monkeypatch):
+    monkeypatch.setenv("TF_CPU_ALLOCATOR_USE_BFC", "false")
+    monkeypatch.setattr(runtime, "_tensorflow_started", lambda: False)
+    assert runtime.prefer_bfc_cpu_allocator() is None
+    assert os.environ["TF_CPU_ALLOCATOR_USE_BFC"] == "false"
+    assert runtime.describe_cpu_allocator() == "default"
+
+
+def test_an_allocator_asked_for_after_tensorflow_started_is_reported_as_too_late(monkeypatch):
+    tf.zeros(())  # TensorFlow has started in this process.
+    monkeypatch.delenv("TF_CPU_ALLOCATOR_USE_BFC")
+    note = runtime.prefer_bfc_cpu_allocator()
+    assert note.startswith("Note: TensorFlow was already running when the study asked for its BFC allocator")
+    assert "TF_CPU_ALLOCATOR_USE_BFC" not in os.environ, "a request that cannot take effect must not be reported"
+    assert runtime.describe_cpu_allocator() == "default"
+
+
+def test_start_study_says_when_the_allocator_came_too_late(monkeypatch, tmp_path, capsys):
+    from catsdogs_helpers import study
+    from catsdogs_helpers.config import get_config
+
+    monkeypatch.delenv("TF_CPU_ALLOCATOR_USE_BFC")
     photos = photo_factory.make_photo_folder(tmp_path / "photos", num_per_class=2, size=8)
-    arguments = (str(photos), str(tmp_path / "out"), before)
-    return output_of_python(_START_STUDY_THEN_ALLOCATE, *arguments, **variables)
-
-
-def test_a_study_keeps_cpu_tensors_in_the_bfc_allocator(tmp_path):
-    output = _run_start_study(tmp_path)
-    assert output.splitlines()[-1] == "bfc" and "Note:" not in output
-
-
-def test_a_strategy_chosen_before_the_study_keeps_the_bfc_allocator(tmp_path):
-    assert _run_start_study(tmp_path, "strategy first").splitlines()[-1] == "bfc"
-
-
-def test_a_study_started_after_tensorflow_ran_says_the_allocator_came_too_late(tmp_path):
-    output = _run_start_study(tmp_path, "tensorflow first")
-    assert output.splitlines()[-1] == "malloc"
-    assert "Note: TensorFlow was already running when the study asked for its BFC allocator" in output
-
-
-def test_a_users_choice_of_cpu_allocator_is_kept(tmp_path):
-    output = _run_start_study(tmp_path, TF_CPU_ALLOCATOR_USE_BFC="false")
-    assert output.splitlines()[-1] == "malloc" and "Note:" not in output
-
-
-def test_the_allocator_is_reported_as_malloc_without_the_choice():
-    script = "from catsdogs_helpers import runtime; print(runtime.describe_cpu_allocator())"
-    assert output_of_python(script).splitlines()[-1] == "malloc"
+    study.start_study(get_config("smoke", data=str(photos), output_dir=str(tmp_path / "out")))
+    assert "Note: TensorFlow was already running" in capsys.readouterr().out
+    study.unlock_output_dir(tmp_path / "out")
