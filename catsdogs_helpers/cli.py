@@ -2,8 +2,11 @@
 
 `run` calls `study.run_study` in this process: the same stages, in the same
 order, as the notebook; `sweep` calls `sweep.run_sweep`. Exit status: 0 done; 1 some photos given to `predict`
-could not be read; 2 bad input (one line saying what and how to fix it);
-130 interrupted (Ctrl-C; the same command resumes). Anything else is a bug and
+could not be read; 2 bad input (one line saying what and how to fix it), a full,
+over-quota or read-only disk included (the same command finishes the work once
+there is space); 130 interrupted (Ctrl-C; the same command resumes); 141 the
+output was a pipe that closed early (`catsdogs predict ... | head -1`: quietly,
+as the shell reports a program ended by SIGPIPE). Anything else is a bug and
 keeps its traceback.
 """
 
@@ -13,6 +16,7 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
 import time
 import traceback
@@ -20,11 +24,12 @@ from pathlib import Path
 
 from catsdogs_helpers import __version__
 from catsdogs_helpers.config import PRESET_DESCRIPTIONS, PRESET_NAMES
-from catsdogs_helpers.errors import InputError
+from catsdogs_helpers.errors import InputError, as_disk_full_error
 
 EXIT_RUN_FAILED = 1
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE
 ISSUES_HINT = "This is a bug: please report it with the traceback above and the command you ran."
 
 
@@ -394,17 +399,51 @@ def main(argv: list[str] | None = None) -> int:
     from catsdogs_helpers.errors import StudyInterrupted
 
     try:
-        return _COMMANDS[args.command](args)
+        code = _COMMANDS[args.command](args)
+        sys.stdout.flush()  # A closed pipe or a full output fails here, not in Python's flush at exit.
+        return code
+    except BrokenPipeError:  # The reader went away (`| head`): end quietly (Python's docs, "Note on SIGPIPE").
+        _discard_standard_output()
+        return EXIT_BROKEN_PIPE
     except InputError as error:
-        print(f"error: {' '.join(str(error).split())}", file=sys.stderr)
-        return EXIT_USER_ERROR
+        return _report_failure(error)
     except StudyInterrupted as interrupted:
         print(f"\n{interrupted}", file=sys.stderr)
         return EXIT_INTERRUPTED
     except KeyboardInterrupt:
         print("\nInterrupted.", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except Exception:
-        traceback.print_exc()
-        print(f"\n{ISSUES_HINT}", file=sys.stderr)
-        return EXIT_RUN_FAILED
+    except Exception as error:
+        return _report_failure(error)
+
+
+def _report_failure(error: Exception) -> int:
+    """Prints bad input, a full disk or a failed write in one line (exit 2, or 1 for a write that failed otherwise);
+    anything else with its traceback (exit 1)."""
+    stdout_failed = isinstance(error, OSError) and not getattr(error, "filename", None) and not _flushes(sys.stdout)
+    disk_full = as_disk_full_error(error, "the standard output" if stdout_failed else None)
+    if stdout_failed:
+        _discard_standard_output()
+        print(f"error: {disk_full or f'Cannot write the standard output: {error}'}", file=sys.stderr)
+        return EXIT_USER_ERROR if disk_full else EXIT_RUN_FAILED
+    if isinstance(error, InputError) or disk_full is not None:
+        print(f"error: {' '.join(str(disk_full or error).split())}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    traceback.print_exc()
+    print(f"\n{ISSUES_HINT}", file=sys.stderr)
+    return EXIT_RUN_FAILED
+
+
+def _flushes(stream) -> bool:
+    try:
+        stream.flush()
+    except OSError:
+        return False
+    return True
+
+
+def _discard_standard_output() -> None:
+    """Points standard output at the null device, so that Python's flush at exit fails no more."""
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, sys.stdout.fileno())
+    os.close(null)

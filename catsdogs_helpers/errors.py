@@ -8,6 +8,9 @@ Both subclass the built-in exceptions that code catching errors expects, so
 
 from __future__ import annotations
 
+import errno
+import os
+
 
 class InputError(ValueError):
     """Bad input from the user: a setting, a data folder, a weights or model file.
@@ -33,6 +36,51 @@ class DataUnavailableError(InputError, RuntimeError):
     An `InputError`, because the fix is another input (a folder of photos), and a `RuntimeError`, because
     nothing the user typed was wrong.
     """
+
+
+class DiskFullError(InputError, OSError):
+    """A file could not be written: its disk is full, over quota or read-only.
+
+    A user's error (the fix is space, or another folder), raised by `as_disk_full_error`. Whatever was being
+    written is left out whole (see `output_lock.written_atomically`), so the same command, run again once
+    there is space, finishes the work.
+    """
+
+
+# errno codes, and the texts TensorFlow's and HDF5's errors carry instead of an errno.
+_DISK_ERRORS = {code: os.strerror(code) for code in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC), errno.EROFS)}
+
+
+def as_disk_full_error(error: BaseException, path: str | os.PathLike | None = None) -> DiskFullError | None:
+    """Returns a one-line `DiskFullError` for an error that says the disk is full, or `None` for any other error.
+
+    Recognizes `OSError`s by their errno (ENOSPC, EDQUOT, EROFS), and TensorFlow's and h5py's
+    errors, which carry the system's message ("No space left on device") in their text.
+
+    Args:
+        error: The error raised while writing.
+        path: The file or folder being written, or `None` for the one the error names (if any).
+
+    Example:
+
+    >>> print(as_disk_full_error(OSError(28, "No space left on device"), "out/result.json"))
+    Cannot write out/result.json: No space left on device (ENOSPC). Free some space (or write elsewhere) and run \
+the same command again: the work already saved is kept.
+    """
+    if isinstance(error, DiskFullError):
+        return error
+    code = getattr(error, "errno", None)
+    text = str(error)
+    found = code if code in _DISK_ERRORS else next((c for c, m in _DISK_ERRORS.items() if m in text), None)
+    if found is None:
+        return None
+    where = path if path is not None else getattr(error, "filename", None)
+    target = f"Cannot write {where}" if where else "Cannot write a file"
+    fix = "Write elsewhere" if found == errno.EROFS else "Free some space (or write elsewhere)"
+    return DiskFullError(
+        f"{target}: {_DISK_ERRORS[found]} ({errno.errorcode[found]}). {fix} and run the same command again: the "
+        "work already saved is kept."
+    )
 
 
 class StudyInterrupted(KeyboardInterrupt):

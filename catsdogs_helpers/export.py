@@ -32,6 +32,7 @@ import numpy as np
 from catsdogs_helpers.contract import Contract, read_contract
 from catsdogs_helpers.errors import InputError, MissingInputError
 from catsdogs_helpers.models import AUGMENTATION_NAME
+from catsdogs_helpers.output_lock import write_text_atomically, written_atomically
 
 FORMATS = ("litert", "saved_model", "onnx")
 # The Keras `model.export` format of each, and what the artifact's path must end with.
@@ -208,21 +209,15 @@ def export_model(
     if path.exists():
         raise InputError(f"{path} already exists: pass another --output, or remove it first. Received: output={output}")
     path.parent.mkdir(parents=True, exist_ok=True)
-    with warnings.catch_warnings():  # Keras's tf2onnx shim asks NumPy about `np.object`, which warns.
-        warnings.filterwarnings("ignore", message=".*np.object", category=FutureWarning)
-        try:
-            build_export_model(model).export(str(path), format=_KERAS_FORMATS[format], verbose=False)
-        except ValueError as error:
-            if "Unrecognized format" not in str(error):
-                raise
-            raise InputError(
-                f"This Keras ({keras.__version__}) cannot export to {format}: upgrade it (pip install -U keras; "
-                f"3.15 exports every format). Received: format={format!r}"
-            ) from None
-    contract_path = contract_path_of(path, format)
-    contract_path.parent.mkdir(parents=True, exist_ok=True)
     saved = {"class_names": list(class_names), "image_size": contract.image_size, "output_kind": contract.output_kind}
-    contract_path.write_text(json.dumps({**saved, "format": format}, indent=1) + "\n")
+    contract_path = contract_path_of(path, format)
+    # The artifact is written under a temporary name with its contract, then renamed: a kill or a full disk
+    # leaves no artifact without its contract, and no truncated one.
+    with written_atomically(path) as temporary:
+        _export_artifact(build_export_model(model), temporary, format)
+        written_contract = contract_path_of(temporary, format) if format == "saved_model" else contract_path
+        written_contract.parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomically(written_contract, json.dumps({**saved, "format": format}, indent=1) + "\n")
     images = np.asarray(check_images, np.float32)
     expected = np.asarray(model.predict(images, verbose=0), np.float32).reshape(-1)
     exported = load_exported_model(path)
@@ -233,6 +228,21 @@ def export_model(
             f"(more than {FLOAT32_TOLERANCE}); it is left at {path} for inspection. Received: format={format!r}"
         )
     return ExportResult(path, format, contract_path, difference, len(images))
+
+
+def _export_artifact(model: keras.Model, path: Path, format: str) -> None:
+    """Writes the artifact with Keras's `model.export`."""
+    with warnings.catch_warnings():  # Keras's tf2onnx shim asks NumPy about `np.object`, which warns.
+        warnings.filterwarnings("ignore", message=".*np.object", category=FutureWarning)
+        try:
+            model.export(str(path), format=_KERAS_FORMATS[format], verbose=False)
+        except ValueError as error:
+            if "Unrecognized format" not in str(error):
+                raise
+            raise InputError(
+                f"This Keras ({keras.__version__}) cannot export to {format}: upgrade it (pip install -U keras; "
+                f"3.15 exports every format). Received: format={format!r}"
+            ) from None
 
 
 class ExportedModel:

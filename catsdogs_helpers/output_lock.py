@@ -1,23 +1,35 @@
-"""One run at a time per output folder: a lock that a dead process does not hold.
+"""Writing safely: one run at a time per output folder, and every file written whole or not at all.
 
-Two runs writing into the same folder would overwrite each other's checkpoints
+The lock: two runs writing into the same folder would overwrite each other's checkpoints
 and resume each other's stages. The lock is an OS file lock (`filelock`,
 `fcntl.flock` on Linux and macOS): the operating system releases it when the
 process that holds it ends, however it ends, so a killed run never leaves a
 folder locked. The lock file, `.catsdogs.lock`, stays in the folder (removing
 it would race with a run taking it); it holds nothing.
+
+The writes: every file the package writes (results, stage results, checkpoints,
+models, figures, reports, exported artifacts) goes through `written_atomically`:
+written under a temporary name beside it, then renamed over it. A kill or a full
+disk mid-write leaves the previous file (or none), never a truncated one that a
+rerun would trust; a full disk becomes a one-line `DiskFullError`.
 """
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import os
+import shutil
+import traceback
+from collections.abc import Iterator
 from pathlib import Path
 
 import filelock
 
-from catsdogs_helpers.errors import InputError
+from catsdogs_helpers.errors import InputError, as_disk_full_error
 
 LOCK_FILE = ".catsdogs.lock"
+PARTIAL_PREFIX = ".partial-"
 _held: dict[str, filelock.BaseFileLock] = {}
 
 
@@ -57,3 +69,67 @@ def unlock_output_dir(output_dir: str | os.PathLike) -> None:
     lock = _held.pop(str(Path(output_dir).resolve() / LOCK_FILE), None)
     if lock is not None:
         lock.release()
+
+
+@contextlib.contextmanager
+def written_atomically(path: str | os.PathLike) -> Iterator[Path]:
+    """Yields a temporary path beside `path` to write a file or a new folder to; renames it to `path` on success.
+
+    The temporary name, `.partial-NAME`, ends as `path` does, so libraries that choose a format by the suffix
+    (`.keras`, `.weights.h5`, `.png`, `.tflite`) accept it. A leftover of a killed run is removed first. If the
+    block writes nothing, `path` is left as it was. A folder is renamed onto `path` only where `path` does not
+    exist (an existing non-empty folder cannot be replaced in one rename).
+
+    Raises:
+        DiskFullError: If the disk is full, over quota or read-only (an `InputError`); `path` is left as it was.
+
+    Example:
+
+    >>> with written_atomically(folder / "result.json") as temporary:  # doctest: +SKIP
+    ...     temporary.write_text(text)
+    """
+    path = Path(path)
+    temporary = path.with_name(f"{PARTIAL_PREFIX}{path.name}")
+    _remove(temporary)
+    try:
+        yield temporary
+        if temporary.exists():
+            os.replace(temporary, path)
+    except BaseException as error:
+        disk_full = as_disk_full_error(error, path) if isinstance(error, Exception) else None
+        if disk_full is not None:
+            _release_space(temporary, error)
+        _remove(temporary)
+        if disk_full is not None and disk_full is not error:
+            raise disk_full from error
+        raise
+
+
+def write_text_atomically(path: str | os.PathLike, text: str) -> Path:
+    """Writes a text file whole or not at all (see `written_atomically`); returns its path."""
+    with written_atomically(path) as temporary:
+        temporary.write_text(text)
+    return Path(path)
+
+
+def _release_space(temporary: Path, error: BaseException) -> None:
+    """Empties what a write cut short by a full disk wrote, then frees the writer's objects the error still holds.
+
+    h5py closes a file when its object is freed, and closing writes: on a disk still full it fails, prints a
+    traceback, and can crash the interpreter at exit. With the space released first, it closes cleanly.
+    """
+    files = [temporary] if temporary.is_file() else [item for item in temporary.rglob("*") if item.is_file()]
+    for file in files:
+        with contextlib.suppress(OSError):
+            os.truncate(file, 0)
+    while error is not None:
+        traceback.clear_frames(error.__traceback__)  # Frames still running are left as they are.
+        error = error.__cause__ or error.__context__
+    gc.collect()
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)

@@ -21,6 +21,7 @@ from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, NullLoca
 from matplotlib.transforms import blended_transform_factory
 
 from catsdogs_helpers.metrics import compute_auc, compute_roc_curve, predict_classes, sigmoid
+from catsdogs_helpers.output_lock import written_atomically
 
 MODEL_COLORS = {"scratch": "tab:orange", "transfer": "tab:blue", "finetuned": "tab:green"}
 _SPARE_COLORS = ("tab:purple", "tab:red", "tab:brown", "tab:pink", "tab:olive", "tab:cyan", "tab:gray")
@@ -407,12 +408,13 @@ def plot_sweep(summary: Sequence[Mapping[str, object]], points: Sequence[Mapping
 
 
 def save_figure(figure: Figure, path: str | os.PathLike) -> Path:
-    """Saves a figure as a PNG (120 dpi, tight bounding box), creating parent folders.
+    """Saves a figure as a PNG (120 dpi, tight bounding box), whole or not at all, creating parent folders.
 
     Returns:
         The path written.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=120, bbox_inches="tight")
+    with written_atomically(path) as temporary:
+        figure.savefig(temporary, dpi=120, bbox_inches="tight")
     return path

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
+from catsdogs_helpers.output_lock import write_text_atomically
 from catsdogs_helpers.plots import save_figure
 from catsdogs_helpers.results import describe_comparisons, format_results_table, load_results, save_results
 from catsdogs_helpers.sweep import SWEEP_FILE, describe_sweep
@@ -69,6 +70,4 @@ def write_report(output_dir: str | os.PathLike, results: dict, figures: Mapping[
     lines += ["## Environment", "", f"{versions}; seed {config['seed']}.", ""]
     if results.get("command"):
         lines += ["## Reproduce", "", "```", results["command"], "```", ""]
-    path = output / REPORT_FILE
-    path.write_text("\n".join(lines))
-    return path
+    return write_text_atomically(output / REPORT_FILE, "\n".join(lines))

@@ -16,6 +16,7 @@ import numpy as np
 
 from catsdogs_helpers.evaluation import ModelEvaluation
 from catsdogs_helpers.metrics import TEST_METRICS
+from catsdogs_helpers.output_lock import write_text_atomically
 from catsdogs_helpers.significance import compare_models, describe_comparison
 
 
@@ -152,15 +153,14 @@ def replace_nan(value: object) -> object:
 
 
 def save_results(results: dict, path: str | os.PathLike) -> Path:
-    """Writes results as JSON (NaN and infinities as `null`), creating parent folders.
+    """Writes results as JSON (NaN and infinities as `null`), whole or not at all, creating parent folders.
 
     Returns:
         The path written.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(replace_nan(results), indent=2, allow_nan=False) + "\n")
-    return path
+    return write_text_atomically(path, json.dumps(replace_nan(results), indent=2, allow_nan=False) + "\n")
 
 
 def load_results(path: str | os.PathLike) -> dict:

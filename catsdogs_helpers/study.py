@@ -42,7 +42,7 @@ from catsdogs_helpers.config import StudyConfig, format_command
 from catsdogs_helpers.digests import hash_file, hash_json
 from catsdogs_helpers.errors import StudyInterrupted
 from catsdogs_helpers.grad_cam import compute_grad_cam
-from catsdogs_helpers.output_lock import lock_output_dir, unlock_output_dir
+from catsdogs_helpers.output_lock import lock_output_dir, unlock_output_dir, written_atomically
 from catsdogs_helpers.preflight import check_study_inputs
 
 MODEL_NAMES = ("scratch", "transfer", "finetuned")
@@ -377,7 +377,8 @@ def fine_tune_model(
 
 def _save(trained: TrainedModel, splits: data.ImageSplits) -> TrainedModel:
     """Saves the model with its contract (class names; see `contract.py`), without optimizer state."""
-    contract.attach_contract(trained.model, splits.class_names).save(trained.path)
+    with written_atomically(trained.path) as temporary:
+        contract.attach_contract(trained.model, splits.class_names).save(temporary)
     return trained
 
 

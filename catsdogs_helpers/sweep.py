@@ -40,7 +40,7 @@ from catsdogs_helpers.config import StudyConfig
 from catsdogs_helpers.data import ImageSplits
 from catsdogs_helpers.digests import hash_file, hash_json
 from catsdogs_helpers.errors import InputError, StudyInterrupted
-from catsdogs_helpers.output_lock import unlock_output_dir
+from catsdogs_helpers.output_lock import unlock_output_dir, write_text_atomically
 from catsdogs_helpers.plots import plot_sweep, save_figure
 from catsdogs_helpers.results import save_results
 from catsdogs_helpers.significance import compute_accuracy_interval
@@ -329,15 +329,13 @@ def sweep_training_sizes(
             key = {"size": len(indices), "seed": seed, "indices": hash_json(indices.tolist())}
             path = points_dir / f"{key['size']}-seed{seed}.json"
             identity = json.loads(json.dumps({**manifest, **key}))
-            saved = json.loads(path.read_text()) if path.exists() else {}
+            saved = _read_point(path)
             if saved.get("manifest") == identity:
                 print(f"[sweep] {key['size']} photos, seed {seed}: reusing the finished point in {path}", flush=True)
                 points += saved["points"]
                 continue
             found = _train_point(config, plan, splits, cached, indices, key, verbose)
-            partial = path.with_name(f"{path.name}.partial")
-            partial.write_text(json.dumps({"manifest": identity, "points": found}, indent=1))
-            partial.replace(path)
+            write_text_atomically(path, json.dumps({"manifest": identity, "points": found}, indent=1))
             points += found
     return {
         "points": points,
@@ -347,6 +345,21 @@ def sweep_training_sizes(
         "class_names": list(splits.class_names),
         "seconds": time.perf_counter() - start,
     }
+
+
+def _read_point(path: Path) -> dict[str, object]:
+    """Reads a finished point's file; `{}` (train it again, saying so) if there is none or it cannot be read."""
+    if not path.exists():
+        return {}
+    try:
+        saved = json.loads(path.read_text())
+        if isinstance(saved, dict) and isinstance(saved.get("points"), list):
+            return saved
+    except (OSError, ValueError):
+        pass
+    print(f"[sweep] {path} cannot be read (a write cut short by a kill or a full disk): training this point again.",
+          flush=True)  # fmt: skip
+    return {}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -507,9 +520,7 @@ def write_sweep(output_dir: str | os.PathLike, sweep: dict[str, object], figure:
     output = Path(output_dir)
     save_results({**sweep, "summary": summarize_sweep(sweep)}, output / SWEEP_FILE)
     save_figure(figure, output / f"{SWEEP_FIGURE}.png")
-    path = output / "sweep.md"
-    path.write_text("\n".join(describe_sweep(sweep)) + "\n")
-    return path
+    return write_text_atomically(output / "sweep.md", "\n".join(describe_sweep(sweep)) + "\n")
 
 
 def describe_sweep(sweep: dict[str, object]) -> list[str]:

@@ -16,22 +16,30 @@ manifest matches. Otherwise the stage says what changed and starts afresh.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import json
 import math
+import os
+import shutil
 import time
 import warnings
 from pathlib import Path
 
+import h5py
 import keras
 import numpy as np
 import tensorflow as tf
+
+from catsdogs_helpers.output_lock import PARTIAL_PREFIX, write_text_atomically, written_atomically
 
 _RESULT_FILE = "result.json"
 _MANIFEST_FILE = "manifest.json"
 _BEST_WEIGHTS_FILE = "best.weights.h5"
 _LOG_FILE = "history.csv"
+_BACKUP_DIR = "backup"
+_PREVIOUS_BACKUP_DIR = "backup.previous"
 
 
 @dataclasses.dataclass
@@ -119,17 +127,79 @@ class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
             self.best, self.wait = self._resumed_best, self._resumed_wait
 
 
+class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
+    """Keras' `ModelCheckpoint` (weights only), written under a temporary name and renamed over the last.
+
+    Keras rewrites the file in place: a kill or a full disk mid-write would leave a
+    truncated checkpoint that no rerun can load. Here the previous best stays whole.
+    """
+
+    def __init__(self, filepath: str, **kwargs: object) -> None:
+        super().__init__(filepath, **kwargs)
+        self._final_path = self.filepath
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        with written_atomically(self._final_path) as temporary:
+            self.filepath = str(temporary)
+            try:
+                super().on_epoch_end(epoch, logs)
+            finally:
+                self.filepath = self._final_path
+
+
+class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
+    """Keras' `BackupAndRestore`, whose backup (weights and epoch) is replaced whole after every epoch.
+
+    Keras rewrites `latest.weights.h5` and `training_metadata.json` in place, one after the other: a kill
+    between or during them leaves a backup that cannot be loaded, or weights one epoch ahead of the epoch
+    recorded. Its `double_checkpoint` falls back to a copy only when the weights cannot be read (not on a
+    cut epoch file, nor on a mismatched pair). Here the new backup is written into a new folder; the last one
+    moves aside to `backup.previous` while it is renamed into place, and is then removed; `_recover_backup`
+    brings it back if a kill came between. Overrides `_save_model`, the method Keras 3.9 to 3.15 call after
+    each epoch.
+    """
+
+    def _save_model(self) -> None:
+        backup = Path(self.backup_dir)
+        previous = backup.with_name(_PREVIOUS_BACKUP_DIR)
+        shutil.rmtree(previous, ignore_errors=True)
+        if backup.exists():
+            os.replace(backup, previous)
+        with written_atomically(backup) as folder:
+            folder.mkdir(parents=True)
+            self.model.save_weights(str(folder / "latest.weights.h5"))
+            metadata = {"epoch": self._current_epoch, "batch": self._last_batch_seen}
+            (folder / "training_metadata.json").write_text(json.dumps(metadata))
+        shutil.rmtree(previous, ignore_errors=True)
+
+
 def read_history(path: str | Path) -> dict[str, list[float]]:
     """Reads a `CSVLogger` file into `{"epoch": [...], "loss": [...], ...}`."""
     history: dict[str, list[float]] = {}
     path = Path(path)
     if not path.exists():
         return history
-    with path.open(newline="") as file:
-        for row in csv.DictReader(file):
-            for key, value in row.items():
-                history.setdefault(key, []).append(int(value) if key == "epoch" else float(value))
+    for row in _complete_rows(path)[1]:
+        for key, value in row.items():
+            history.setdefault(key, []).append(int(value) if key == "epoch" else float(value))
     return history
+
+
+def _complete_rows(path: Path) -> tuple[list[str], list[dict[str, str]]]:
+    """Returns a `CSVLogger` file's columns and its complete rows (a row cut by a kill or a full disk is left out)."""
+    with path.open(newline="") as file:
+        reader = csv.DictReader(file)
+        rows = list(reader)
+        fields = list(reader.fieldnames or [])
+
+    def complete(row: dict[str, str | None]) -> bool:
+        try:
+            [float(row[key]) for key in fields]  # A value missing (None) or cut short ("0.6e") raises.
+        except (TypeError, ValueError):
+            return False
+        return None not in row  # No extra values (two rows run together).
+
+    return fields, [row for row in rows if complete(row)]
 
 
 def merge_histories(*histories: dict[str, list[float]]) -> dict[str, list[float]]:
@@ -154,13 +224,11 @@ def _keep_history_before(path: Path, epoch: int) -> None:
     """
     if not path.exists():
         return
-    with path.open(newline="") as file:
-        reader = csv.DictReader(file)
-        fields, rows = reader.fieldnames, [row for row in reader if int(row["epoch"]) < epoch]
-    with path.open("w", newline="") as file:
-        writer = csv.DictWriter(file, fieldnames=fields or [])
+    fields, rows = _complete_rows(path)
+    with written_atomically(path) as temporary, temporary.open("w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=fields)
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows(row for row in rows if int(float(row["epoch"])) < epoch)
 
 
 def _backed_up_epochs(backup_dir: Path) -> int | None:
@@ -169,6 +237,42 @@ def _backed_up_epochs(backup_dir: Path) -> int | None:
         return int(json.loads((backup_dir / "training_metadata.json").read_text())["epoch"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
+
+
+def _recover_backup(backup_dir: Path) -> None:
+    """Brings the last backup back if a kill came while the next one replaced it (see `AtomicBackupAndRestore`)."""
+    previous = backup_dir.with_name(_PREVIOUS_BACKUP_DIR)
+    if previous.is_dir() and not backup_dir.exists():
+        os.replace(previous, backup_dir)
+
+
+def _readable_weights(path: Path) -> bool:
+    """Whether an HDF5 weights file reads through to its last value (one cut short by a kill or full disk does not)."""
+
+    def read(name: str, item: object) -> None:
+        if isinstance(item, h5py.Dataset):
+            item[()]
+
+    try:
+        with h5py.File(path, "r") as file:
+            file.visititems(read)
+    except (OSError, RuntimeError, ValueError, KeyError):
+        return False
+    return True
+
+
+def _unreadable_file(paths: list[Path]) -> Path | None:
+    """Returns the first of some files that is missing or cannot be read through (JSON or HDF5), or `None`."""
+    for path in paths:
+        if path.suffix == ".h5":
+            if not _readable_weights(path):
+                return path
+            continue
+        try:
+            json.loads(path.read_text())
+        except (OSError, ValueError):
+            return path
+    return None
 
 
 def _best_epoch(history: dict[str, list[float]], monitor: str) -> tuple[int, float]:
@@ -192,13 +296,15 @@ def build_stage_callbacks(
     1. `EpochTimer` adds each epoch's seconds and training images/s to the logs;
     2. `CSVLogger` appends each epoch's logs to `history.csv` (the stage's history,
        across interruptions);
-    3. `ModelCheckpoint` keeps the weights of the best epoch by `monitor`
+    3. `AtomicModelCheckpoint` keeps the weights of the best epoch by `monitor`
        (validation loss by default), starting from the best value of an
        interrupted earlier run;
     4. `ResumableEarlyStopping` ends the stage after `patience` epochs without
        improvement, counting those of an interrupted earlier run;
-    5. `BackupAndRestore` saves the model and optimizer after every epoch, so that
-       rerunning an interrupted stage continues from its last finished epoch.
+    5. `AtomicBackupAndRestore` saves the model and optimizer after every epoch, so
+       that rerunning an interrupted stage continues from its last finished epoch.
+
+    Both write whole files or none (a kill or a full disk mid-write leaves the last ones).
 
     Args:
         stage_dir: The stage's folder.
@@ -216,7 +322,7 @@ def build_stage_callbacks(
     return [
         EpochTimer(num_train_images),
         keras.callbacks.CSVLogger(str(stage_dir / _LOG_FILE), append=True),
-        keras.callbacks.ModelCheckpoint(
+        AtomicModelCheckpoint(
             str(stage_dir / _BEST_WEIGHTS_FILE),
             monitor=monitor,
             save_best_only=True,
@@ -224,7 +330,7 @@ def build_stage_callbacks(
             initial_value_threshold=best_so_far if math.isfinite(best_so_far) else None,
         ),
         ResumableEarlyStopping(best_so_far, epochs_since_best, monitor=monitor, patience=patience),
-        keras.callbacks.BackupAndRestore(str(stage_dir / "backup")),
+        AtomicBackupAndRestore(str(stage_dir / _BACKUP_DIR)),
     ]
 
 
@@ -281,19 +387,26 @@ def train_stage(
     result_path = stage_dir / _RESULT_FILE
     best_path = stage_dir / _BEST_WEIGHTS_FILE
     log_path = stage_dir / _LOG_FILE
-    backup_dir = stage_dir / "backup"
+    backup_dir = stage_dir / _BACKUP_DIR
     manifest = _normalize(manifest)
 
     earlier = _read_manifest(stage_dir)
     same_run = earlier == manifest
+    _recover_backup(backup_dir)
     resuming = same_run and backup_dir.exists() and log_path.exists()
+    backup = [backup_dir / "training_metadata.json", backup_dir / "latest.weights.h5"]
+    unreadable = _unreadable_file(backup + [best_path] * best_path.exists()) if resuming else None
+    if unreadable is not None:
+        resuming = False
+        print(f"[{name}] {unreadable} cannot be read (a write cut short by a kill or a full disk): training this "
+              "stage from the start.")  # fmt: skip
     if earlier is not None and not same_run and verbose:
         print(f"[{name}] an earlier run in {stage_dir} had other settings ({describe_changes(earlier, manifest)}): "
               "training this stage from the start.")  # fmt: skip
     if not resuming:
         _remove_stage_files(stage_dir)
     stage_dir.mkdir(parents=True, exist_ok=True)
-    (stage_dir / _MANIFEST_FILE).write_text(json.dumps(manifest, indent=1))
+    write_text_atomically(stage_dir / _MANIFEST_FILE, json.dumps(manifest, indent=1))
     if resuming:
         backed_up = _backed_up_epochs(backup_dir)
         _keep_history_before(log_path, initial_epoch if backed_up is None else backed_up)
@@ -328,16 +441,21 @@ def train_stage(
     best_epoch, _ = _best_epoch(history, monitor)
     num_epochs = len(history.get("epoch", []))
     result = StageResult(name, history, seconds, num_train_images * num_epochs / max(seconds, 1e-9), best_epoch)
-    result_path.write_text(json.dumps({"result": result.to_dict()}, indent=1))
+    write_text_atomically(result_path, json.dumps({"result": result.to_dict()}, indent=1))
     return result
 
 
 def _remove_stage_files(stage_dir: Path) -> None:
     """Removes what an earlier, different run of a stage wrote; only files this module names."""
     names = [_RESULT_FILE, _BEST_WEIGHTS_FILE, _LOG_FILE, _MANIFEST_FILE]
+    names += [PARTIAL_PREFIX + name for name in names]
     backup = ["latest.weights.h5", "training_metadata.json", "latest.weights.h5.bkp", "training_metadata.json.bkp"]
-    for path in [stage_dir / name for name in names] + [stage_dir / "backup" / name for name in backup]:
+    folders = [stage_dir / name for name in (_BACKUP_DIR, _PREVIOUS_BACKUP_DIR, PARTIAL_PREFIX + _BACKUP_DIR)]
+    for path in [stage_dir / name for name in names] + [folder / name for folder in folders for name in backup]:
         path.unlink(missing_ok=True)
+    for folder in folders:
+        with contextlib.suppress(OSError):  # Left where it holds a file this module did not write.
+            folder.rmdir()
 
 
 def _load_best_weights(model: keras.Model, path: Path) -> None:
@@ -409,6 +527,11 @@ def load_finished_stage(
     if not (result_path.exists() and best_path.exists()):
         return None
     if _read_manifest(stage_dir) != _normalize(manifest):
+        return None
+    unreadable = _unreadable_file([result_path, best_path])
+    if unreadable is not None:
+        print(f"[{name}] {unreadable} cannot be read (a write cut short by a kill or a full disk): training this "
+              "stage again.")  # fmt: skip
         return None
     saved = json.loads(result_path.read_text())
     _load_best_weights(model, best_path)

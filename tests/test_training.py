@@ -161,5 +161,9 @@ def test_a_stage_after_a_resumed_stage_starts_at_its_own_initial_epoch(tmp_path)
 def test_stage_callbacks_run_in_the_documented_order(tmp_path):
     callbacks = training.build_stage_callbacks(tmp_path, num_train_images=32, patience=3)
     kinds = [type(callback).__name__ for callback in callbacks]
-    assert kinds == ["EpochTimer", "CSVLogger", "ModelCheckpoint", "ResumableEarlyStopping", "BackupAndRestore"]
+    assert kinds == [
+        "EpochTimer", "CSVLogger", "AtomicModelCheckpoint", "ResumableEarlyStopping", "AtomicBackupAndRestore"
+    ]  # fmt: skip
+    assert isinstance(callbacks[2], keras.callbacks.ModelCheckpoint)
+    assert isinstance(callbacks[4], keras.callbacks.BackupAndRestore)
     assert callbacks[3].patience == 3
