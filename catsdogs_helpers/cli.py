@@ -13,6 +13,7 @@ keeps its traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -398,6 +399,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
     from catsdogs_helpers.errors import StudyInterrupted
 
+    stdout, sys.stdout = sys.stdout, _StandardOutput(sys.stdout)
     try:
         code = _COMMANDS[args.command](args)
         sys.stdout.flush()  # A closed pipe or a full output fails here, not in Python's flush at exit.
@@ -415,16 +417,17 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     except Exception as error:
         return _report_failure(error)
+    finally:
+        sys.stdout = stdout
 
 
 def _report_failure(error: Exception) -> int:
     """Prints bad input, a full disk or a failed write in one line (exit 2, or 1 for a write that failed otherwise);
     anything else with its traceback (exit 1)."""
-    stdout_failed = isinstance(error, OSError) and not getattr(error, "filename", None) and not _flushes(sys.stdout)
-    disk_full = as_disk_full_error(error, "the standard output" if stdout_failed else None)
-    if stdout_failed:
+    disk_full = as_disk_full_error(error)
+    if isinstance(error, OSError) and error.filename == _StandardOutput.NAME:
         _discard_standard_output()
-        print(f"error: {disk_full or f'Cannot write the standard output: {error}'}", file=sys.stderr)
+        print(f"error: {disk_full or f'Cannot write {error.filename}: {error.strerror}'}", file=sys.stderr)
         return EXIT_USER_ERROR if disk_full else EXIT_RUN_FAILED
     if isinstance(error, InputError) or disk_full is not None:
         print(f"error: {' '.join(str(disk_full or error).split())}", file=sys.stderr)
@@ -434,16 +437,35 @@ def _report_failure(error: Exception) -> int:
     return EXIT_RUN_FAILED
 
 
-def _flushes(stream) -> bool:
-    try:
-        stream.flush()
-    except OSError:
-        return False
-    return True
+class _StandardOutput:
+    """`sys.stdout`, whose failed writes name it: an `OSError` from `print` does not say where it wrote."""
+
+    NAME = "the standard output"
+
+    def __init__(self, stream) -> None:
+        self.stream = stream
+
+    def __getattr__(self, name: str):
+        return getattr(self.stream, name)
+
+    def write(self, text: str) -> int:
+        try:
+            return self.stream.write(text)
+        except OSError as error:
+            error.filename = error.filename or self.NAME
+            raise
+
+    def flush(self) -> None:
+        try:
+            self.stream.flush()
+        except OSError as error:
+            error.filename = error.filename or self.NAME
+            raise
 
 
 def _discard_standard_output() -> None:
     """Points standard output at the null device, so that Python's flush at exit fails no more."""
     null = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(null, sys.stdout.fileno())
+    with contextlib.suppress(OSError, ValueError):  # A standard output without a file descriptor (a test's).
+        os.dup2(null, sys.stdout.fileno())
     os.close(null)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 
 
 class InputError(ValueError):
@@ -74,13 +75,19 @@ the same command again: the work already saved is kept.
     found = code if code in _DISK_ERRORS else next((c for c, m in _DISK_ERRORS.items() if m in text), None)
     if found is None:
         return None
-    where = path if path is not None else getattr(error, "filename", None)
+    where = path if path is not None else getattr(error, "filename", None) or _folder_named_in(text)
     target = f"Cannot write {where}" if where else "Cannot write a file"
     fix = "Write elsewhere" if found == errno.EROFS else "Free some space (or write elsewhere)"
     return DiskFullError(
         f"{target}: {_DISK_ERRORS[found]} ({errno.errorcode[found]}). {fix} and run the same command again: the "
         "work already saved is kept."
     )
+
+
+def _folder_named_in(text: str) -> str | None:
+    """The folder of the file a TensorFlow or h5py error names (`/a/b/file; No space ...`, `filename = '/a/b/file'`)."""
+    found = re.search(r"filename = '([^']+)'", text) or re.search(r"(\S+/\S+); [A-Z][a-z]+", text)
+    return os.path.dirname(found.group(1)) if found else None
 
 
 class StudyInterrupted(KeyboardInterrupt):
