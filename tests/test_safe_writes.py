@@ -1,0 +1,378 @@
+"""Files survive a kill -9 and a full disk; a full disk or a closed output stream is said in one line.
+
+What the package writes is written whole or not at all (`output_lock.written_atomically`); what a killed
+or failed run left unreadable is unfinished work, redone with a one-line note; a full disk is a user's
+error (exit 2), after which the same command finishes the work.
+"""
+
+import errno
+import fnmatch
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import keras
+import photo_factory
+import pytest
+from conftest import run_cli
+from model_factory import Interrupt, InterruptAfterEpoch, RecordEpochs, run_stage, tiny_model
+
+from catsdogs_helpers import cli, contract, export, output_lock, sweep, training
+from catsdogs_helpers.errors import DiskFullError, as_disk_full_error
+
+ENOSPC = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def test_a_write_cut_short_leaves_the_previous_file_whole(tmp_path):
+    path = tmp_path / "result.json"
+    output_lock.write_text_atomically(path, '{"done": 1}')
+    cut_short = pytest.raises(DiskFullError, match=r"Cannot write .*result.json: No space left on device \(ENOSPC\)")
+    with cut_short, output_lock.written_atomically(path) as temporary:
+        temporary.write_text('{"do')
+        raise ENOSPC
+    assert json.loads(path.read_text()) == {"done": 1}
+    assert sorted(item.name for item in tmp_path.iterdir()) == ["result.json"]  # No temporary left behind.
+
+
+def test_a_leftover_of_a_killed_write_is_replaced_and_a_new_folder_is_renamed_whole(tmp_path):
+    (tmp_path / ".partial-model.tflite").write_bytes(b"half of a killed run's export")
+    with output_lock.written_atomically(tmp_path / "model.tflite") as temporary:
+        assert not temporary.exists() and temporary.name.endswith(".tflite")  # Keras chooses formats by suffix.
+        temporary.write_bytes(b"whole")
+    with output_lock.written_atomically(tmp_path / "saved") as folder:
+        folder.mkdir()
+        (folder / "saved_model.pb").write_bytes(b"whole")
+    assert sorted(item.name for item in tmp_path.iterdir()) == ["model.tflite", "saved"]
+
+
+def test_full_quota_and_read_only_disks_are_recognised_in_tensorflow_and_h5py_messages():
+    tensorflow = RuntimeError("{{function_node x}} /data/cache/train.partial-1_0.data-00000; No space left on device")
+    assert "Cannot write /data/cache: No space left on device (ENOSPC)" in str(as_disk_full_error(tensorflow))
+    hdf5 = OSError("Can't close file (file write failed: filename = '/o/s/.partial-x.h5', errno = 28, "
+                   "error message = 'Disk quota exceeded')")  # fmt: skip
+    assert "Cannot write /o/s: Disk quota exceeded (EDQUOT)" in str(as_disk_full_error(hdf5))
+    read_only = as_disk_full_error(OSError(errno.EROFS, os.strerror(errno.EROFS), "/mnt/out/report.md"))
+    assert str(read_only).startswith("Cannot write /mnt/out/report.md: Read-only file system (EROFS). Write elsewhere")
+    assert as_disk_full_error(ValueError("Unrecognized format")) is None
+
+
+def _truncate(path: Path, size: int = 0) -> None:
+    with path.open("r+b") as file:
+        file.truncate(size)
+
+
+@pytest.mark.parametrize("cut", ["empty", "half"])
+def test_a_truncated_result_json_is_unfinished_work_and_the_stage_is_trained_again(tmp_path, capsys, cut):
+    first = run_stage(tiny_model(), tmp_path)
+    result = tmp_path / "stage" / "result.json"
+    _truncate(result, 0 if cut == "empty" else result.stat().st_size // 2)
+    recorder = RecordEpochs()
+    again = run_stage(tiny_model(), tmp_path, callbacks=[recorder])
+    lines = [line for line in capsys.readouterr().out.splitlines() if "cannot be read" in line]
+    assert lines == [f"[stage] {result} cannot be read (a write cut short by a kill or a full disk): training this "
+                     "stage again."]  # fmt: skip
+    assert recorder.epochs == [0, 1, 2, 3]
+    assert again.history["epoch"] == first.history["epoch"]
+    assert json.loads(result.read_text())["result"]["history"]["epoch"] == [0, 1, 2, 3]
+
+
+@pytest.mark.parametrize("name", ["backup/latest.weights.h5", "backup/training_metadata.json", "best.weights.h5"])
+def test_a_truncated_backup_is_unfinished_work_and_the_stage_starts_again(tmp_path, capsys, name):
+    """What Keras's own BackupAndRestore (3.9 to 3.15) wrote in place, cut by a kill: the issue's h5py traceback."""
+    with pytest.raises(Interrupt):
+        run_stage(tiny_model(), tmp_path, epochs=4, callbacks=[InterruptAfterEpoch(1)])
+    path = tmp_path / "stage" / name
+    _truncate(path, 96 if path.suffix == ".h5" else 0)
+    recorder = RecordEpochs()
+    result = run_stage(tiny_model(), tmp_path, epochs=4, callbacks=[recorder])
+    out = capsys.readouterr().out
+    assert f"[stage] {path} cannot be read (a write cut short by a kill or a full disk): training this stage from " \
+           "the start." in out  # fmt: skip
+    assert recorder.epochs == [0, 1, 2, 3] and result.history["epoch"] == [0, 1, 2, 3]
+
+
+def test_a_kill_between_two_backups_resumes_from_the_earlier_one(tmp_path):
+    """Killed after the last backup moved aside and before the next one was renamed into place."""
+    with pytest.raises(Interrupt):
+        run_stage(tiny_model(), tmp_path, epochs=5, callbacks=[InterruptAfterEpoch(1)])
+    stage = tmp_path / "stage"
+    os.replace(stage / "backup", stage / "backup.previous")
+    (stage / ".partial-backup").mkdir()
+    (stage / ".partial-backup" / "latest.weights.h5").write_bytes(b"\x89HDF\r\n")  # The next one, cut short.
+    recorder = RecordEpochs()
+    result = run_stage(tiny_model(), tmp_path, epochs=5, callbacks=[recorder])
+    assert recorder.epochs == [2, 3, 4] and result.history["epoch"] == [0, 1, 2, 3, 4]
+    assert sorted(item.name for item in stage.iterdir()) == ["best.weights.h5", "history.csv", "manifest.json",
+                                                             "result.json"]  # fmt: skip
+
+
+def test_each_epochs_backup_is_whole_weights_and_epoch_together(tmp_path):
+    seen = []
+
+    class CheckBackup(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            backup = tmp_path / "stage" / "backup"
+            seen.append(json.loads((backup / "training_metadata.json").read_text())["epoch"])
+            with h5py.File(backup / "latest.weights.h5", "r") as file:
+                assert len(file.keys()) > 0
+
+    run_stage(tiny_model(), tmp_path, epochs=3, callbacks=[CheckBackup()])  # Runs after the stage's backup.
+    assert seen == [1, 2, 3]
+
+
+def test_a_history_row_cut_short_is_left_out(tmp_path):
+    log = tmp_path / "history.csv"
+    log.write_text("epoch,loss,val_loss\n0,0.7,0.69\n1,0.5,0.6\n1")  # Epoch 12's row, cut after "1".
+    assert training.read_history(log) == {"epoch": [0, 1], "loss": [0.7, 0.5], "val_loss": [0.69, 0.6]}
+    log.write_text("epoch,loss,val_loss\n0,0.7,0.69\n1,0.5,0.62,0.4,0.5\n")  # A cut row, then the next.
+    assert training.read_history(log)["epoch"] == [0]
+
+
+def test_an_unreadable_sweep_point_is_trained_again(tmp_path, capsys):
+    path = tmp_path / "100-seed1337.json"
+    path.write_text('{"manifest": {"a": 1}, "poi')
+    assert sweep._read_point(path) == {}
+    assert capsys.readouterr().out.strip() == (
+        f"[sweep] {path} cannot be read (a write cut short by a kill or a full disk): training this point again."
+    )
+    assert sweep._read_point(tmp_path / "absent.json") == {}
+
+
+def _tiny_saved_model(path: Path) -> Path:
+    inputs = keras.Input((32, 32, 3))
+    outputs = keras.layers.Dense(1, name="logit")(keras.layers.GlobalAveragePooling2D(name="pool")(inputs))
+    contract.attach_contract(keras.Model(inputs, outputs), ("cat", "dog")).save(path)
+    return path
+
+
+def test_export_on_a_full_disk_is_one_line_leaves_nothing_and_works_once_there_is_space(tmp_path, capsys, monkeypatch):
+    model = str(_tiny_saved_model(tmp_path / "model.keras"))
+    output = tmp_path / "out" / "model.tflite"
+    real_export = export._export_artifact
+
+    def export_to_a_full_disk(model, path, format):
+        real_export(model, path, format)
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))  # The artifact written, then the disk full.
+
+    monkeypatch.setattr(export, "_export_artifact", export_to_a_full_disk)
+    argv = ["export", "--model", model, "--format", "litert", "--output", str(output)]
+    assert cli.main(argv) == cli.EXIT_USER_ERROR
+    err = capsys.readouterr().err
+    assert err == f"error: Cannot write {output}: No space left on device (ENOSPC). Free some space (or write " \
+                  "elsewhere) and run the same command again: the work already saved is kept.\n"  # fmt: skip
+    assert list(output.parent.iterdir()) == []  # No truncated .tflite, no contract without its artifact.
+    monkeypatch.undo()
+    assert cli.main(argv) == 0
+    assert sorted(item.name for item in output.parent.iterdir()) == ["model.tflite", "model.tflite.contract.json"]
+
+
+@pytest.mark.slow
+def test_a_full_disk_while_training_is_one_line_exit_2_and_the_same_command_finishes(tmp_path, capsys, monkeypatch):
+    """An injected ENOSPC (for machines where no small disk can be mounted; see the tmpfs test below)."""
+    photos = photo_factory.make_presplit_folder(tmp_path / "photos")
+    output = tmp_path / "out"
+    real_save = keras.Model.save_weights
+
+    def save_to_a_full_disk(self, path, *args, **kwargs):
+        if "backup" in str(path) and "transfer" in str(path):  # The transfer stage's first backup.
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_save(self, path, *args, **kwargs)
+
+    monkeypatch.setattr(keras.Model, "save_weights", save_to_a_full_disk)
+    argv = ["run", "--preset", "smoke", "--data", str(photos), "--weights", "none", "--output", str(output)]
+    assert cli.main(argv) == cli.EXIT_USER_ERROR
+    assert capsys.readouterr().err == (
+        f"error: Cannot write {output / 'transfer' / 'backup'}: No space left on device (ENOSPC). Free some space "
+        "(or write elsewhere) and run the same command again: the work already saved is kept.\n"
+    )
+    assert not (output / "transfer" / "backup").exists() and (output / "scratch" / "result.json").is_file()
+    monkeypatch.undo()
+    assert cli.main(argv) == 0
+    assert "[scratch] finished in an earlier run" in capsys.readouterr().out
+    assert json.loads((output / "results.json").read_text())["models"].keys() == {"scratch", "transfer", "finetuned"}
+
+
+@pytest.mark.slow
+def test_a_closed_pipe_ends_predict_quietly_and_a_full_output_is_one_line(tmp_path):
+    model = str(_tiny_saved_model(tmp_path / "model.keras"))
+    photo = photo_factory.write_jpeg(tmp_path / "cat.jpg", photo_factory.synthetic_photo("cat", 32))
+    command = [sys.executable, "-m", "catsdogs_helpers", "predict", "--model", model, *[str(photo)] * 3000]
+    reader = "import sys; sys.stdin.readline()"  # Reads one line and goes away, as `head -1` does.
+    predict = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    subprocess.run([sys.executable, "-c", reader], stdin=predict.stdout, check=True, timeout=120)
+    predict.stdout.close()
+    err = predict.stderr.read().decode()
+    assert predict.wait(timeout=120) == cli.EXIT_BROKEN_PIPE, err
+    assert err == ""
+    if not Path("/dev/full").exists():
+        pytest.skip("no /dev/full on this system: the full-output case is not tried")
+    with open("/dev/full", "w") as full:
+        done = subprocess.run([*command[:6], str(photo)], stdout=full, stderr=subprocess.PIPE)
+    assert done.returncode == cli.EXIT_USER_ERROR
+    assert done.stderr.decode() == (
+        "error: Cannot write the standard output: No space left on device (ENOSPC). Free some space (or write "
+        "elsewhere) and run the same command again: the work already saved is kept.\n"
+    )
+
+
+# The kill test: a short study (4 + 3 + 2 epochs of the smoke preset) killed at each of these moments in turn,
+# each rerun resuming what the one before left. A moment is a file (or folder) of the output folder, as a glob,
+# that the running process has started to write, and the seconds to wait after seeing it. The names match both
+# a file written in place and its temporary name while it is written, so the kills land in the middle of writes:
+# checkpoints, backups, stage results, models, figures and results.
+KILL_MOMENTS = [
+    ("scratch/*best*", 0.0),
+    ("scratch/*backup*/latest.weights.h5", 0.0),
+    ("scratch/*backup*/training_metadata.json", 0.0),
+    ("scratch/*result.json", 0.0),
+    ("*scratch.keras", 0.0),
+    ("transfer/*backup*/latest.weights.h5", 0.005),
+    ("transfer/*result.json", 0.0),
+    ("finetuned/*backup*/latest.weights.h5", 0.0),
+    ("finetuned/*best*", 0.0),
+    ("finetuned/*result.json", 0.0),
+    ("*results.json", 0.0),
+    ("*.png", 0.0),
+]
+SHORT_STUDY = ("--set", "scratch_epochs=4", "--set", "transfer_epochs=3", "--set", "fine_tune_epochs=2",
+               "--set", "patience=10")  # fmt: skip
+
+
+def _started_writing(root: Path, pattern: str, since_ns: int) -> bool:
+    for folder, folders, files in os.walk(root):
+        for name in folders + files:
+            path = os.path.join(folder, name)
+            if fnmatch.fnmatch(os.path.relpath(path, root), pattern):
+                try:
+                    if os.stat(path).st_mtime_ns >= since_ns:
+                        return True
+                except FileNotFoundError:  # Renamed or removed since it was listed.
+                    continue
+    return False
+
+
+def _run_until(command: list[str], output: Path, pattern: str, delay: float, log: Path) -> str:
+    """Runs the command and kills it (SIGKILL) once it starts writing `pattern`; returns "killed" or its exit."""
+    since = time.time_ns()
+    with log.open("w") as stderr:
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr, stdin=subprocess.DEVNULL)
+        while process.poll() is None:
+            if _started_writing(output, pattern, since):
+                time.sleep(delay)
+                process.send_signal(signal.SIGKILL)
+                process.wait()
+                return "killed"
+            time.sleep(0.002)
+    return f"exit {process.returncode}"
+
+
+@pytest.mark.slow
+def test_a_study_killed_at_many_moments_finishes_as_an_uninterrupted_one(tmp_path):
+    """Resumed training is not bit for bit the run it continues: a resumed epoch draws its shuffle and its
+    augmentation anew (measured: an uninterrupted rerun is identical, a resumed one differs from the killed
+    epoch on). So "the same result" is what resuming promises: every rerun ends in no traceback, the last one
+    finishes, every stage has exactly the epochs of the uninterrupted run (none lost, none repeated), the
+    results hold the same models, test photos and settings, the saved model is the one scored, and nothing
+    half-written or temporary is left."""
+    photos = photo_factory.make_presplit_folder(tmp_path / "photos")
+    script = Path(sys.executable).parent / "catsdogs"
+    base = [str(script)] if script.is_file() else [sys.executable, "-m", "catsdogs_helpers"]
+    common = ["run", "--preset", "smoke", "--data", str(photos), "--weights", "none", *SHORT_STUDY]
+    reference, killed = tmp_path / "reference", tmp_path / "killed"
+    assert run_cli(*common, "--output", str(reference)).returncode == 0
+    command = [*base, *common, "--output", str(killed)]
+    outcomes = []
+    for index, (pattern, delay) in enumerate(KILL_MOMENTS):
+        log = tmp_path / f"stderr-{index}.txt"
+        outcomes.append(_run_until(command, killed, pattern, delay, log))
+        assert "Traceback" not in log.read_text() and "This is a bug" not in log.read_text(), (pattern, log.read_text())
+        assert outcomes[-1] in ("killed", "exit 0"), (pattern, outcomes[-1], log.read_text()[-2000:])
+    print(f"{outcomes.count('killed')} kills at {len(KILL_MOMENTS)} moments: {outcomes}")
+    assert outcomes.count("killed") >= len(KILL_MOMENTS) - 3, outcomes
+    final = run_cli(*common, "--output", str(killed))
+    assert final.returncode == 0, final.stderr[-3000:]
+    assert "Traceback" not in final.stderr
+
+    for stage in ("scratch", "transfer", "finetuned"):
+        expected = json.loads((reference / stage / "result.json").read_text())["result"]["history"]["epoch"]
+        assert json.loads((killed / stage / "result.json").read_text())["result"]["history"]["epoch"] == expected
+        assert training.read_history(killed / stage / "history.csv")["epoch"] == expected
+    found, expected = (json.loads((folder / "results.json").read_text()) for folder in (killed, reference))
+    assert found["models"].keys() == expected["models"].keys()
+    for name, model in found["models"].items():
+        assert model["num_test_images"] == expected["models"][name]["num_test_images"]
+        assert model["epochs"] == expected["models"][name]["epochs"]
+    assert {**found["config"], "output_dir": None} == {**expected["config"], "output_dir": None}
+    evaluated = run_cli("evaluate", "--model", str(killed / "finetuned.keras"), "--data", str(photos))
+    assert json.loads(evaluated.stdout)["metrics"]["accuracy"] == found["models"]["finetuned"]["test"]["accuracy"]
+    left = [path.name for path in killed.rglob("*") if path.name.startswith(".partial-") or "backup" in path.name]
+    assert left == []
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 3 MB tmpfs mounted for the test, and `resize(size)` to free space; skipped where mounting is refused."""
+    folder = tmp_path / "disk"
+    folder.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(folder)], capture_output=True,
+                             text=True, check=False) if shutil.which("mount") else None  # fmt: skip
+    if mounted is None or mounted.returncode != 0:
+        reason = "no mount command" if mounted is None else mounted.stderr.strip()
+        pytest.skip(f"cannot mount a small tmpfs here ({reason}); the injected-ENOSPC tests stand in")
+
+    def resize(size: str) -> None:
+        subprocess.run(["mount", "-o", f"remount,size={size}", str(folder)], check=True)
+
+    try:
+        yield folder, resize
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def _one_line_about_a_full_disk(process: subprocess.CompletedProcess, path: Path) -> None:
+    assert process.returncode == cli.EXIT_USER_ERROR, (process.returncode, process.stderr[-3000:])
+    assert process.stderr.count("\n") == 1, process.stderr[-3000:]
+    assert process.stderr.startswith(f"error: Cannot write {path}")
+    assert "No space left on device (ENOSPC). Free some space" in process.stderr
+
+
+@pytest.mark.slow
+def test_a_run_on_a_3_mb_disk_is_one_line_exit_2_and_finishes_once_space_is_freed(tmp_path, small_disk):
+    disk, resize = small_disk
+    photos = photo_factory.make_presplit_folder(tmp_path / "photos")
+    command = ("run", "--preset", "smoke", "--data", str(photos), "--weights", "none", "--output", str(disk / "out"))
+    _one_line_about_a_full_disk(run_cli(*command), disk / "out")  # Once a segmentation fault after h5py's traceback.
+    resize("200m")
+    again = run_cli(*command)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert (disk / "out" / "report.md").is_file() and not list(disk.rglob(".partial-*"))
+
+
+@pytest.mark.slow
+def test_a_full_cache_disk_and_a_full_export_disk_are_one_line_and_work_once_space_is_freed(tmp_path, small_disk):
+    disk, _ = small_disk
+    filler = disk / "filler"
+    with filler.open("wb") as file, pytest.raises(OSError, match="No space left"):
+        while True:  # Fills the disk.
+            file.write(b"\0" * 65536)
+            file.flush()
+    model = str(_tiny_saved_model(tmp_path / "model.keras"))
+    artifact = disk / "exported" / "model.tflite"
+    export_command = ("export", "--model", model, "--format", "litert", "--output", str(artifact))
+    _one_line_about_a_full_disk(run_cli(*export_command), artifact)
+    assert not artifact.exists() and not list(disk.rglob("*.json"))
+    photos = photo_factory.make_presplit_folder(tmp_path / "photos")
+    cache = ("--set", f"cache_dir={disk / 'cache'}")
+    run_command = ("run", "--preset", "smoke", "--data", str(photos), "--weights", "none", "--output",
+                   str(tmp_path / "out"), *cache)  # fmt: skip
+    _one_line_about_a_full_disk(run_cli(*run_command), disk / "cache")  # Once "This is a bug".
+    filler.unlink()
+    assert run_cli(*export_command).returncode == 0 and artifact.with_name("model.tflite.contract.json").is_file()
+    again = run_cli(*run_command)
+    assert again.returncode == 0, again.stderr[-3000:]
