@@ -21,17 +21,21 @@ import csv
 import dataclasses
 import json
 import math
-import os
-import shutil
 import time
 import warnings
 from pathlib import Path
 
-import h5py
 import keras
 import numpy as np
 import tensorflow as tf
 
+from catsdogs_helpers.checkpoints import (
+    PREVIOUS_BACKUP_DIR,
+    AtomicBackupAndRestore,
+    AtomicModelCheckpoint,
+    recover_backup,
+    unreadable_file,
+)
 from catsdogs_helpers.output_lock import PARTIAL_PREFIX, write_text_atomically, written_atomically
 
 _RESULT_FILE = "result.json"
@@ -39,7 +43,6 @@ _MANIFEST_FILE = "manifest.json"
 _BEST_WEIGHTS_FILE = "best.weights.h5"
 _LOG_FILE = "history.csv"
 _BACKUP_DIR = "backup"
-_PREVIOUS_BACKUP_DIR = "backup.previous"
 
 
 @dataclasses.dataclass
@@ -127,52 +130,6 @@ class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
             self.best, self.wait = self._resumed_best, self._resumed_wait
 
 
-class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
-    """Keras' `ModelCheckpoint` (weights only), written under a temporary name and renamed over the last.
-
-    Keras rewrites the file in place: a kill or a full disk mid-write would leave a
-    truncated checkpoint that no rerun can load. Here the previous best stays whole.
-    """
-
-    def __init__(self, filepath: str, **kwargs: object) -> None:
-        super().__init__(filepath, **kwargs)
-        self._final_path = self.filepath
-
-    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        with written_atomically(self._final_path) as temporary:
-            self.filepath = str(temporary)
-            try:
-                super().on_epoch_end(epoch, logs)
-            finally:
-                self.filepath = self._final_path
-
-
-class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
-    """Keras' `BackupAndRestore`, whose backup (weights and epoch) is replaced whole after every epoch.
-
-    Keras rewrites `latest.weights.h5` and `training_metadata.json` in place, one after the other: a kill
-    between or during them leaves a backup that cannot be loaded, or weights one epoch ahead of the epoch
-    recorded. Its `double_checkpoint` falls back to a copy only when the weights cannot be read (not on a
-    cut epoch file, nor on a mismatched pair). Here the new backup is written into a new folder; the last one
-    moves aside to `backup.previous` while it is renamed into place, and is then removed; `_recover_backup`
-    brings it back if a kill came between. Overrides `_save_model`, the method Keras 3.9 to 3.15 call after
-    each epoch.
-    """
-
-    def _save_model(self) -> None:
-        backup = Path(self.backup_dir)
-        previous = backup.with_name(_PREVIOUS_BACKUP_DIR)
-        shutil.rmtree(previous, ignore_errors=True)
-        if backup.exists():
-            os.replace(backup, previous)
-        with written_atomically(backup) as folder:
-            folder.mkdir(parents=True)
-            self.model.save_weights(str(folder / "latest.weights.h5"))
-            metadata = {"epoch": self._current_epoch, "batch": self._last_batch_seen}
-            (folder / "training_metadata.json").write_text(json.dumps(metadata))
-        shutil.rmtree(previous, ignore_errors=True)
-
-
 def read_history(path: str | Path) -> dict[str, list[float]]:
     """Reads a `CSVLogger` file into `{"epoch": [...], "loss": [...], ...}`."""
     history: dict[str, list[float]] = {}
@@ -237,42 +194,6 @@ def _backed_up_epochs(backup_dir: Path) -> int | None:
         return int(json.loads((backup_dir / "training_metadata.json").read_text())["epoch"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
-
-
-def _recover_backup(backup_dir: Path) -> None:
-    """Brings the last backup back if a kill came while the next one replaced it (see `AtomicBackupAndRestore`)."""
-    previous = backup_dir.with_name(_PREVIOUS_BACKUP_DIR)
-    if previous.is_dir() and not backup_dir.exists():
-        os.replace(previous, backup_dir)
-
-
-def _readable_weights(path: Path) -> bool:
-    """Whether an HDF5 weights file reads through to its last value (one cut short by a kill or full disk does not)."""
-
-    def read(name: str, item: object) -> None:
-        if isinstance(item, h5py.Dataset):
-            item[()]
-
-    try:
-        with h5py.File(path, "r") as file:
-            file.visititems(read)
-    except (OSError, RuntimeError, ValueError, KeyError):
-        return False
-    return True
-
-
-def _unreadable_file(paths: list[Path]) -> Path | None:
-    """Returns the first of some files that is missing or cannot be read through (JSON or HDF5), or `None`."""
-    for path in paths:
-        if path.suffix == ".h5":
-            if not _readable_weights(path):
-                return path
-            continue
-        try:
-            json.loads(path.read_text())
-        except (OSError, ValueError):
-            return path
-    return None
 
 
 def _best_epoch(history: dict[str, list[float]], monitor: str) -> tuple[int, float]:
@@ -392,10 +313,10 @@ def train_stage(
 
     earlier = _read_manifest(stage_dir)
     same_run = earlier == manifest
-    _recover_backup(backup_dir)
+    recover_backup(backup_dir)
     resuming = same_run and backup_dir.exists() and log_path.exists()
     backup = [backup_dir / "training_metadata.json", backup_dir / "latest.weights.h5"]
-    unreadable = _unreadable_file(backup + [best_path] * best_path.exists()) if resuming else None
+    unreadable = unreadable_file(backup + [best_path] * best_path.exists()) if resuming else None
     if unreadable is not None:
         resuming = False
         print(f"[{name}] {unreadable} cannot be read (a write cut short by a kill or a full disk): training this "
@@ -450,7 +371,7 @@ def _remove_stage_files(stage_dir: Path) -> None:
     names = [_RESULT_FILE, _BEST_WEIGHTS_FILE, _LOG_FILE, _MANIFEST_FILE]
     names += [PARTIAL_PREFIX + name for name in names]
     backup = ["latest.weights.h5", "training_metadata.json", "latest.weights.h5.bkp", "training_metadata.json.bkp"]
-    folders = [stage_dir / name for name in (_BACKUP_DIR, _PREVIOUS_BACKUP_DIR, PARTIAL_PREFIX + _BACKUP_DIR)]
+    folders = [stage_dir / name for name in (_BACKUP_DIR, PREVIOUS_BACKUP_DIR, PARTIAL_PREFIX + _BACKUP_DIR)]
     for path in [stage_dir / name for name in names] + [folder / name for folder in folders for name in backup]:
         path.unlink(missing_ok=True)
     for folder in folders:
@@ -528,7 +449,7 @@ def load_finished_stage(
         return None
     if _read_manifest(stage_dir) != _normalize(manifest):
         return None
-    unreadable = _unreadable_file([result_path, best_path])
+    unreadable = unreadable_file([result_path, best_path])
     if unreadable is not None:
         print(f"[{name}] {unreadable} cannot be read (a write cut short by a kill or a full disk): training this "
               "stage again.")  # fmt: skip

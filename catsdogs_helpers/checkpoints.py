@@ -1,0 +1,105 @@
+"""Checkpoints written whole: a training stage's best weights and its per-epoch backup.
+
+Keras's `ModelCheckpoint` and `BackupAndRestore` rewrite their files in place: a kill
+or a full disk in the middle leaves files that no rerun can load (h5py's "truncated
+file", "bad object header version number"). The two callbacks here write them through
+`output_lock.written_atomically`; `recover_backup` and `unreadable_file` are what a
+stage reads before it resumes, so that anything still unreadable (such as a backup an
+earlier version wrote) is treated as unfinished work.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import h5py
+import keras
+
+from catsdogs_helpers.output_lock import written_atomically
+
+PREVIOUS_BACKUP_DIR = "backup.previous"
+
+
+class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
+    """Keras' `ModelCheckpoint` (weights only), written under a temporary name and renamed over the last.
+
+    Keras rewrites the file in place: a kill or a full disk mid-write would leave a
+    truncated checkpoint that no rerun can load. Here the previous best stays whole.
+    """
+
+    def __init__(self, filepath: str, **kwargs: object) -> None:
+        super().__init__(filepath, **kwargs)
+        self._final_path = self.filepath
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        with written_atomically(self._final_path) as temporary:
+            self.filepath = str(temporary)
+            try:
+                super().on_epoch_end(epoch, logs)
+            finally:
+                self.filepath = self._final_path
+
+
+class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
+    """Keras' `BackupAndRestore`, whose backup (weights and epoch) is replaced whole after every epoch.
+
+    Keras rewrites `latest.weights.h5` and `training_metadata.json` in place, one after the other: a kill
+    between or during them leaves a backup that cannot be loaded, or weights one epoch ahead of the epoch
+    recorded. Its `double_checkpoint` falls back to a copy only when the weights cannot be read (not on a
+    cut epoch file, nor on a mismatched pair). Here the new backup is written into a new folder; the last one
+    moves aside to `backup.previous` while it is renamed into place, and is then removed; `recover_backup`
+    brings it back if a kill came between. Overrides `_save_model`, the method Keras 3.9 to 3.15 call after
+    each epoch.
+    """
+
+    def _save_model(self) -> None:
+        backup = Path(self.backup_dir)
+        previous = backup.with_name(PREVIOUS_BACKUP_DIR)
+        shutil.rmtree(previous, ignore_errors=True)
+        if backup.exists():
+            os.replace(backup, previous)
+        with written_atomically(backup) as folder:
+            folder.mkdir(parents=True)
+            self.model.save_weights(str(folder / "latest.weights.h5"))
+            metadata = {"epoch": self._current_epoch, "batch": self._last_batch_seen}
+            (folder / "training_metadata.json").write_text(json.dumps(metadata))
+        shutil.rmtree(previous, ignore_errors=True)
+
+
+def recover_backup(backup_dir: Path) -> None:
+    """Brings the last backup back if a kill came while the next one replaced it (see `AtomicBackupAndRestore`)."""
+    previous = backup_dir.with_name(PREVIOUS_BACKUP_DIR)
+    if previous.is_dir() and not backup_dir.exists():
+        os.replace(previous, backup_dir)
+
+
+def _readable_weights(path: Path) -> bool:
+    """Whether an HDF5 weights file reads through to its last value (one cut short by a kill or full disk does not)."""
+
+    def read(name: str, item: object) -> None:
+        if isinstance(item, h5py.Dataset):
+            item[()]
+
+    try:
+        with h5py.File(path, "r") as file:
+            file.visititems(read)
+    except (OSError, RuntimeError, ValueError, KeyError):
+        return False
+    return True
+
+
+def unreadable_file(paths: list[Path]) -> Path | None:
+    """Returns the first of some files that is missing or cannot be read through (JSON or HDF5), or `None`."""
+    for path in paths:
+        if path.suffix == ".h5":
+            if not _readable_weights(path):
+                return path
+            continue
+        try:
+            json.loads(path.read_text())
+        except (OSError, ValueError):
+            return path
+    return None
