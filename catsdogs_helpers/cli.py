@@ -424,7 +424,7 @@ def main(argv: list[str] | None = None) -> int:
 def _report_failure(error: Exception) -> int:
     """Prints bad input, a full disk or a failed write in one line (exit 2, or 1 for a write that failed otherwise);
     anything else with its traceback (exit 1)."""
-    disk_full = as_disk_full_error(error)
+    disk_full = as_disk_full_error(error) if not isinstance(error, InputError) else None
     if isinstance(error, OSError) and error.filename == _StandardOutput.NAME:
         _discard_standard_output()
         print(f"error: {disk_full or f'Cannot write {error.filename}: {error.strerror}'}", file=sys.stderr)

@@ -90,8 +90,8 @@ def written_atomically(path: str | os.PathLike) -> Iterator[Path]:
     """
     path = Path(path)
     temporary = path.with_name(f"{PARTIAL_PREFIX}{path.name}")
-    _remove(temporary)
     try:
+        _remove(temporary)
         yield temporary
         if temporary.exists():
             os.replace(temporary, path)
@@ -99,7 +99,8 @@ def written_atomically(path: str | os.PathLike) -> Iterator[Path]:
         disk_full = as_disk_full_error(error, path) if isinstance(error, Exception) else None
         if disk_full is not None:
             _release_space(temporary, error)
-        _remove(temporary)
+        with contextlib.suppress(OSError):  # On a read-only disk there is nothing to remove.
+            _remove(temporary)
         if disk_full is not None and disk_full is not error:
             raise disk_full from error
         raise

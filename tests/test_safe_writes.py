@@ -335,11 +335,10 @@ def small_disk(tmp_path):
         subprocess.run(["umount", "-l", str(folder)], check=False)
 
 
-def _one_line_about_a_full_disk(process: subprocess.CompletedProcess, path: Path) -> None:
+def _one_line_about_a_full_disk(process: subprocess.CompletedProcess, path: Path, says: str = "No space") -> None:
     assert process.returncode == cli.EXIT_USER_ERROR, (process.returncode, process.stderr[-3000:])
     assert process.stderr.count("\n") == 1, process.stderr[-3000:]
-    assert process.stderr.startswith(f"error: Cannot write {path}")
-    assert "No space left on device (ENOSPC). Free some space" in process.stderr
+    assert process.stderr.startswith(f"error: Cannot write {path}") and f": {says}" in process.stderr
 
 
 @pytest.mark.slow
@@ -355,16 +354,20 @@ def test_a_run_on_a_3_mb_disk_is_one_line_exit_2_and_finishes_once_space_is_free
 
 
 @pytest.mark.slow
-def test_a_full_cache_disk_and_a_full_export_disk_are_one_line_and_work_once_space_is_freed(tmp_path, small_disk):
-    disk, _ = small_disk
+def test_read_only_and_full_export_and_cache_disks_are_one_line_and_work_once_space_is_freed(tmp_path, small_disk):
+    disk, resize = small_disk
+    model = str(_tiny_saved_model(tmp_path / "model.keras"))
+    artifact = disk / "exported" / "model.tflite"
+    export_command = ("export", "--model", model, "--format", "litert", "--output", str(artifact))
+    resize("3m,ro")
+    read_only = "Read-only file system (EROFS). Write elsewhere"
+    _one_line_about_a_full_disk(run_cli(*export_command), artifact.parent, read_only)  # Its folder is made first.
+    resize("3m,rw")
     filler = disk / "filler"
     with filler.open("wb") as file, pytest.raises(OSError, match="No space left"):
         while True:  # Fills the disk.
             file.write(b"\0" * 65536)
             file.flush()
-    model = str(_tiny_saved_model(tmp_path / "model.keras"))
-    artifact = disk / "exported" / "model.tflite"
-    export_command = ("export", "--model", model, "--format", "litert", "--output", str(artifact))
     _one_line_about_a_full_disk(run_cli(*export_command), artifact)
     assert not artifact.exists() and not list(disk.rglob("*.json"))
     photos = photo_factory.make_presplit_folder(tmp_path / "photos")
