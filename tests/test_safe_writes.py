@@ -153,7 +153,7 @@ def _tiny_saved_model(path: Path) -> Path:
 
 def test_export_on_a_full_disk_is_one_line_leaves_nothing_and_works_once_there_is_space(tmp_path, capsys, monkeypatch):
     model = str(_tiny_saved_model(tmp_path / "model.keras"))
-    output = tmp_path / "out" / "model.tflite"
+    output = tmp_path / "out" / "model"  # A SavedModel folder: every Keras from 3.9 exports it.
     real_export = export._export_artifact
 
     def export_to_a_full_disk(model, path, format):
@@ -161,15 +161,16 @@ def test_export_on_a_full_disk_is_one_line_leaves_nothing_and_works_once_there_i
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))  # The artifact written, then the disk full.
 
     monkeypatch.setattr(export, "_export_artifact", export_to_a_full_disk)
-    argv = ["export", "--model", model, "--format", "litert", "--output", str(output)]
+    argv = ["export", "--model", model, "--format", "saved_model", "--output", str(output)]
     assert cli.main(argv) == cli.EXIT_USER_ERROR
     err = capsys.readouterr().err
     assert err == f"error: Cannot write {output}: No space left on device (ENOSPC). Free some space (or write " \
                   "elsewhere) and run the same command again: the work already saved is kept.\n"  # fmt: skip
-    assert list(output.parent.iterdir()) == []  # No truncated .tflite, no contract without its artifact.
+    assert list(output.parent.iterdir()) == []  # No artifact cut short, none without its contract.
     monkeypatch.undo()
     assert cli.main(argv) == 0
-    assert sorted(item.name for item in output.parent.iterdir()) == ["model.tflite", "model.tflite.contract.json"]
+    assert [item.name for item in output.parent.iterdir()] == ["model"]
+    assert export.load_exported_model(output).contract.class_names == ("cat", "dog")
 
 
 @pytest.mark.slow
