@@ -17,6 +17,8 @@ from catsdogs_helpers.errors import InputError
 IMAGENET_IMAGE_SIZES = (96, 128, 160, 192, 224)
 MOBILENET_V2_ALPHAS = (0.35, 0.5, 0.75, 1.0, 1.3, 1.4)
 PRESET_NAMES = ("default", "quick", "smoke")
+# The study's three models, in the order reports list them.
+MODEL_NAMES = ("scratch", "transfer", "finetuned")
 PRESET_DESCRIPTIONS = {
     "default": "the real study: all of cats_vs_dogs (23,262 photos) at 224 px with ImageNet weights; use a GPU.",
     "quick": "the real study on at most 2,000 photos per split; 17 to 45 minutes on a 2-core laptop CPU.",

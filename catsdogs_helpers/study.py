@@ -38,14 +38,13 @@ from catsdogs_helpers import (
     runtime,
     training,
 )
-from catsdogs_helpers.config import StudyConfig, format_command
+from catsdogs_helpers.config import MODEL_NAMES, StudyConfig, format_command
 from catsdogs_helpers.digests import hash_file, hash_json
 from catsdogs_helpers.errors import StudyInterrupted
 from catsdogs_helpers.grad_cam import compute_grad_cam
 from catsdogs_helpers.output_lock import lock_output_dir, unlock_output_dir
 from catsdogs_helpers.preflight import check_study_inputs
 
-MODEL_NAMES = ("scratch", "transfer", "finetuned")
 STAGE_TITLES = {
     "data": "loading the photos",
     "scratch": "training the CNN from scratch",

@@ -25,7 +25,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -33,21 +32,16 @@ from pathlib import Path
 import keras
 import numpy as np
 import tensorflow as tf
-from matplotlib.figure import Figure
 
-from catsdogs_helpers import features, models, runtime
+from catsdogs_helpers import features, models, runtime, study
 from catsdogs_helpers.config import StudyConfig
 from catsdogs_helpers.data import ImageSplits
 from catsdogs_helpers.digests import hash_file, hash_json
 from catsdogs_helpers.errors import InputError, StudyInterrupted
+from catsdogs_helpers.evaluation import compute_test_metrics
 from catsdogs_helpers.output_lock import unlock_output_dir
-from catsdogs_helpers.plots import plot_sweep, save_figure
-from catsdogs_helpers.results import save_results
-from catsdogs_helpers.significance import compute_accuracy_interval
-
-APPROACHES = ("scratch", "transfer", "finetuned")
-SWEEP_FILE = "sweep.json"
-SWEEP_FIGURE = "sweep"
+from catsdogs_helpers.plots import plot_sweep
+from catsdogs_helpers.report import format_sweep_table, summarize_sweep, write_sweep
 
 
 @dataclasses.dataclass(frozen=True)
@@ -234,11 +228,11 @@ def _subset_dataset(splits: ImageSplits, indices: np.ndarray, batch_size: int, s
 
 
 def _score(logits: np.ndarray, labels: np.ndarray) -> dict[str, object]:
-    """Test accuracy with its 95% Wilson interval."""
-    num_correct = int(np.sum((np.reshape(logits, -1) > 0).astype(np.int32) == labels))
-    low, high = compute_accuracy_interval(num_correct, len(labels))
-    return {"accuracy": num_correct / len(labels), "num_correct": num_correct, "num_images": len(labels),
-            "accuracy_interval": [low, high]}  # fmt: skip
+    """Test accuracy with its 95% Wilson interval (`evaluation.compute_test_metrics`)."""
+    metrics = compute_test_metrics(labels, logits)
+    num_correct = int(np.trace(metrics["confusion_matrix"]))
+    return {"accuracy": metrics["accuracy"], "num_correct": num_correct, "num_images": metrics["num_images"],
+            "accuracy_interval": metrics["accuracy_interval"]}  # fmt: skip
 
 
 def _fit(model: keras.Model, dataset, epochs: int, verbose: int) -> float:
@@ -443,95 +437,6 @@ def _say(point: dict[str, object]) -> None:
           f"{included}, {point['train_seconds']:.0f} s", flush=True)  # fmt: skip
 
 
-def summarize_sweep(sweep: dict[str, object]) -> list[dict[str, object]]:
-    """Returns one row per approach and size: mean accuracy over seeds, its interval, the seeds' range, mean time.
-
-    The interval is the 95% Wilson interval of the mean accuracy for the test
-    split's size (the uncertainty of scoring on that many photos); with more
-    than one seed, `seed_range` gives the lowest and highest seed's accuracy
-    (the variation of training on other subsets, with other random numbers).
-
-    Returns:
-        Rows `{"approach", "size", "accuracy", "accuracy_interval", "seed_range", "num_seeds", "train_seconds"}`,
-        by approach (`APPROACHES` order), then size.
-    """
-    rows = []
-    for approach in APPROACHES:
-        for size in sweep["sizes"]:
-            points = [p for p in sweep["points"] if p["approach"] == approach and p["size"] == size]
-            if not points:
-                continue
-            accuracies = [p["accuracy"] for p in points]
-            num_images = points[0]["num_images"]
-            mean = float(np.mean(accuracies))
-            rows.append({
-                "approach": approach,
-                "size": size,
-                "accuracy": mean,
-                "accuracy_interval": list(compute_accuracy_interval(round(mean * num_images), num_images)),
-                "seed_range": [min(accuracies), max(accuracies)],
-                "num_seeds": len(points),
-                "train_seconds": float(np.mean([p["train_seconds"] for p in points])),
-            })  # fmt: skip
-    return rows
-
-
-def format_sweep_table(sweep: dict[str, object]) -> str:
-    """Returns a markdown table: one row per size, test accuracy (95% interval) and training time per approach."""
-    rows = {(row["approach"], row["size"]): row for row in summarize_sweep(sweep)}
-    header = "| training photos | " + " | ".join(f"{name} | time" for name in APPROACHES) + " |"
-    lines = [header, "|---:|" + "---:|---:|" * len(APPROACHES)]
-    for size in sweep["sizes"]:
-        cells = []
-        for approach in APPROACHES:
-            row = rows.get((approach, size))
-            if row is None:
-                cells += ["–", "–"]
-                continue
-            low, high = row["accuracy_interval"]
-            spread = ""
-            if row["num_seeds"] > 1:
-                spread = f", seeds {100 * row['seed_range'][0]:.1f}–{100 * row['seed_range'][1]:.1f}"
-            cells += [f"{100 * row['accuracy']:.1f}% ({100 * low:.1f}–{100 * high:.1f}{spread})",
-                      f"{row['train_seconds']:.0f} s"]  # fmt: skip
-        lines.append(f"| {size:,} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
-def write_sweep(output_dir: str | os.PathLike, sweep: dict[str, object], figure: Figure) -> Path:
-    """Writes `sweep.json`, `sweep.png` and `sweep.md` (the table and the figure) into a folder.
-
-    Returns:
-        The path of `sweep.md`.
-    """
-    output = Path(output_dir)
-    save_results({**sweep, "summary": summarize_sweep(sweep)}, output / SWEEP_FILE)
-    save_figure(figure, output / f"{SWEEP_FIGURE}.png")
-    path = output / "sweep.md"
-    path.write_text("\n".join(describe_sweep(sweep)) + "\n")
-    return path
-
-
-def describe_sweep(sweep: dict[str, object]) -> list[str]:
-    """Returns the sweep's section of a report, as markdown lines: what was run, the table, the figure."""
-    plan = sweep["plan"]
-    seeds = f"{plan['num_seeds']} seed{'s' if plan['num_seeds'] > 1 else ''}"
-    return [
-        "## How much data each approach needs",
-        "",
-        f"Each approach trained on class-balanced subsets of the training split (each inside the next; {seeds}) and",
-        f"scored on the same {sweep['num_test_images']} test photos; fixed epoch budgets, last weights, no validation.",
-        "Test accuracy (95% Wilson interval for the test split's size) and training time per point:",
-        "",
-        format_sweep_table(sweep),
-        "",
-        f"![sweep]({SWEEP_FIGURE}.png)",
-        "",
-        f"The whole sweep took {sweep['seconds'] / 60:.1f} min.",
-        "",
-    ]
-
-
 def run_sweep(config: StudyConfig, plan: SweepPlan | None = None, verbose: int | None = None) -> dict[str, object]:
     """Runs the sweep on its own: checks, loads the data, trains every point, writes `sweep.json`/`.png`/`.md`.
 
@@ -550,8 +455,6 @@ def run_sweep(config: StudyConfig, plan: SweepPlan | None = None, verbose: int |
         InputError: If an input is wrong, before any training.
         StudyInterrupted: On Ctrl-C; rerunning the same command reuses the finished points.
     """
-    from catsdogs_helpers import study  # study imports report, which imports this module.
-
     stage = "checks"
     try:
         study.start_study(config)

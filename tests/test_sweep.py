@@ -10,7 +10,7 @@ from conftest import run_cli
 from photo_factory import make_presplit_folder
 
 from catsdogs_helpers import plots, sweep
-from catsdogs_helpers.config import get_config
+from catsdogs_helpers.config import MODEL_NAMES, get_config
 from catsdogs_helpers.errors import InputError
 
 LABELS = np.array([0] * 30 + [1] * 20)  # 30 cats, 20 dogs, in order.
@@ -121,7 +121,7 @@ def test_a_sweep_writes_its_results_and_a_rerun_reuses_the_finished_points(tmp_p
     results = sweep.run_sweep(config, plan, verbose=0)
     assert results["sizes"] == [4, 16]
     assert {(p["approach"], p["size"]) for p in results["points"]} == {
-        (approach, size) for approach in sweep.APPROACHES for size in (4, 16)
+        (approach, size) for approach in MODEL_NAMES for size in (4, 16)
     }
     for point in results["points"]:
         assert point["num_images"] == 10  # The whole test split, every point.
