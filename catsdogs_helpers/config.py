@@ -27,6 +27,11 @@ PRESET_DESCRIPTIONS = {
 }
 
 
+def _setting(default: object, *changes: str) -> typing.Any:
+    """A `StudyConfig` field whose value changes the results named in `changes` (see `depends_on`)."""
+    return dataclasses.field(default=default, metadata={"changes": changes})
+
+
 @dataclasses.dataclass(frozen=True)
 class StudyConfig:
     """All settings of the study.
@@ -84,32 +89,36 @@ class StudyConfig:
         output_dir: Folder for checkpoints, figures and results. Defaults to `"outputs"`.
     """
 
-    preset: str = "default"
-    data: str = "tfds"
-    weights: str | None = "imagenet"
-    alpha: float = 1.0
-    image_size: int = 224
-    scratch_image_size: int = 160
-    batch_size: int = 32
-    validation_fraction: float = 0.1
-    test_fraction: float = 0.1
-    max_images_per_split: int | None = None
-    cache_dir: str | None = None
-    seed: int = 1337
-    scratch_epochs: int = 30
-    scratch_learning_rate: float = 2e-3
-    scratch_dropout: float = 0.3
-    scratch_weight_decay: float = 0.0
-    transfer_epochs: int = 20
-    transfer_learning_rate: float = 1e-3
-    use_cached_features: bool = True
-    fine_tune_epochs: int = 5
-    fine_tune_learning_rate: float = 1e-5
-    fine_tune_at: int = 100
-    augmentation_strength: float = 1.0
-    dropout: float = 0.2
-    patience: int = 8
-    output_dir: str = "outputs"
+    # Each setting names the results its value changes: the training stages ("scratch", "transfer",
+    # "finetuned") and the sweep's points ("sweep"), whose manifests record it (see `depends_on`), so that a finished
+    # result is reused only when trained the same way. None for where files go, the preset's name, and the data's
+    # settings (the photos' content key stands for them).
+    preset: str = _setting("default")
+    data: str = _setting("tfds")
+    weights: str | None = _setting("imagenet", "transfer", "sweep")
+    alpha: float = _setting(1.0, "transfer", "sweep")
+    image_size: int = _setting(224, "scratch", "transfer", "finetuned", "sweep")
+    scratch_image_size: int = _setting(160, "scratch", "sweep")
+    batch_size: int = _setting(32, "scratch", "transfer", "finetuned", "sweep")
+    validation_fraction: float = _setting(0.1)
+    test_fraction: float = _setting(0.1)
+    max_images_per_split: int | None = _setting(None)
+    cache_dir: str | None = _setting(None)
+    seed: int = _setting(1337, "scratch", "transfer", "finetuned", "sweep")
+    scratch_epochs: int = _setting(30, "scratch")
+    scratch_learning_rate: float = _setting(2e-3, "scratch", "sweep")
+    scratch_dropout: float = _setting(0.3, "scratch", "sweep")
+    scratch_weight_decay: float = _setting(0.0, "scratch", "sweep")
+    transfer_epochs: int = _setting(20, "transfer")
+    transfer_learning_rate: float = _setting(1e-3, "transfer", "sweep")
+    use_cached_features: bool = _setting(True, "transfer")
+    fine_tune_epochs: int = _setting(5, "finetuned")
+    fine_tune_learning_rate: float = _setting(1e-5, "finetuned", "sweep")
+    fine_tune_at: int = _setting(100, "finetuned", "sweep")
+    augmentation_strength: float = _setting(1.0, "scratch", "transfer", "sweep")
+    dropout: float = _setting(0.2, "transfer", "sweep")
+    patience: int = _setting(8, "scratch", "transfer", "finetuned")
+    output_dir: str = _setting("outputs")
 
     def __post_init__(self) -> None:
         _check_config(self)
@@ -187,6 +196,11 @@ def _check_config(config: StudyConfig) -> None:
         _fail("augmentation_strength", config.augmentation_strength, "a number between 0 and 4 (1 is the default)")
     if not _is_number(config.scratch_weight_decay) or not 0.0 <= config.scratch_weight_decay < 1.0:
         _fail("scratch_weight_decay", config.scratch_weight_decay, "a decay in [0, 1) (0 for none)")
+
+
+def depends_on(result: str) -> tuple[str, ...]:
+    """Returns the settings that change a result: `"scratch"`, `"transfer"`, `"finetuned"` or `"sweep"`."""
+    return tuple(field.name for field in dataclasses.fields(StudyConfig) if result in field.metadata["changes"])
 
 
 DEFAULT = StudyConfig()

@@ -38,7 +38,7 @@ from catsdogs_helpers import (
     runtime,
     training,
 )
-from catsdogs_helpers.config import MODEL_NAMES, StudyConfig, format_command
+from catsdogs_helpers.config import MODEL_NAMES, StudyConfig, depends_on, format_command
 from catsdogs_helpers.digests import hash_file, hash_json
 from catsdogs_helpers.errors import StudyInterrupted
 from catsdogs_helpers.grad_cam import compute_grad_cam
@@ -55,17 +55,6 @@ STAGE_TITLES = {
     "report": "writing the report",
     "sweep": "training the three approaches on nested subsets of the training split",
 }
-# The settings each training stage depends on, besides the data (its content key) and the model's
-# architecture (hashed), which its manifest records too. Where files go (output_dir, cache_dir) and the
-# preset's name are not among them: a finished stage is reused across those.
-_DATA_SETTINGS = ("image_size", "batch_size", "seed")
-STAGE_SETTINGS = {
-    "scratch": ("scratch_image_size", "scratch_epochs", "scratch_learning_rate", "scratch_dropout",
-                "scratch_weight_decay", "augmentation_strength", "patience"),
-    "transfer": ("weights", "alpha", "dropout", "transfer_epochs", "transfer_learning_rate", "use_cached_features",
-                 "augmentation_strength", "patience"),
-    "finetuned": ("fine_tune_epochs", "fine_tune_learning_rate", "fine_tune_at", "patience"),
-}  # fmt: skip
 
 
 @dataclasses.dataclass
@@ -111,8 +100,8 @@ def build_stage_manifest(
     An earlier run's stage is reused or resumed only when every entry is equal
     (see `training.train_stage`):
 
-    - `settings`: the settings the stage depends on (`STAGE_SETTINGS`, plus
-      image size, batch size and seed); a weights file is named by its SHA-256;
+    - `settings`: the settings the stage depends on (`config.depends_on`); a
+      weights file is named by its SHA-256;
       trained on several replicas (see `runtime.choose_distribution_strategy`),
       also `num_replicas`, which multiplies the batch and the learning rate;
     - `architecture`: a digest of the model's layers (`models.describe_architecture`);
@@ -132,7 +121,7 @@ def build_stage_manifest(
     Returns:
         A JSON-serializable dictionary.
     """
-    settings: dict[str, object] = {name: getattr(config, name) for name in (*_DATA_SETTINGS, *STAGE_SETTINGS[stage])}
+    settings: dict[str, object] = {name: getattr(config, name) for name in depends_on(stage)}
     if settings.get("weights") not in (None, "imagenet"):
         settings["weights"] = f"sha256:{hash_file(str(config.weights))}"
     if num_replicas > 1:  # Absent on one device, so that earlier single-device runs are still reused.

@@ -34,7 +34,7 @@ import numpy as np
 import tensorflow as tf
 
 from catsdogs_helpers import features, models, runtime, study
-from catsdogs_helpers.config import StudyConfig
+from catsdogs_helpers.config import StudyConfig, depends_on
 from catsdogs_helpers.data import ImageSplits
 from catsdogs_helpers.digests import hash_file, hash_json
 from catsdogs_helpers.errors import InputError, StudyInterrupted
@@ -241,22 +241,14 @@ def _fit(model: keras.Model, dataset, epochs: int, verbose: int) -> float:
     return time.perf_counter() - start
 
 
-# The settings a point depends on besides the plan, the data and the versions (where files go is not one).
-POINT_SETTINGS = (
-    "image_size", "batch_size", "seed", "weights", "alpha", "dropout", "scratch_image_size", "scratch_learning_rate",
-    "scratch_dropout", "scratch_weight_decay", "transfer_learning_rate", "fine_tune_learning_rate", "fine_tune_at",
-    "augmentation_strength",
-)  # fmt: skip
-
-
 def build_point_manifest(config: StudyConfig, plan: SweepPlan, splits: ImageSplits) -> dict[str, object]:
     """Returns what identifies a sweep's points, so that a rerun reuses only points trained the same way.
 
     Like a study stage's manifest (`study.build_stage_manifest`): the settings
-    the points depend on (`POINT_SETTINGS`; a weights file named by its SHA-256),
+    the points depend on (`config.depends_on("sweep")`; a weights file named by its SHA-256),
     the plan's epoch budgets, the splits' content key and the library versions.
     """
-    settings: dict[str, object] = {name: getattr(config, name) for name in POINT_SETTINGS}
+    settings: dict[str, object] = {name: getattr(config, name) for name in depends_on("sweep")}
     if settings["weights"] not in (None, "imagenet"):
         settings["weights"] = f"sha256:{hash_file(str(config.weights))}"
     budgets = {name: dataclasses.asdict(getattr(plan, name)) for name in ("scratch", "head", "fine_tune")}

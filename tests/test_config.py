@@ -69,10 +69,10 @@ def _load_config_with(source_change: tuple[str, str], monkeypatch) -> object:
 
 
 def test_presets_follow_a_changed_default(monkeypatch):
-    changed = _load_config_with(("    dropout: float = 0.2\n", "    dropout: float = 0.35\n"), monkeypatch)
+    changed = _load_config_with(("dropout: float = _setting(0.2,", "dropout: float = _setting(0.35,"), monkeypatch)
     assert changed.DEFAULT.dropout == changed.QUICK.dropout == changed.SMOKE.dropout == 0.35
     # A default that a preset overrides stays overridden.
-    changed = _load_config_with(("    batch_size: int = 32\n", "    batch_size: int = 64\n"), monkeypatch)
+    changed = _load_config_with(("batch_size: int = _setting(32,", "batch_size: int = _setting(64,"), monkeypatch)
     assert (changed.DEFAULT.batch_size, changed.QUICK.batch_size, changed.SMOKE.batch_size) == (64, 64, 8)
 
 
