@@ -21,7 +21,7 @@ PRESET_NAMES = ("default", "quick", "smoke")
 MODEL_NAMES = ("scratch", "transfer", "finetuned")
 PRESET_DESCRIPTIONS = {
     "default": "the real study: all of cats_vs_dogs (23,262 photos) at 224 px with ImageNet weights; use a GPU.",
-    "quick": "the real study on at most 2,000 photos per split; 17 to 45 minutes on a 2-core laptop CPU.",
+    "quick": "the real study on at most 2,000 photos per split; made for a CPU (the README gives measured times).",
     "smoke": "checks in a minute that everything runs: 24 photos at 64 px, random weights with alpha 0.35 "
     "(a weights file must then be a 0.35 one); its numbers mean nothing.",
 }
@@ -205,9 +205,8 @@ def depends_on(result: str) -> tuple[str, ...]:
 
 DEFAULT = StudyConfig()
 
-# The quick preset's scratch CNN works at 128 px for 55 epochs: about the compute of 35 epochs at 160 px,
-# and on the validation split (never the test split) 87.5% against 84.9%, with a lower loss (0.297 against
-# 0.358): benchmarks/results/tuning.md.
+# The quick preset's scratch CNN works at 128 px for up to 55 epochs (about the compute of 35 at 160 px), chosen on
+# the validation split: benchmarks/results/tuning.md.
 QUICK = DEFAULT.replace(
     preset="quick",
     max_images_per_split=2000,
