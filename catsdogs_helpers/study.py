@@ -14,10 +14,11 @@ the trained models instead of training again.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 import keras
@@ -486,6 +487,41 @@ def _finished_epochs(output_dir: str | Path, stage: str) -> int:
     return len(training.read_history(Path(output_dir) / stage / "history.csv").get("epoch", []))
 
 
+class StudySession:
+    """The stage a study or sweep is in, for `study_session`: `enter` it as it starts."""
+
+    def __init__(self) -> None:
+        self.stage = "checks"
+
+    def enter(self, stage: str, detail: str = "") -> None:
+        """Records and announces (see `announce`) that a stage starts."""
+        self.stage = stage
+        announce(stage, detail)
+
+
+@contextlib.contextmanager
+def study_session(config: StudyConfig, strategy: tf.distribute.Strategy | None = None) -> Iterator[StudySession]:
+    """What every run of stages does around them: `start_study` first, Ctrl-C as `StudyInterrupted`, unlock last.
+
+    `run_study` and `sweep.run_sweep` run their stages inside it.
+
+    Raises:
+        InputError: If an input is wrong (from `start_study`).
+        StudyInterrupted: On Ctrl-C; it names the stage and, for a training
+            stage, its finished epochs.
+    """
+    session = StudySession()
+    try:
+        start_study(config, strategy)
+        yield session
+    except KeyboardInterrupt:
+        stage = session.stage
+        epochs = _finished_epochs(config.output_dir, stage) if stage in MODEL_NAMES else None
+        raise StudyInterrupted(stage, epochs, str(config.output_dir)) from None
+    finally:
+        unlock_output_dir(config.output_dir)
+
+
 def run_study(config: StudyConfig, verbose: int | None = None, strategy: tf.distribute.Strategy | None = None) -> dict:
     """Runs the whole study: every stage of this module, in order, into `config.output_dir`.
 
@@ -512,38 +548,24 @@ def run_study(config: StudyConfig, verbose: int | None = None, strategy: tf.dist
     >>> results["models"]["finetuned"]["test"]["accuracy"]  # doctest: +SKIP
     """
     verbose = runtime.choose_verbosity() if verbose is None else verbose
-    stage = "checks"
-    try:
-        start_study(config, strategy)
+    with study_session(config, strategy) as session:
         strategy = _strategy(strategy)
-        stage = "data"
-        announce(stage, config.data)
+        session.enter("data", config.data)
         splits = load_data(config, strategy=strategy)
         trained: dict[str, TrainedModel] = {}
-        stage = "scratch"
-        announce(stage, f"up to {config.scratch_epochs} epochs")
+        session.enter("scratch", f"up to {config.scratch_epochs} epochs")
         trained["scratch"] = train_scratch_cnn(config, splits, verbose, strategy)
-        stage = "transfer"
-        announce(stage, f"up to {config.transfer_epochs} epochs")
+        session.enter("transfer", f"up to {config.transfer_epochs} epochs")
         trained["transfer"] = train_frozen_model(config, splits, verbose, strategy)
-        stage = "finetuned"
-        announce(stage, f"{config.fine_tune_epochs} epochs from base layer {config.fine_tune_at}")
+        session.enter("finetuned", f"{config.fine_tune_epochs} epochs from base layer {config.fine_tune_at}")
         trained["finetuned"] = fine_tune_model(config, splits, trained["transfer"], verbose, strategy)
-        stage = "evaluation"
-        announce(stage)
+        session.enter("evaluation")
         evaluations = evaluate_models(trained, splits)
         study_results = build_study_results(config, splits, trained, evaluations)
-        stage = "figures"
-        announce(stage)
+        session.enter("figures")
         figures = make_figures(trained, evaluations, splits)
-        stage = "report"
-        announce(stage)
+        session.enter("report")
         path = write_study_report(config, study_results, figures)
-    except KeyboardInterrupt:
-        epochs = _finished_epochs(config.output_dir, stage) if stage in MODEL_NAMES else None
-        raise StudyInterrupted(stage, epochs, str(config.output_dir)) from None
-    finally:
-        unlock_output_dir(config.output_dir)
     comparisons = "\n".join(f"- {line}" for line in results.describe_comparisons(study_results))
     print(f"\n{results.format_results_table(study_results)}\n\n{comparisons}\n\nReport: {path}", flush=True)
     return study_results

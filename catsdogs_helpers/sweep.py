@@ -37,9 +37,8 @@ from catsdogs_helpers import features, models, runtime, study
 from catsdogs_helpers.config import StudyConfig, depends_on
 from catsdogs_helpers.data import ImageSplits
 from catsdogs_helpers.digests import hash_file, hash_json
-from catsdogs_helpers.errors import InputError, StudyInterrupted
+from catsdogs_helpers.errors import InputError
 from catsdogs_helpers.evaluation import compute_test_metrics
-from catsdogs_helpers.output_lock import unlock_output_dir
 from catsdogs_helpers.plots import plot_sweep
 from catsdogs_helpers.report import format_sweep_table, summarize_sweep, write_sweep
 
@@ -447,21 +446,13 @@ def run_sweep(config: StudyConfig, plan: SweepPlan | None = None, verbose: int |
         InputError: If an input is wrong, before any training.
         StudyInterrupted: On Ctrl-C; rerunning the same command reuses the finished points.
     """
-    stage = "checks"
-    try:
-        study.start_study(config)
-        stage = "data"
-        study.announce(stage, config.data)
+    with study.study_session(config) as session:
+        session.enter("data", config.data)
         splits = study.load_data(config)
-        stage = "sweep"
         plan = plan or SWEEP_PLANS[config.preset]
         seeds = f"{plan.num_seeds} seed{'s' * (plan.num_seeds > 1)}"
-        study.announce(stage, f"subsets of {', '.join(str(size or 'all') for size in plan.sizes)} photos, {seeds}")
+        session.enter("sweep", f"subsets of {', '.join(str(size or 'all') for size in plan.sizes)} photos, {seeds}")
         sweep = sweep_training_sizes(config, splits, plan, verbose)
         path = write_sweep(config.output_dir, sweep, plot_sweep(summarize_sweep(sweep), sweep["points"]))
-    except KeyboardInterrupt:
-        raise StudyInterrupted(stage, None, str(config.output_dir)) from None
-    finally:
-        unlock_output_dir(config.output_dir)
     print(f"\n{format_sweep_table(sweep)}\n\nSweep report: {path}", flush=True)
     return sweep
