@@ -86,7 +86,7 @@ class SweepPlan:
         return dataclasses.replace(self, **changes)
 
 
-# The quick plan fits in 30 minutes on 2 CPU cores (benchmarks: see the README); default goes to the whole split.
+# The quick plan is made for a CPU (measured: benchmarks/results/sweep.md); default goes to the whole split.
 SWEEP_PLANS = {
     "default": SweepPlan(
         sizes=(100, 250, 500, 1000, 2500, 5000, 0),
