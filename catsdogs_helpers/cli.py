@@ -180,20 +180,11 @@ def build_config(args: argparse.Namespace):
     return config.replace(**settings) if settings else config
 
 
-def _check_data_folder(config, args: argparse.Namespace) -> None:
-    if config.data != "tfds" and not Path(config.data).is_dir():
-        raise InputError(
-            f'The data folder does not exist: {config.data}. Pass "tfds" or a folder with one sub-folder per '
-            f"class. Received: --data {args.data}"
-        )
-
-
 def run_command(args: argparse.Namespace) -> int:
     """Runs the whole study in this process; returns the exit code."""
     from catsdogs_helpers.study import run_study
 
     config = build_config(args)
-    _check_data_folder(config, args)
     print(f"catsdogs {__version__}: the {config.preset} study into {os.path.abspath(config.output_dir)}", flush=True)
     start = time.perf_counter()
     run_study(config)
@@ -207,7 +198,6 @@ def sweep_command(args: argparse.Namespace) -> int:
     from catsdogs_helpers.sweep import get_sweep_plan, run_sweep
 
     config = build_config(args)
-    _check_data_folder(config, args)
     sizes = None
     if args.sizes is not None:
         try:

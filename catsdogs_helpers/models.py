@@ -364,8 +364,8 @@ def load_model(path: str | os.PathLike) -> keras.Model:
     fix = "Pass a model saved by the study (scratch.keras, transfer.keras or finetuned.keras)"
     if os.path.isdir(path):
         raise InputError(
-            f"{path} is a folder, not a model: {fix}, or a SavedModel folder exported by catsdogs export (it holds "
-            f"saved_model.pb). Received: model={path!r}"
+            f"{path} is a folder, not a .keras model nor a SavedModel exported by catsdogs export (a folder holding "
+            f"saved_model.pb). {fix}. Received: model={path!r}"
         )
     if not os.path.isfile(path):
         raise MissingInputError(f"The model file does not exist: {path}. Received: model={path!r}")

@@ -66,7 +66,7 @@ def check_output_file(path: str | os.PathLike, option: str = "output") -> Path:
     """Checks that a new file can be written at `path`: nothing there yet, its folder creatable and writable.
 
     Returns:
-        The path, resolved; its folder exists.
+        The path (`~` expanded); its folder exists.
 
     Raises:
         InputError: If something exists at `path`, or its folder cannot be created
@@ -76,7 +76,8 @@ def check_output_file(path: str | os.PathLike, option: str = "output") -> Path:
     if path.exists() or path.is_symlink():
         raise InputError(f"{path} already exists: pass another --{option}, or remove it first. "
                          f"Received: {option}={str(path)!r}")  # fmt: skip
-    return check_output_dir(path.parent, option=option) / path.name
+    check_output_dir(path.parent, option=option)
+    return path
 
 
 def check_weights(weights: str | None, alpha: float, image_size: int, preset: str = "default") -> None:
@@ -201,7 +202,8 @@ def check_study_inputs(config: StudyConfig) -> Path:
         InputError: If an input is wrong; the message says which and how to fix it.
         RuntimeError: If the ImageNet weights cannot be downloaded.
     """
+    num_photos = count_photos(config)  # First: a missing data folder creates no output folder.
     output = check_output_dir(config.output_dir, config.data)
-    check_memory(count_photos(config), config.image_size, config.cache_dir)
+    check_memory(num_photos, config.image_size, config.cache_dir)
     check_weights(config.weights, config.alpha, config.image_size, config.preset)
     return output

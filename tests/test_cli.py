@@ -151,7 +151,8 @@ def one_line_error(capsys, argv: list[str]) -> str:
 
 def test_run_rejects_bad_input_before_starting(capsys, tmp_path, make_photo_folder):
     photos = make_photo_folder(tmp_path / "photos", num_per_class=2)
-    assert "data folder does not exist" in one_line_error(capsys, ["run", "--data", str(tmp_path / "nope")])
+    message = one_line_error(capsys, ["run", "--data", str(tmp_path / "nope"), "--output", str(tmp_path / "out")])
+    assert "photo folder does not exist" in message and not (tmp_path / "out").exists()
     message = one_line_error(capsys, ["run", "--data", str(photos), "--weights", str(tmp_path / "w.h5")])
     assert "weights file does not exist" in message
     message = one_line_error(capsys, ["run", "--data", str(photos), "--image-size", "100"])
@@ -254,7 +255,7 @@ def test_evaluate_and_predict_reject_bad_input(capsys, tmp_path, smoke_study):
     (empty / "dog").mkdir()
     assert "no usable photo" in one_line_error(capsys, ["evaluate", "--model", model, "--data", str(empty)])
     message = one_line_error(capsys, ["predict", "--model", f"{tmp_path}/", "x.jpg"])
-    assert "is a folder, not a model" in message and "SavedModel folder exported by catsdogs export" in message
+    assert "is a folder, not a .keras model nor a SavedModel exported by catsdogs export" in message
 
 
 def test_every_command_has_help(capsys):
