@@ -152,7 +152,8 @@ def export_model(
             ) from None
     contract_path = contract_path_of(path, format)
     contract_path.parent.mkdir(parents=True, exist_ok=True)
-    contract_path.write_text(json.dumps({**dataclasses.asdict(contract), "format": format}, indent=1) + "\n")
+    saved = dataclasses.asdict(contract)
+    contract_path.write_text(json.dumps({**saved, "format": format}, indent=1) + "\n")
     images = np.asarray(check_images, np.float32)
     expected = np.asarray(model.predict(images, verbose=0), np.float32).reshape(-1)
     exported = load_exported_model(path)

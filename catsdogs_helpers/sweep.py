@@ -227,7 +227,7 @@ def fit_sizes(plan: SweepPlan, labels: np.ndarray) -> tuple[tuple[int, ...], lis
         sizes = sizes[:-1]
         notes.append(f"0 (the whole split) left out: it is the subset of {total} photos already in the list")
     elif sizes[-1] == 0:
-        notes.append(f"0 stands for the whole split: {total} photos, not class-balanced")
+        notes.append(f"0 stands for the whole split: {total} photos{', not class-balanced' * (total != largest)}")
     return sizes, notes
 
 
