@@ -478,8 +478,8 @@ def _decode_file(file: BinaryIO, image_size: int | None, max_pixels: int) -> np.
         reason = "not an image"
         if brand in (b"avif", b"avis") and "AVIF" not in Image.OPEN:
             reason = _NEEDS[".avif"]
-        elif brand in _HEIF_BRANDS and not HEIF_PLUGIN:
-            reason = _HEIF_HINT
+        elif brand in _HEIF_BRANDS:
+            reason = "truncated or corrupt (a HEIC/HEIF file pillow-heif cannot read)" if HEIF_PLUGIN else _HEIF_HINT
         raise UnreadablePhotoError(reason) from None
     except _DECODING_ERRORS as error:  # A header that lies.
         raise UnreadablePhotoError(_decoding_failure(error)) from None

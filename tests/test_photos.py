@@ -91,6 +91,9 @@ def test_a_heic_photo_is_read_through_the_plugin(tmp_path):
     decoded = decode_photo(tmp_path / "IMG.heic")
     assert decoded.shape == (32, 32, 3)  # Lossy, chroma subsampled: the colours, not every pixel, come back.
     assert np.abs(decoded.mean(axis=(0, 1)) - pixels.mean(axis=(0, 1))).max() < 5
+    (tmp_path / "broken.heic").write_bytes((tmp_path / "IMG.heic").read_bytes()[:40])
+    with pytest.raises(UnreadablePhotoError, match=r"truncated or corrupt \(a HEIC/HEIF file pillow-heif cannot"):
+        decode_photo(tmp_path / "broken.heic")
 
 
 def test_listing_ignores_hidden_folders_and_reads_nested_ones(tmp_path):
