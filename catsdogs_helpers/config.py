@@ -121,6 +121,10 @@ class StudyConfig:
     output_dir: str = _setting("outputs")
 
     def __post_init__(self) -> None:
+        for name in _PATH_SETTINGS:  # "~/photos" means the same folder to the checks, the lock and the writes.
+            value = getattr(self, name)
+            if isinstance(value, str) and value.startswith("~"):
+                object.__setattr__(self, name, os.path.expanduser(value))
         _check_config(self)
 
     def replace(self, **changes: object) -> StudyConfig:
@@ -134,6 +138,9 @@ class StudyConfig:
     def to_dict(self) -> dict[str, object]:
         """Returns the settings as a JSON-serializable dictionary."""
         return dataclasses.asdict(self)
+
+
+_PATH_SETTINGS = ("data", "weights", "cache_dir", "output_dir")
 
 
 def _fail(name: str, value: object, expected: str) -> None:
@@ -151,10 +158,13 @@ def _is_number(value: object) -> bool:
 def _check_config(config: StudyConfig) -> None:
     if config.preset not in PRESET_NAMES:
         _fail("preset", config.preset, f"one of {PRESET_NAMES}")
-    if not isinstance(config.data, str) or not config.data:
-        _fail("data", config.data, '"tfds" or the path of a folder of photos')
-    if config.weights is not None and not isinstance(config.weights, str):
-        _fail("weights", config.weights, '"imagenet", a path to a .h5 file, or None')
+    # An empty path is what an unset variable gives ("$OUT"): it would mean the current folder.
+    expected = {"data": '"tfds" or the path of a folder of photos', "weights": '"imagenet", a .h5 file\'s path or None',
+                "cache_dir": "a folder's path or None", "output_dir": "a folder's path (not empty)"}  # fmt: skip
+    for name in _PATH_SETTINGS:
+        value = getattr(config, name)
+        if (value is not None or name in ("data", "output_dir")) and not (isinstance(value, str) and value.strip()):
+            _fail(name, value, expected[name])
     if config.alpha not in MOBILENET_V2_ALPHAS:
         _fail("alpha", config.alpha, f"one of {MOBILENET_V2_ALPHAS}")
     for name in ("image_size", "scratch_image_size"):

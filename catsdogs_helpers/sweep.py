@@ -40,7 +40,8 @@ from catsdogs_helpers.digests import hash_file, hash_json
 from catsdogs_helpers.errors import InputError
 from catsdogs_helpers.evaluation import compute_test_metrics
 from catsdogs_helpers.plots import plot_sweep
-from catsdogs_helpers.report import format_sweep_table, summarize_sweep, write_sweep
+from catsdogs_helpers.report import REPORT_FILE, RESULTS_FILE, format_sweep_table, summarize_sweep, write_sweep
+from catsdogs_helpers.results import load_results
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,7 +118,7 @@ def get_sweep_plan(preset: str, sizes: Sequence[int] | None = None, num_seeds: i
 
     Args:
         preset: `"default"`, `"quick"` or `"smoke"`.
-        sizes: Training photos per subset (positive, increasing; `0` for the
+        sizes: Training photos per subset (at least 2, increasing; `0` for the
             whole split), or `None` for the preset's. Defaults to `None`.
         num_seeds: Repeats of every point, or `None` for the preset's. Defaults to `None`.
 
@@ -140,6 +141,11 @@ def get_sweep_plan(preset: str, sizes: Sequence[int] | None = None, num_seeds: i
             )
         if 0 in sizes and sizes[-1] != 0:
             raise InputError(f"0 (the whole training split) must come last. Received: sizes={sizes}")
+        if positive and positive[0] < 2:
+            raise InputError(
+                f"A class-balanced subset needs at least 2 training photos (one of each class); {positive[0]} would "
+                f"train on one class only. Pass sizes of 2 or more. Received: sizes={','.join(map(str, sizes))}"
+            )
         plan = plan.replace(sizes=sizes)
     if num_seeds is not None:
         if not isinstance(num_seeds, int) or num_seeds < 1:
@@ -187,23 +193,36 @@ def choose_subsets(labels: np.ndarray, sizes: Sequence[int], seed: int) -> list[
     return subsets
 
 
-def fit_sizes(plan: SweepPlan, labels: np.ndarray) -> tuple[int, ...]:
-    """Returns the plan's sizes that the training split can hold, class-balanced (`0` kept as is).
+def fit_sizes(plan: SweepPlan, labels: np.ndarray) -> tuple[tuple[int, ...], list[str]]:
+    """Returns the plan's sizes that the training split can hold, class-balanced, and what was left out and why.
+
+    A size larger than the class-balanced split is left out; `0` (the whole
+    split) is left out when the largest size kept already is the whole split.
 
     Raises:
         InputError: If none of the plan's sizes fits.
     """
     counts = np.bincount(np.asarray(labels))
     counts = counts[counts > 0]
-    largest = int(counts.min()) * len(counts)
+    largest, total = int(counts.min()) * len(counts), len(labels)
     sizes = tuple(size for size in plan.sizes if size == 0 or size <= largest)
     if not sizes:
         raise InputError(
-            f"The training split holds {len(labels)} photos ({largest} class-balanced): too few for the sweep's "
+            f"The training split holds {total} photos ({largest} class-balanced): too few for the sweep's "
             f"smallest subset of {min(plan.sizes)}. Pass smaller sizes, e.g. --sizes {max(2, largest // 4)},"
             f"{max(2, largest // 2)}. Received: sizes={plan.sizes}"
         )
-    return sizes
+    notes = []
+    left_out = [str(size) for size in plan.sizes if size not in sizes]
+    if left_out:
+        notes.append(f"{', '.join(left_out)} left out: the training split holds {total} photos, {largest} "
+                     "class-balanced (pass sizes up to that, or 0 for the whole split)")  # fmt: skip
+    if len(sizes) > 1 and sizes[-1] == 0 and sizes[-2] == total:
+        sizes = sizes[:-1]
+        notes.append(f"0 (the whole split) left out: it is the subset of {total} photos already in the list")
+    elif sizes[-1] == 0:
+        notes.append(f"0 stands for the whole split: {total} photos{', not class-balanced' * (total != largest)}")
+    return sizes, notes
 
 
 def _subset_dataset(splits: ImageSplits, indices: np.ndarray, batch_size: int, seed: int | None) -> tf.data.Dataset:
@@ -298,7 +317,9 @@ def sweep_training_sizes(
     points_dir.mkdir(parents=True, exist_ok=True)
     manifest = build_point_manifest(config, plan, splits)
     train_labels = np.concatenate([labels for labels in splits.train_in_order.map(lambda x, y: y).as_numpy_iterator()])
-    sizes = fit_sizes(plan, train_labels)
+    sizes, notes = fit_sizes(plan, train_labels)
+    for note in notes:
+        print(f"[sweep] {note}.", flush=True)
     seeds = [config.seed + repeat for repeat in range(plan.num_seeds)]
     subsets = {seed: choose_subsets(train_labels, sizes, seed) for seed in seeds}
     # The largest subset of each seed holds its others: the base sees only the photos some point trains on.
@@ -455,4 +476,9 @@ def run_sweep(config: StudyConfig, plan: SweepPlan | None = None, verbose: int |
         sweep = sweep_training_sizes(config, splits, plan, verbose)
         path = write_sweep(config.output_dir, sweep, plot_sweep(summarize_sweep(sweep), sweep["points"]))
     print(f"\n{format_sweep_table(sweep)}\n\nSweep report: {path}", flush=True)
+    study_report = Path(config.output_dir) / REPORT_FILE
+    if study_report.is_file() and (Path(config.output_dir) / RESULTS_FILE).is_file():
+        command = load_results(Path(config.output_dir) / RESULTS_FILE).get("command") or "the study's command"
+        print(f"{study_report} was written before this sweep; to add the sweep to it, run the study into this "
+              f"folder again (it reuses every trained model): {command}", flush=True)  # fmt: skip
     return sweep

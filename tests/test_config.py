@@ -102,11 +102,23 @@ def test_data_path_is_stored_as_a_string(tmp_path):
     assert get_config(data=tmp_path).data == str(tmp_path)
 
 
+def test_a_path_spelled_with_a_tilde_names_one_folder_for_the_checks_the_lock_and_the_writes(monkeypatch, tmp_path):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    settings = get_config("smoke", data="~/photos", output_dir="~/out", cache_dir="~/cache", weights="~/w.h5")
+    assert (settings.data, settings.output_dir) == (str(tmp_path / "photos"), str(tmp_path / "out"))
+    assert (settings.cache_dir, settings.weights) == (str(tmp_path / "cache"), str(tmp_path / "w.h5"))
+    assert settings.replace(output_dir="~/other").output_dir == str(tmp_path / "other")
+
+
 @pytest.mark.parametrize(
     ("name", "value"),
     [
         ("preset", "huge"),
         ("data", ""),
+        ("output_dir", ""),  # What OUTPUT_DIR="$OUT" gives with OUT unset: never the current folder.
+        ("output_dir", "  "),
+        ("cache_dir", ""),
+        ("weights", ""),
         ("weights", 3),
         ("alpha", 0.3),
         ("alpha", "1.0"),
