@@ -12,9 +12,8 @@ on JAX.
 Without XLA the gathers are slower than TensorFlow's native op, and Keras
 never compiles with XLA on a machine without a GPU. There, on TensorFlow, the
 layer compiles the resampling alone with XLA (`tf.function(jit_compile=True)`
-inside the uncompiled training step): on 2 CPU cores it then costs 1.8 ms per
-160-px photo (3.2 ms at 224 px), against 3.2 ms (7.5) uncompiled and 1.8 ms
-(3.5) for the native op (`benchmarks/bench_augmentation.py`).
+inside the uncompiled training step), which makes it as fast as the native op
+on a CPU (`benchmarks/bench_augmentation.py` measures the three).
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import signal
 import sys
 import time
@@ -32,6 +33,15 @@ EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
 EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE
 ISSUES_HINT = "This is a bug: please report it with the traceback above and the command you ran."
+
+
+def path_option(text: str) -> str:
+    """An option's path, refused when empty: what `--output "$OUT"` passes when `OUT` is not set."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(
+            f"expected a path, got an empty value (an unset shell variable?): pass a file or folder. Received: {text!r}"
+        )
+    return text
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -71,6 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="example: catsdogs sweep --preset quick --data path/to/photos --output outputs/sweep",
     )
     add_study_options(sweep)
+    # "--sizes -5,10" is a value to refuse with its reason, not an unknown option (Python 3.13 does this itself).
+    sweep._negative_number_matcher = re.compile(r"^-\.?\d")
     sweep.add_argument(
         "--sizes",
         default=None,
@@ -84,8 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="evaluate a saved model on a folder of labelled photos",
         description="Prints the metrics of a saved model on a folder with one sub-folder per class, as JSON.",
     )
-    evaluate.add_argument("--model", required=True, help="a model saved by the study (.keras)")
-    evaluate.add_argument("--data", required=True, help="a folder with one sub-folder per class")
+    evaluate.add_argument("--model", required=True, type=path_option, help="a model saved by the study (.keras)")
+    evaluate.add_argument("--data", required=True, type=path_option, help="a folder with one sub-folder per class")
     evaluate.add_argument("--batch-size", type=int, default=32, help="photos per batch. Default: 32")
     evaluate.add_argument(
         "--all",
@@ -107,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
         "images (the largest difference is printed; above 1e-4 the export fails). predict takes the artifact too.",
         epilog="example: catsdogs export --model outputs/finetuned.keras --format litert --output finetuned.tflite",
     )
-    export.add_argument("--model", required=True, help="a model saved by the study (.keras)")
+    export.add_argument("--model", required=True, type=path_option, help="a model saved by the study (.keras)")
     export.add_argument(
         "--format",
         required=True,
@@ -115,47 +127,35 @@ def build_parser() -> argparse.ArgumentParser:
         help="litert (a .tflite file, for phones), saved_model (a folder, for TensorFlow Serving) or onnx (needs "
         'pip install "catsdogs-helpers[onnx]")',
     )
-    export.add_argument("--output", required=True, help="the artifact's path (.tflite or .onnx appended if missing)")
     export.add_argument(
-        "--check-data", default=None, help="a folder of photos to check the export on. Default: 16 random images"
+        "--output", required=True, type=path_option, help="the artifact's path (.tflite or .onnx appended if missing)"
     )
+    export.add_argument("--check-data", type=path_option, help="a folder of photos to check on. Default: random images")
     export.add_argument("--num-check-photos", type=int, default=32, help="photos of --check-data used. Default: 32")
-    export.add_argument(
-        "--classes", default=None, help="names of class 0 and class 1, for a model saved without its class names"
-    )
 
     predict = commands.add_parser(
         "predict",
         help="classify photos with a saved model",
         description="Prints the predicted class and its probability for each photo.",
     )
-    predict.add_argument(
-        "--model", required=True, help="a model saved by the study (.keras), or exported by catsdogs export"
-    )
-    predict.add_argument("images", nargs="+", metavar="IMAGE", help="photos to classify")
-    predict.add_argument(
-        "--classes",
-        default=None,
-        help="names of class 0 and class 1, comma-separated, for a model saved without its class names. "
-        "Default: the names saved in the model",
-    )
+    predict.add_argument("--model", required=True, type=path_option, help="a .keras model of the study, or an export")
+    predict.add_argument("images", nargs="+", type=path_option, metavar="IMAGE", help="photos to classify")
     return parser
 
 
 def add_study_options(parser: argparse.ArgumentParser) -> None:
     """Adds the options that choose a study's settings (`--preset`, `--data`, ..., `--set`) to a command."""
     parser.add_argument("--preset", default="default", choices=PRESET_NAMES, help="settings preset. Default: default")
-    parser.add_argument(
-        "--data", default=None, help='"tfds" (cats_vs_dogs) or a folder with one sub-folder per class. Default: tfds'
-    )
+    parser.add_argument("--data", type=path_option, help='"tfds" or a folder of class sub-folders. Default: tfds')
     parser.add_argument(
         "--weights",
         default=None,
+        type=path_option,
         help='"imagenet", a local MobileNetV2 no-top .h5 file, or "none" (random weights; smoke tests only). '
         "Default: the preset's (imagenet, or none for smoke)",
     )
     parser.add_argument("--image-size", type=int, default=None, help="image side in pixels. Default: the preset's")
-    parser.add_argument("--output", default="outputs", help="output folder. Default: outputs")
+    parser.add_argument("--output", default="outputs", type=path_option, help="output folder. Default: outputs")
     parser.add_argument(
         "--set",
         dest="settings",
@@ -186,20 +186,11 @@ def build_config(args: argparse.Namespace):
     return config.replace(**settings) if settings else config
 
 
-def _check_data_folder(config, args: argparse.Namespace) -> None:
-    if config.data != "tfds" and not Path(config.data).is_dir():
-        raise InputError(
-            f'The data folder does not exist: {config.data}. Pass "tfds" or a folder with one sub-folder per '
-            f"class. Received: --data {args.data}"
-        )
-
-
 def run_command(args: argparse.Namespace) -> int:
     """Runs the whole study in this process; returns the exit code."""
     from catsdogs_helpers.study import run_study
 
     config = build_config(args)
-    _check_data_folder(config, args)
     print(f"catsdogs {__version__}: the {config.preset} study into {os.path.abspath(config.output_dir)}", flush=True)
     start = time.perf_counter()
     run_study(config)
@@ -213,7 +204,6 @@ def sweep_command(args: argparse.Namespace) -> int:
     from catsdogs_helpers.sweep import get_sweep_plan, run_sweep
 
     config = build_config(args)
-    _check_data_folder(config, args)
     sizes = None
     if args.sizes is not None:
         try:
@@ -251,7 +241,7 @@ def evaluate_command(args: argparse.Namespace) -> int:
         verbose=False,
         test_split_only=not args.all,
     )
-    class_names = contract.class_names or folder_classes
+    class_names = contract.class_names
     dataset = dataset.map(_relabel(folder_classes, class_names, args.model, args.data))
     evaluation = evaluate_model(model, dataset, Path(args.model).stem, class_names, tta=args.tta)
     report = {
@@ -295,24 +285,10 @@ def predict_command(args: argparse.Namespace) -> int:
 
     if describe_artifact(args.model) is not None:  # An exported LiteRT, SavedModel or ONNX model, with its contract.
         model = load_exported_model(args.model)
-        saved = model.contract.class_names
+        class_names = model.contract.class_names
     else:
         model = load_model(args.model)
-        saved = read_contract(model, args.model).class_names
-    if args.classes is None:
-        if saved is None:
-            print(f"note: {args.model} was saved without its class names; assuming cat,dog (see --classes).",
-                  file=sys.stderr)  # fmt: skip
-        class_names = saved or ("cat", "dog")
-    else:
-        class_names = tuple(name.strip() for name in args.classes.split(","))
-        if len(class_names) != 2 or not all(class_names):
-            raise InputError(f"--classes takes two names separated by a comma. Received: --classes {args.classes}")
-        if saved is not None and class_names != saved:
-            raise InputError(
-                f"{args.model} was trained on {','.join(saved)} (class 0, class 1); --classes would rename them. "
-                f"Leave --classes out for a model that carries its class names. Received: --classes {args.classes}"
-            )
+        class_names = read_contract(model, args.model).class_names
     predictions = classify_photos(model, args.images, class_names)
     for prediction in predictions:
         print(prediction.describe(), file=sys.stderr if prediction.error else sys.stdout)
@@ -326,9 +302,11 @@ def export_command(args: argparse.Namespace) -> int:
     from catsdogs_helpers.contract import read_contract
     from catsdogs_helpers.export import check_export_format, export_model
     from catsdogs_helpers.models import load_model
-    from catsdogs_helpers.photos import list_photo_folder
+    from catsdogs_helpers.photos import list_photos
 
     check_export_format(args.format)  # Before loading anything: a missing converter is said at once.
+    if args.num_check_photos < 1:
+        raise InputError(f"--num-check-photos must be 1 or more. Received: --num-check-photos {args.num_check_photos}")
     model = load_model(args.model)
     image_size = read_contract(model, args.model).image_size
     if args.check_data is None:
@@ -337,9 +315,8 @@ def export_command(args: argparse.Namespace) -> int:
     else:
         from catsdogs_helpers.photos import UnreadablePhotoError, decode_photo
 
-        folder = list_photo_folder(args.check_data)
-        paths = sorted(path for files in folder.files.values() for path, _ in files)
-        paths = paths[:: max(1, len(paths) // args.num_check_photos)][: args.num_check_photos]  # Every class.
+        paths = list_photos(args.check_data)
+        paths = paths[:: max(1, len(paths) // args.num_check_photos)][: args.num_check_photos]  # Every sub-folder.
         decoded = []
         for path in paths:
             try:
@@ -351,8 +328,7 @@ def export_command(args: argparse.Namespace) -> int:
                              f"Received: --check-data {args.check_data}")  # fmt: skip
         images = np.stack(decoded).astype(np.float32)
         described = f"{len(images)} photos of {args.check_data}"
-    class_names = None if args.classes is None else tuple(name.strip() for name in args.classes.split(","))
-    result = export_model(model, args.format, args.output, images, class_names)
+    result = export_model(model, args.format, args.output, images)
     print(f"{result.describe()} ({described}).")
     return 0
 

@@ -17,12 +17,19 @@ from catsdogs_helpers.errors import InputError
 IMAGENET_IMAGE_SIZES = (96, 128, 160, 192, 224)
 MOBILENET_V2_ALPHAS = (0.35, 0.5, 0.75, 1.0, 1.3, 1.4)
 PRESET_NAMES = ("default", "quick", "smoke")
+# The study's three models, in the order reports list them.
+MODEL_NAMES = ("scratch", "transfer", "finetuned")
 PRESET_DESCRIPTIONS = {
     "default": "the real study: all of cats_vs_dogs (23,262 photos) at 224 px with ImageNet weights; use a GPU.",
-    "quick": "the real study on at most 2,000 photos per split; 17 to 45 minutes on a 2-core laptop CPU.",
+    "quick": "the real study on at most 2,000 photos per split; made for a CPU (the README gives measured times).",
     "smoke": "checks in a minute that everything runs: 24 photos at 64 px, random weights with alpha 0.35 "
     "(a weights file must then be a 0.35 one); its numbers mean nothing.",
 }
+
+
+def _setting(default: object, *changes: str) -> typing.Any:
+    """A `StudyConfig` field whose value changes the results named in `changes` (see `depends_on`)."""
+    return dataclasses.field(default=default, metadata={"changes": changes})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,34 +89,42 @@ class StudyConfig:
         output_dir: Folder for checkpoints, figures and results. Defaults to `"outputs"`.
     """
 
-    preset: str = "default"
-    data: str = "tfds"
-    weights: str | None = "imagenet"
-    alpha: float = 1.0
-    image_size: int = 224
-    scratch_image_size: int = 160
-    batch_size: int = 32
-    validation_fraction: float = 0.1
-    test_fraction: float = 0.1
-    max_images_per_split: int | None = None
-    cache_dir: str | None = None
-    seed: int = 1337
-    scratch_epochs: int = 30
-    scratch_learning_rate: float = 2e-3
-    scratch_dropout: float = 0.3
-    scratch_weight_decay: float = 0.0
-    transfer_epochs: int = 20
-    transfer_learning_rate: float = 1e-3
-    use_cached_features: bool = True
-    fine_tune_epochs: int = 5
-    fine_tune_learning_rate: float = 1e-5
-    fine_tune_at: int = 100
-    augmentation_strength: float = 1.0
-    dropout: float = 0.2
-    patience: int = 8
-    output_dir: str = "outputs"
+    # Each setting names the results its value changes: the training stages ("scratch", "transfer",
+    # "finetuned") and the sweep's points ("sweep"), whose manifests record it (see `depends_on`), so that a finished
+    # result is reused only when trained the same way. None for where files go, the preset's name, and the data's
+    # settings (the photos' content key stands for them).
+    preset: str = _setting("default")
+    data: str = _setting("tfds")
+    weights: str | None = _setting("imagenet", "transfer", "sweep")
+    alpha: float = _setting(1.0, "transfer", "sweep")
+    image_size: int = _setting(224, "scratch", "transfer", "finetuned", "sweep")
+    scratch_image_size: int = _setting(160, "scratch", "sweep")
+    batch_size: int = _setting(32, "scratch", "transfer", "finetuned", "sweep")
+    validation_fraction: float = _setting(0.1)
+    test_fraction: float = _setting(0.1)
+    max_images_per_split: int | None = _setting(None)
+    cache_dir: str | None = _setting(None)
+    seed: int = _setting(1337, "scratch", "transfer", "finetuned", "sweep")
+    scratch_epochs: int = _setting(30, "scratch")
+    scratch_learning_rate: float = _setting(2e-3, "scratch", "sweep")
+    scratch_dropout: float = _setting(0.3, "scratch", "sweep")
+    scratch_weight_decay: float = _setting(0.0, "scratch", "sweep")
+    transfer_epochs: int = _setting(20, "transfer")
+    transfer_learning_rate: float = _setting(1e-3, "transfer", "sweep")
+    use_cached_features: bool = _setting(True, "transfer")
+    fine_tune_epochs: int = _setting(5, "finetuned")
+    fine_tune_learning_rate: float = _setting(1e-5, "finetuned", "sweep")
+    fine_tune_at: int = _setting(100, "finetuned", "sweep")
+    augmentation_strength: float = _setting(1.0, "scratch", "transfer", "sweep")
+    dropout: float = _setting(0.2, "transfer", "sweep")
+    patience: int = _setting(8, "scratch", "transfer", "finetuned")
+    output_dir: str = _setting("outputs")
 
     def __post_init__(self) -> None:
+        for name in _PATH_SETTINGS:  # "~/photos" means the same folder to the checks, the lock and the writes.
+            value = getattr(self, name)
+            if isinstance(value, str) and value.startswith("~"):
+                object.__setattr__(self, name, os.path.expanduser(value))
         _check_config(self)
 
     def replace(self, **changes: object) -> StudyConfig:
@@ -123,6 +138,9 @@ class StudyConfig:
     def to_dict(self) -> dict[str, object]:
         """Returns the settings as a JSON-serializable dictionary."""
         return dataclasses.asdict(self)
+
+
+_PATH_SETTINGS = ("data", "weights", "cache_dir", "output_dir")
 
 
 def _fail(name: str, value: object, expected: str) -> None:
@@ -140,10 +158,13 @@ def _is_number(value: object) -> bool:
 def _check_config(config: StudyConfig) -> None:
     if config.preset not in PRESET_NAMES:
         _fail("preset", config.preset, f"one of {PRESET_NAMES}")
-    if not isinstance(config.data, str) or not config.data:
-        _fail("data", config.data, '"tfds" or the path of a folder of photos')
-    if config.weights is not None and not isinstance(config.weights, str):
-        _fail("weights", config.weights, '"imagenet", a path to a .h5 file, or None')
+    # An empty path is what an unset variable gives ("$OUT"): it would mean the current folder.
+    expected = {"data": '"tfds" or the path of a folder of photos', "weights": '"imagenet", a .h5 file\'s path or None',
+                "cache_dir": "a folder's path or None", "output_dir": "a folder's path (not empty)"}  # fmt: skip
+    for name in _PATH_SETTINGS:
+        value = getattr(config, name)
+        if (value is not None or name in ("data", "output_dir")) and not (isinstance(value, str) and value.strip()):
+            _fail(name, value, expected[name])
     if config.alpha not in MOBILENET_V2_ALPHAS:
         _fail("alpha", config.alpha, f"one of {MOBILENET_V2_ALPHAS}")
     for name in ("image_size", "scratch_image_size"):
@@ -187,11 +208,15 @@ def _check_config(config: StudyConfig) -> None:
         _fail("scratch_weight_decay", config.scratch_weight_decay, "a decay in [0, 1) (0 for none)")
 
 
+def depends_on(result: str) -> tuple[str, ...]:
+    """Returns the settings that change a result: `"scratch"`, `"transfer"`, `"finetuned"` or `"sweep"`."""
+    return tuple(field.name for field in dataclasses.fields(StudyConfig) if result in field.metadata["changes"])
+
+
 DEFAULT = StudyConfig()
 
-# The quick preset's scratch CNN works at 128 px for 55 epochs: about the compute of 35 epochs at 160 px,
-# and on the validation split (never the test split) 87.5% against 84.9%, with a lower loss (0.297 against
-# 0.358): benchmarks/results/tuning.md.
+# The quick preset's scratch CNN works at 128 px for up to 55 epochs (about the compute of 35 at 160 px), chosen on
+# the validation split: benchmarks/results/tuning.md.
 QUICK = DEFAULT.replace(
     preset="quick",
     max_images_per_split=2000,

@@ -5,8 +5,10 @@ or on `gatos/` and `cachorros/` must not be read as "class 0 = cat" by
 `predict` and `evaluate`. So the study saves every model with a last,
 identity layer, `ModelContract`, whose configuration holds the class names; it
 travels inside the `.keras` file and loads in safe mode. `read_contract` gives
-it back, and refuses a model that does not fit the study's contract (a sigmoid
-or softmax output, more than one output, a non-square or non-RGB input).
+it back, and refuses a model without one (from elsewhere, or saved by an older
+version of the study) and a contract that does not fit the model. An exported
+artifact carries the same contract as JSON (see `export.py`): `Contract.checked`
+validates both.
 """
 
 from __future__ import annotations
@@ -50,15 +52,41 @@ class Contract:
     """A model's contract, as read from it.
 
     Attributes:
-        class_names: Names of class 0 and class 1, or `None` for a model saved
-            without a contract (by an older version of the study).
+        class_names: Names of class 0 and class 1: two distinct names.
         image_size: Side of the square RGB input, in pixels.
         output_kind: Always `"logit"`: one logit per photo, class 1 above 0.
     """
 
-    class_names: tuple[str, ...] | None
+    class_names: tuple[str, ...]
     image_size: int
     output_kind: str = OUTPUT_KIND
+
+    @classmethod
+    def checked(cls, saved: object, image_size: int, source: str) -> Contract:
+        """Returns the contract saved as `{"class_names": [...], "image_size": ..., ...}`, checked.
+
+        `image_size` is the input size the model actually has; `source` names it in messages.
+
+        Raises:
+            InputError: If the class names are not two distinct non-empty names, or the
+                saved `image_size` or `output_kind` (optional) is not the model's.
+        """
+        saved = saved if isinstance(saved, dict) else {}
+        names = saved.get("class_names")
+        names = tuple(names) if isinstance(names, (list, tuple)) else ()
+        if len(names) != 2 or len(set(names)) != 2 or not all(isinstance(name, str) and name for name in names):
+            raise InputError(
+                f"The contract of {source} does not hold two distinct class names, so its answers cannot be "
+                f"named; export or train the model again with this version. Received: class_names={names!r}"
+            )
+        for key, actual in (("image_size", image_size), ("output_kind", OUTPUT_KIND)):
+            if saved.get(key, actual) != actual:
+                raise InputError(
+                    f"The contract of {source} says {key}={saved[key]!r}, but the model has {key}={actual!r}: "
+                    f"the contract was edited or belongs to another model; export the model again. "
+                    f"Received: {key}={saved[key]!r}"
+                )
+        return cls(names, image_size)
 
 
 def attach_contract(model: keras.Model, class_names: Sequence[str]) -> keras.Model:
@@ -97,12 +125,11 @@ def read_contract(model: keras.Model, source: str = "model") -> Contract:
         source: How to name the model in messages (its path). Defaults to `"model"`.
 
     Returns:
-        The `Contract`; `class_names` is `None` for a model saved without one.
+        The `Contract`.
 
     Raises:
         InputError: If the model does not take square RGB images, does not have
-            one output of one value, or ends in a sigmoid or softmax instead of
-            a logit.
+            one output of one value, or carries no valid contract.
     """
     shapes = [tuple(shape) for shape in _shapes(model.inputs)]
     if len(shapes) != 1 or len(shapes[0]) != 4 or shapes[0][1] != shapes[0][2] or shapes[0][3] != 3:
@@ -116,30 +143,14 @@ def read_contract(model: keras.Model, source: str = "model") -> Contract:
             f"{source} does not output one logit per photo (shape (batch, 1)), so it is not a model of this study: "
             f"its answers would be misread. Received: output shapes {outputs}"
         )
-    activation = _last_activation(model)
-    if activation not in (None, "linear"):
-        raise InputError(
-            f"{source} ends in a {activation} activation, not a logit: this study reads its output as a logit "
-            f"(class 1 above 0), which would give every photo the same answer. Received: activation={activation!r}"
-        )
     contract = next((layer for layer in model.layers if isinstance(layer, ModelContract)), None)
-    return Contract(contract.class_names if contract is not None else None, int(shapes[0][1]))
+    if contract is None:
+        raise InputError(
+            f"{source} carries no contract (its class names), so it was not saved by this version of the study: "
+            f"train it again with this version (catsdogs run, or the notebook). Received: model={source!r}"
+        )
+    return Contract.checked({"class_names": contract.class_names}, int(shapes[0][1]), source)
 
 
 def _shapes(tensors) -> list:
     return [tensor.shape for tensor in tensors]
-
-
-def _last_activation(model: keras.Model) -> str | None:
-    """Returns the activation name of the last layer that has one, looking through a contract."""
-    for layer in reversed(model.layers):
-        if isinstance(layer, ModelContract):
-            continue
-        activation = getattr(layer, "activation", None)
-        if activation is not None:
-            return getattr(activation, "__name__", str(activation))
-        if isinstance(layer, keras.layers.Softmax):
-            return "softmax"
-        if not isinstance(layer, keras.layers.InputLayer):
-            return None
-    return None

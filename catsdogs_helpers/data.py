@@ -16,6 +16,7 @@ import dataclasses
 import glob
 import hashlib
 import os
+import sys
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -182,6 +183,7 @@ def load_splits(
     fractions = "" if pre_split else f", validation_fraction={validation_fraction}, test_fraction={test_fraction}"
     received = f"data={str(data)!r}{fractions}, max_images_per_split={max_images_per_split}"
     _check_both_classes_everywhere(counts, bad_files, pre_split, received)
+    _warn_if_most_skipped(sum(sum(per_class.values()) for per_class in counts.values()), bad_files, source)
 
     num_train = sum(counts["train"].values())
     train = cached["train"].shuffle(min(num_train, _SHUFFLE_BUFFER), seed=seed, reshuffle_each_iteration=True)
@@ -204,6 +206,18 @@ def load_splits(
 def _check_positive(name: str, value: int) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise InputError(f"{name} must be a positive integer. Received: {name}={value!r}")
+
+
+def _warn_if_most_skipped(num_used: int, skipped: list[SkippedFile], source: str) -> None:
+    """Says on standard error, whatever the verbosity, when more files were skipped than used, and the main reasons."""
+    if len(skipped) <= num_used:
+        return
+    reasons: dict[str, int] = {}
+    for item in skipped:
+        reasons[item.reason] = reasons.get(item.reason, 0) + 1
+    common = "; ".join(f"{count} {reason}" for reason, count in sorted(reasons.items(), key=lambda x: -x[1])[:3])
+    print(f"warning: {len(skipped)} of the {len(skipped) + num_used} files of {printable_path(source)} were skipped "
+          f"({common}); only {num_used} photos are used.", file=sys.stderr, flush=True)  # fmt: skip
 
 
 def _counts_text(counts: dict[str, int]) -> str:
@@ -346,6 +360,7 @@ def load_labelled_photos(
         _photo_dataset(files, image_size), "photos", list(folder.class_names), image_size, "", verbose
     )
     _check_both_classes_present(counts, [*folder.skipped, *bad], directory, folder.pre_split, use_test)
+    _warn_if_most_skipped(sum(counts.values()), [*folder.skipped, *bad], str(directory))
     return _batch(dataset, batch_size), folder.class_names, counts, (*folder.skipped, *bad)
 
 

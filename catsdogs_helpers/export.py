@@ -6,15 +6,6 @@ checks the artifact against the Keras model on a batch of photos: the largest
 absolute difference between their logits is printed and recorded.
 `load_exported_model` reads an artifact back with its contract, so that
 `predict` classifies photos with it exactly as with the `.keras` file.
-
-One rewrite is needed for LiteRT and ONNX with models saved by version 0.3.0,
-whose CNN from scratch resized its input with an antialiased bilinear filter:
-TensorFlow computes it with an op (`ScaleAndTranslate`) that neither LiteRT
-(built in or among its TensorFlow "select" ops) nor tf2onnx supports. That
-resize is linear and separable, so it is exactly two matrix products (one along
-the rows, one along the columns); the export computes those matrices once, from
-the same Keras resize, and uses them instead. The parity check covers the
-rewrite. (Since 0.4.0 the CNN resizes with plain bilinear, which both support.)
 """
 
 from __future__ import annotations
@@ -24,6 +15,7 @@ import importlib.util
 import json
 import os
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import keras
@@ -33,6 +25,7 @@ from catsdogs_helpers.contract import Contract, read_contract
 from catsdogs_helpers.errors import InputError, MissingInputError
 from catsdogs_helpers.models import AUGMENTATION_NAME
 from catsdogs_helpers.output_lock import write_text_atomically, written_atomically
+from catsdogs_helpers.preflight import check_output_file
 
 FORMATS = ("litert", "saved_model", "onnx")
 # The Keras `model.export` format of each, and what the artifact's path must end with.
@@ -98,23 +91,18 @@ def contract_path_of(path: str | os.PathLike, format: str) -> Path:
 
 
 def build_export_model(model: keras.Model) -> keras.Model:
-    """Returns the model to hand to `model.export`: its inference graph, with antialiased resizes as matrices.
+    """Returns the model to hand to `model.export`: its inference graph, without the augmentation.
 
     The study's models are one chain of layers; they are rebuilt on the same
     layers (shared weights), each called with `training=False`, without the
     augmentation (the identity at inference, whose random ops converters
-    reject), and with every antialiased `Resizing` layer replaced by the
-    `MatrixResizing` that computes the same resize (LiteRT and ONNX lack
-    TensorFlow's op for it). A model that is not such a chain is returned as it is.
+    reject). A model that is not such a chain is returned as it is.
     """
     x = inputs = keras.Input(model.input_shape[1:], name="image")
     try:
         for layer in model.layers[1:]:
-            if layer.name == AUGMENTATION_NAME:
-                continue
-            if isinstance(layer, keras.layers.Resizing) and layer.antialias:
-                layer = MatrixResizing.from_layer(layer, tuple(x.shape[1:3]))
-            x = layer(x, training=False)
+            if layer.name != AUGMENTATION_NAME:
+                x = layer(x, training=False)
         rebuilt = keras.Model(inputs, x, name=model.name)
         rebuilt(np.zeros((1, *model.input_shape[1:]), np.float32))  # The ONNX export wants a model called once.
         return rebuilt
@@ -122,58 +110,11 @@ def build_export_model(model: keras.Model) -> keras.Model:
         return model
 
 
-class MatrixResizing(keras.layers.Layer):
-    """A fixed linear resize of `(N, H, W, C)` images computed as two matrix products.
-
-    Any resize that is linear and separable (bilinear, with or without
-    antialiasing) maps an image `X` (one channel) to `R X Cᵀ`, where `R`
-    (`out_height × H`) resizes the columns and `C` (`out_width × W`) the rows.
-    `from_layer` computes `R` and `C` by resizing identity matrices with a
-    Keras `Resizing` layer's own settings.
-
-    Args:
-        row_matrix: `R`, float32, shape `(out_height, H)`.
-        column_matrix: `C`, float32, shape `(out_width, W)`.
-        **kwargs: Keras layer arguments.
-    """
-
-    def __init__(self, row_matrix: np.ndarray, column_matrix: np.ndarray, **kwargs) -> None:
-        super().__init__(**kwargs)
-        self.row_matrix = np.asarray(row_matrix, np.float32)
-        self.column_matrix = np.asarray(column_matrix, np.float32)
-
-    @classmethod
-    def from_layer(cls, layer: keras.layers.Resizing, input_size: tuple[int, int]) -> MatrixResizing:
-        """Returns the `MatrixResizing` equal to a `Resizing` layer for inputs of `input_size` (height, width)."""
-        height, width = input_size
-
-        def matrix(size_in: int, size: tuple[int, int]) -> np.ndarray:
-            identity = np.eye(size_in, dtype=np.float32)[None, :, :, None]  # One image: its columns are deltas.
-            resized = keras.ops.image.resize(identity, size, interpolation=layer.interpolation, antialias=True)
-            return np.asarray(keras.ops.convert_to_numpy(resized))[0, :, :, 0]
-
-        rows = matrix(height, (layer.height, height))  # Resizes each column: (out_height, H).
-        columns = matrix(width, (layer.width, width))  # Same for rows: (out_width, W).
-        return cls(rows, columns, name=f"{layer.name}_as_matrices")
-
-    def call(self, images):
-        # Plain transposes and matrix products: LiteRT has them built in (its einsum lowering fails here).
-        x = keras.ops.transpose(images, (0, 3, 2, 1))  # (N, C, W, H)
-        x = keras.ops.matmul(x, keras.ops.convert_to_tensor(self.row_matrix.T))  # (N, C, W, h)
-        x = keras.ops.transpose(x, (0, 1, 3, 2))  # (N, C, h, W)
-        x = keras.ops.matmul(x, keras.ops.convert_to_tensor(self.column_matrix.T))  # (N, C, h, w)
-        return keras.ops.transpose(x, (0, 2, 3, 1))  # (N, h, w, C)
-
-    def compute_output_shape(self, input_shape):
-        return (input_shape[0], self.row_matrix.shape[0], self.column_matrix.shape[0], input_shape[3])
-
-
 def export_model(
     model: keras.Model,
     format: str,
     output: str | os.PathLike,
     check_images: np.ndarray,
-    class_names: tuple[str, ...] | None = None,
 ) -> ExportResult:
     """Exports a model of the study with Keras's `model.export`, writes its contract, and checks it.
 
@@ -183,33 +124,23 @@ def export_model(
         output: The artifact's path; `.tflite` or `.onnx` is appended if missing.
         check_images: Photos to compare the artifact with the model on, raw pixels in
             [0, 255], float32, shape `(N, S, S, 3)` with `S` the model's input size.
-        class_names: Names of class 0 and class 1, or `None` for the model's own
-            (its contract). Defaults to `None`.
 
     Returns:
         An `ExportResult`, with the largest absolute logit difference.
 
     Raises:
         InputError: If the format is unknown, needs a missing package or a newer
-            Keras, the model has no class names and none are given, the output exists, or
-            the artifact's logits differ from the model's by more than
+            Keras, the model carries no contract, the output exists or cannot be
+            written, or the artifact's logits differ from the model's by more than
             `FLOAT32_TOLERANCE` (1e-4).
     """
     check_export_format(format)
     contract = read_contract(model)
-    class_names = tuple(class_names or contract.class_names or ())
-    if len(class_names) != 2:
-        raise InputError(
-            "The model carries no class names (saved by an older version of the study): pass them, "
-            f"e.g. --classes cat,dog. Received: class_names={class_names!r}"
-        )
     path = Path(output)
     if _SUFFIXES[format] and path.suffix != _SUFFIXES[format]:
         path = Path(f"{path}{_SUFFIXES[format]}")
-    if path.exists():
-        raise InputError(f"{path} already exists: pass another --output, or remove it first. Received: output={output}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    saved = {"class_names": list(class_names), "image_size": contract.image_size, "output_kind": contract.output_kind}
+    path = check_output_file(path, "output")
+    saved = dataclasses.asdict(contract)
     contract_path = contract_path_of(path, format)
     # The artifact is written under a temporary name with its contract, then renamed: a kill or a full disk
     # leaves no artifact without its contract, and no truncated one.
@@ -255,10 +186,9 @@ class ExportedModel:
         input_shape: `(None, S, S, 3)`, as a Keras model's.
     """
 
-    def __init__(self, path: Path, format: str, contract: Contract) -> None:
-        self.path, self.format, self.contract = path, format, contract
+    def __init__(self, path: Path, format: str, contract: Contract, predict: Callable[[np.ndarray], object]) -> None:
+        self.path, self.format, self.contract, self._predict = path, format, contract, predict
         self.input_shape = (None, contract.image_size, contract.image_size, 3)
-        self._predict = _build_predictor(path, format)
 
     def predict(self, images: np.ndarray, verbose: int = 0, batch_size: int = 32) -> np.ndarray:
         """Returns the logits of raw-pixel photos, float32, shape `(N, 1)` (`verbose` is ignored)."""
@@ -267,22 +197,25 @@ class ExportedModel:
         return np.concatenate(batches).reshape(-1, 1).astype(np.float32)
 
 
-def _build_predictor(path: Path, format: str):
+def _build_predictor(path: Path, format: str) -> tuple[Callable[[np.ndarray], object], int | None]:
+    """Returns the artifact's predict function and the side of its square input (`None` if not fixed)."""
     if format == "saved_model":
         import tensorflow as tf
 
         loaded = tf.saved_model.load(str(path))  # Kept by the closure: its variables die with it.
-        return lambda images: np.asarray(loaded.serve(tf.constant(images)))
+        shape = loaded.serve.input_signature[0].shape
+        return lambda images: np.asarray(loaded.serve(tf.constant(images))), shape[1]
     if format == "litert":
         interpreter = _build_litert_interpreter(path)
         runner = interpreter.get_signature_runner()
         (name,) = interpreter.get_signature_list()["serving_default"]["inputs"]
-        return lambda images: next(iter(runner(**{name: images}).values()))
+        shape = interpreter.get_input_details()[0]["shape"]
+        return lambda images: next(iter(runner(**{name: images}).values())), int(shape[1])
     import onnxruntime
 
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    name = session.get_inputs()[0].name
-    return lambda images: session.run(None, {name: images})[0]
+    name, shape = session.get_inputs()[0].name, session.get_inputs()[0].shape
+    return lambda images: session.run(None, {name: images})[0], shape[1] if isinstance(shape[1], int) else None
 
 
 def _build_litert_interpreter(path: Path):
@@ -317,7 +250,8 @@ def load_exported_model(path: str | os.PathLike) -> ExportedModel:
 
     Raises:
         MissingInputError: If the artifact does not exist.
-        InputError: If it is not an exported artifact, or its contract is missing or unreadable.
+        InputError: If it is not an exported artifact, or its contract is missing,
+            unreadable, or contradicts the artifact (see `Contract.checked`).
     """
     path = Path(path)
     if not path.exists():
@@ -332,10 +266,11 @@ def load_exported_model(path: str | os.PathLike) -> ExportedModel:
     contract_path = contract_path_of(path, format)
     try:
         saved = json.loads(contract_path.read_text())
-        contract = Contract(tuple(saved["class_names"]), int(saved["image_size"]), saved["output_kind"])
-    except (OSError, ValueError, KeyError, TypeError) as error:
+    except (OSError, ValueError) as error:
         raise InputError(
             f"{path} has no readable contract at {contract_path} ({type(error).__name__}: {error}); "
             f"export it again with catsdogs export. Received: model={str(path)!r}"
         ) from None
-    return ExportedModel(path, format, contract)
+    predict, image_size = _build_predictor(path, format)
+    image_size = image_size or (saved.get("image_size") if isinstance(saved, dict) else None)
+    return ExportedModel(path, format, Contract.checked(saved, image_size, str(path)), predict)

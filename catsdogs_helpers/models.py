@@ -361,9 +361,14 @@ def load_model(path: str | os.PathLike) -> keras.Model:
             saved by a newer Keras, ...).
     """
     path = os.fspath(path)
+    fix = "Pass a model saved by the study (scratch.keras, transfer.keras or finetuned.keras)"
+    if os.path.isdir(path):
+        raise InputError(
+            f"{path} is a folder, not a .keras model nor a SavedModel exported by catsdogs export (a folder holding "
+            f"saved_model.pb). {fix}. Received: model={path!r}"
+        )
     if not os.path.isfile(path):
         raise MissingInputError(f"The model file does not exist: {path}. Received: model={path!r}")
-    fix = "Pass a model saved by the study (scratch.keras, transfer.keras or finetuned.keras)"
     reason = _describe_keras_archive(path)
     if reason is not None:
         raise InputError(f"{path} cannot be loaded: {reason}. {fix}. Received: model={path!r}")

@@ -9,6 +9,13 @@ names need not be valid UTF-8: a path is a Python string in which the bytes
 that are not UTF-8 are escaped (`os.fsdecode`), so `os.fsencode` gives back
 the exact name; `printable_path` shows such a name as `cat\\xff.jpg`.
 
+Which files are photos: every extension a Pillow plugin here reads by itself
+(`IMAGE_EXTENSIONS`: JPEG, PNG, WebP, AVIF, TIFF, BMP, GIF, ...; not the stubs
+that need an outside handler, EPS, which needs Ghostscript, nor MPEG), the same for
+every command. iPhone photos (HEIC/HEIF) are read through the `pillow-heif`
+plugin when it is installed (`pip install "catsdogs-helpers[heif]"`); without
+it they are skipped, saying so.
+
 Limits and choices:
 
 - `MAX_PIXELS` = 128,000,000 pixels (about 0.5 GB while decoding): a photo with
@@ -39,11 +46,38 @@ from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from catsdogs_helpers.errors import InputError, MissingInputError
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
+try:  # iPhone photos: the maintained plugin, an optional extra.
+    from pillow_heif import register_heif_opener
+except ImportError:
+    HEIF_PLUGIN = False
+else:
+    register_heif_opener()
+    HEIF_PLUGIN = True
+# Photos some Pillow needs a plugin or a newer version for: listed as photos, skipped with what to install.
+_HEIF_HINT = 'HEIC/HEIF photo, which needs the pillow-heif plugin: pip install "catsdogs-helpers[heif]"'
+_NEEDS = {".heic": _HEIF_HINT, ".heif": _HEIF_HINT, ".hif": _HEIF_HINT,
+          ".avif": "AVIF photo, which this Pillow cannot read: pip install -U pillow"}  # fmt: skip
+_HEIF_BRANDS = (b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"hevm", b"hevs", b"mif1", b"msf1")
+
+
+def _readable_extensions() -> tuple[str, ...]:
+    """Extensions of the formats Pillow reads without an outside program or handler, and those of `_NEEDS`."""
+    Image.init()
+    stubs = {name for name, (factory, _) in Image.OPEN.items()  # HDF5, GRIB, WMF, ...: outside handlers.
+             if isinstance(factory, type) and issubclass(factory, ImageFile.StubImageFile)}  # fmt: skip
+    readable = {
+        extension
+        for extension, format_id in Image.registered_extensions().items()
+        if format_id in Image.OPEN and format_id not in {*stubs, "EPS", "MPEG"}  # Ghostscript; identified only.
+    }
+    return tuple(sorted(readable | set(_NEEDS)))
+
+
+IMAGE_EXTENSIONS = _readable_extensions()
 IGNORED_FILE_NAMES = ("thumbs.db", "desktop.ini")
 SPLIT_NAMES = ("train", "validation", "test")
 MAX_PIXELS = 128_000_000
@@ -241,7 +275,7 @@ def list_photo_folder(
         )
         for fixed_split, class_dir in class_dirs:
             for path in _list_files(class_dir, skipped):
-                if path.suffix.lower() not in IMAGE_EXTENSIONS:
+                if not _is_photo(path):
                     skipped.append(SkippedFile(str(path), f"not a photo (extension {path.suffix or 'none'!r})"))
                     continue
                 key = path.relative_to(root).as_posix()
@@ -250,6 +284,25 @@ def list_photo_folder(
     for split in SPLIT_NAMES:
         files[split].sort(key=lambda item: _stable_fraction(Path(item[0]).relative_to(root).as_posix() + "#order"))
     return PhotoFolder(tuple(class_names), files, tuple(skipped), pre_split)
+
+
+def _is_photo(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_EXTENSIONS
+
+
+def list_photos(directory: str | os.PathLike) -> list[str]:
+    """Returns the photos (by extension) under a folder, at any depth, sorted; hidden files are ignored.
+
+    Raises:
+        MissingInputError: If the folder does not exist.
+    """
+    root = Path(directory).expanduser()
+    if not root.is_dir():
+        raise MissingInputError(
+            f"The photo folder {'is not a folder' if root.exists() else 'does not exist'}: {printable_path(root)}. "
+            f"Pass a folder of photos. Received: {str(directory)!r}"
+        )
+    return sorted(str(path) for path in _list_files(root, []) if _is_photo(path))
 
 
 def _split_of(fraction: float, validation_fraction: float, test_fraction: float) -> str:
@@ -349,7 +402,8 @@ def decode_photo(
 ) -> np.ndarray:
     """Reads a photo as an RGB `uint8` array, optionally resized to a square.
 
-    JPEG, PNG, BMP and GIF (first frame) are read, whatever the extension says;
+    Every format Pillow reads (see the module's notes; the first frame of an
+    animation) is read, whatever the extension says;
     grayscale, 16-bit, RGBA, palette and CMYK photos become RGB (transparency
     over white); EXIF orientation is applied. A JPEG is reduced while it is
     decoded when `image_size` is much smaller than the photo.
@@ -357,7 +411,8 @@ def decode_photo(
     A file that cannot be used raises `UnreadablePhotoError`, whose message is
     the reason: "file not found", "broken symbolic link (...)", "symbolic link
     loop", "is a directory", "not a regular file (...)", "permission denied",
-    "empty file", "not an image", "too large (W×H pixels, limit N)",
+    "empty file", "not an image", what to install for a HEIC/HEIF or AVIF photo
+    that this Pillow cannot read, "too large (W×H pixels, limit N)",
     "unsupported colour mode (...)", "truncated or corrupt (...)" or, when the
     system fails to read it, "cannot be read (...)".
 
@@ -417,7 +472,15 @@ def _decode_file(file: BinaryIO, image_size: int | None, max_pixels: int) -> np.
     try:
         image = _open_image(file)
     except UnidentifiedImageError:
-        raise UnreadablePhotoError("not an image") from None
+        file.seek(0)
+        header = file.read(12)  # An ISO media file (HEIF, AVIF) says its kind in its "ftyp" box.
+        brand = header[8:12] if header[4:8] == b"ftyp" else b""
+        reason = "not an image"
+        if brand in (b"avif", b"avis") and "AVIF" not in Image.OPEN:
+            reason = _NEEDS[".avif"]
+        elif brand in _HEIF_BRANDS:
+            reason = "truncated or corrupt (a HEIC/HEIF file pillow-heif cannot read)" if HEIF_PLUGIN else _HEIF_HINT
+        raise UnreadablePhotoError(reason) from None
     except _DECODING_ERRORS as error:  # A header that lies.
         raise UnreadablePhotoError(_decoding_failure(error)) from None
     with image:

@@ -8,7 +8,6 @@ import os
 import keras
 import numpy as np
 
-from catsdogs_helpers.errors import InputError
 from catsdogs_helpers.metrics import predict_classes, sigmoid
 from catsdogs_helpers.photos import UnreadablePhotoError, decode_photo, printable_path
 
@@ -37,7 +36,7 @@ class PhotoPrediction:
 
 
 def classify_photos(
-    model: keras.Model, paths: list[str | os.PathLike], class_names: tuple[str, ...] = ("cat", "dog")
+    model: keras.Model, paths: list[str | os.PathLike], class_names: tuple[str, ...]
 ) -> list[PhotoPrediction]:
     """Classifies photos with a one-logit model that takes raw pixels.
 
@@ -47,16 +46,11 @@ def classify_photos(
     Args:
         model: A model of the study (raw pixels in, one logit out).
         paths: Paths of the photos.
-        class_names: Names of class 0 and class 1. Defaults to `("cat", "dog")`.
+        class_names: Names of class 0 and class 1 (the model's contract).
 
     Returns:
         One `PhotoPrediction` per path, in order.
-
-    Raises:
-        InputError: If `class_names` does not hold exactly two names (a `ValueError`).
     """
-    if len(class_names) != 2:
-        raise InputError(f"Expected exactly two class names. Received: class_names={class_names!r}")
     image_size = model.input_shape[1]
     predictions: list[PhotoPrediction | None] = []
     images, positions = [], []

@@ -20,13 +20,14 @@ TFDS_NUM_PHOTOS = 23_262  # Photos in TensorFlow Datasets' cats_vs_dogs (its tra
 _ALPHA_IN_FILE_NAME = re.compile(r"_(0\.35|0\.5|0\.75|1\.0|1\.3|1\.4)_(\d+)_no_top")
 
 
-def check_output_dir(output_dir: str | os.PathLike, data: str = "tfds") -> Path:
+def check_output_dir(output_dir: str | os.PathLike, data: str = "tfds", option: str = "output_dir") -> Path:
     """Creates the output folder if needed and checks that the study can write there.
 
     Args:
         output_dir: The output folder.
         data: The data source; the output may not be the data folder nor inside
             it (the study never writes into a user's photos). Defaults to `"tfds"`.
+        option: How to name the setting in messages. Defaults to `"output_dir"`.
 
     Returns:
         The output folder, resolved.
@@ -41,13 +42,13 @@ def check_output_dir(output_dir: str | os.PathLike, data: str = "tfds") -> Path:
         if output == photos or photos in output.parents:
             raise InputError(
                 f"The output folder {output} is inside the data folder {photos}: the study never writes into your "
-                f"photos. Pass an output folder outside it. Received: output_dir={str(output_dir)!r}"
+                f"photos. Pass an output folder outside it. Received: {option}={str(output_dir)!r}"
             )
     for path in (output, *output.parents):
         if path.exists() and not path.is_dir():
             raise InputError(
                 f"The output folder cannot be created: {path} is a file, not a folder. Pass another output "
-                f"folder. Received: output_dir={str(output_dir)!r}"
+                f"folder. Received: {option}={str(output_dir)!r}"
             )
     try:
         output.mkdir(parents=True, exist_ok=True)
@@ -56,9 +57,27 @@ def check_output_dir(output_dir: str | os.PathLike, data: str = "tfds") -> Path:
     except OSError as error:
         raise InputError(
             f"The output folder {output} cannot be written ({error.strerror or error}). Pass a folder you can "
-            f"write to. Received: output_dir={str(output_dir)!r}"
+            f"write to. Received: {option}={str(output_dir)!r}"
         ) from None
     return output
+
+
+def check_output_file(path: str | os.PathLike, option: str = "output") -> Path:
+    """Checks that a new file can be written at `path`: nothing there yet, its folder creatable and writable.
+
+    Returns:
+        The path (`~` expanded); its folder exists.
+
+    Raises:
+        InputError: If something exists at `path`, or its folder cannot be created
+            or written (see `check_output_dir`).
+    """
+    path = Path(path).expanduser()
+    if path.exists() or path.is_symlink():
+        raise InputError(f"{path} already exists: pass another --{option}, or remove it first. "
+                         f"Received: {option}={str(path)!r}")  # fmt: skip
+    check_output_dir(path.parent, option=option)
+    return path
 
 
 def check_weights(weights: str | None, alpha: float, image_size: int, preset: str = "default") -> None:
@@ -183,7 +202,8 @@ def check_study_inputs(config: StudyConfig) -> Path:
         InputError: If an input is wrong; the message says which and how to fix it.
         RuntimeError: If the ImageNet weights cannot be downloaded.
     """
+    num_photos = count_photos(config)  # First: a missing data folder creates no output folder.
     output = check_output_dir(config.output_dir, config.data)
-    check_memory(count_photos(config), config.image_size, config.cache_dir)
+    check_memory(num_photos, config.image_size, config.cache_dir)
     check_weights(config.weights, config.alpha, config.image_size, config.preset)
     return output

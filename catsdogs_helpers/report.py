@@ -1,4 +1,7 @@
-"""What a run leaves behind: results.json, the figures as PNG and a short markdown report."""
+"""What a run leaves behind: results.json, the figures as PNG and a short markdown report; the same for a sweep.
+
+Everything here takes plain dicts (what `results.json` and `sweep.json` hold).
+"""
 
 from __future__ import annotations
 
@@ -7,15 +10,19 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
+import numpy as np
 from matplotlib.figure import Figure
 
+from catsdogs_helpers.config import MODEL_NAMES
 from catsdogs_helpers.output_lock import write_text_atomically
 from catsdogs_helpers.plots import save_figure
 from catsdogs_helpers.results import describe_comparisons, format_results_table, load_results, save_results
-from catsdogs_helpers.sweep import SWEEP_FILE, describe_sweep
+from catsdogs_helpers.significance import compute_accuracy_interval
 
 RESULTS_FILE = "results.json"
 REPORT_FILE = "report.md"
+SWEEP_FILE = "sweep.json"
+SWEEP_FIGURE = "sweep"
 _TITLES = {"roc_curves": "ROC curves", "grad_cam": "Grad-CAM: what each model looks at"}
 
 
@@ -29,7 +36,7 @@ def write_report(output_dir: str | os.PathLike, results: dict, figures: Mapping[
 
     Returns:
         The path of `report.md`; it includes the data-efficiency sweep when the
-        folder holds one (`sweep.json`, see `sweep.write_sweep`).
+        folder holds one (`sweep.json`, see `write_sweep`).
     """
     output = Path(output_dir)
     save_results(results, output / RESULTS_FILE)
@@ -71,3 +78,90 @@ def write_report(output_dir: str | os.PathLike, results: dict, figures: Mapping[
     if results.get("command"):
         lines += ["## Reproduce", "", "```", results["command"], "```", ""]
     return write_text_atomically(output / REPORT_FILE, "\n".join(lines))
+
+
+def summarize_sweep(sweep: dict[str, object]) -> list[dict[str, object]]:
+    """Returns one row per approach and size: mean accuracy over seeds, its interval, the seeds' range, mean time.
+
+    The interval is the 95% Wilson interval of the mean accuracy for the test
+    split's size (the uncertainty of scoring on that many photos); with more
+    than one seed, `seed_range` gives the lowest and highest seed's accuracy
+    (the variation of training on other subsets, with other random numbers).
+
+    Returns:
+        Rows `{"approach", "size", "accuracy", "accuracy_interval", "seed_range", "num_seeds", "train_seconds"}`,
+        by approach (`MODEL_NAMES` order), then size.
+    """
+    rows = []
+    for approach in MODEL_NAMES:
+        for size in sweep["sizes"]:
+            points = [p for p in sweep["points"] if p["approach"] == approach and p["size"] == size]
+            if not points:
+                continue
+            accuracies = [p["accuracy"] for p in points]
+            num_images = points[0]["num_images"]
+            mean = float(np.mean(accuracies))
+            rows.append({
+                "approach": approach,
+                "size": size,
+                "accuracy": mean,
+                "accuracy_interval": list(compute_accuracy_interval(round(mean * num_images), num_images)),
+                "seed_range": [min(accuracies), max(accuracies)],
+                "num_seeds": len(points),
+                "train_seconds": float(np.mean([p["train_seconds"] for p in points])),
+            })  # fmt: skip
+    return rows
+
+
+def format_sweep_table(sweep: dict[str, object]) -> str:
+    """Returns a markdown table: one row per size, test accuracy (95% interval) and training time per approach."""
+    rows = {(row["approach"], row["size"]): row for row in summarize_sweep(sweep)}
+    header = "| training photos | " + " | ".join(f"{name} | time" for name in MODEL_NAMES) + " |"
+    lines = [header, "|---:|" + "---:|---:|" * len(MODEL_NAMES)]
+    for size in sweep["sizes"]:
+        cells = []
+        for approach in MODEL_NAMES:
+            row = rows.get((approach, size))
+            if row is None:
+                cells += ["–", "–"]
+                continue
+            low, high = row["accuracy_interval"]
+            spread = ""
+            if row["num_seeds"] > 1:
+                spread = f", seeds {100 * row['seed_range'][0]:.1f}–{100 * row['seed_range'][1]:.1f}"
+            cells += [f"{100 * row['accuracy']:.1f}% ({100 * low:.1f}–{100 * high:.1f}{spread})",
+                      f"{row['train_seconds']:.0f} s"]  # fmt: skip
+        lines.append(f"| {size:,} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def write_sweep(output_dir: str | os.PathLike, sweep: dict[str, object], figure: Figure) -> Path:
+    """Writes `sweep.json`, `sweep.png` and `sweep.md` (the table and the figure) into a folder.
+
+    Returns:
+        The path of `sweep.md`.
+    """
+    output = Path(output_dir)
+    save_results({**sweep, "summary": summarize_sweep(sweep)}, output / SWEEP_FILE)
+    save_figure(figure, output / f"{SWEEP_FIGURE}.png")
+    return write_text_atomically(output / "sweep.md", "\n".join(describe_sweep(sweep)) + "\n")
+
+
+def describe_sweep(sweep: dict[str, object]) -> list[str]:
+    """Returns the sweep's section of a report, as markdown lines: what was run, the table, the figure."""
+    plan = sweep["plan"]
+    seeds = f"{plan['num_seeds']} seed{'s' if plan['num_seeds'] > 1 else ''}"
+    return [
+        "## How much data each approach needs",
+        "",
+        f"Each approach trained on class-balanced subsets of the training split (each inside the next; {seeds}) and",
+        f"scored on the same {sweep['num_test_images']} test photos; fixed epoch budgets, last weights, no validation.",
+        "Test accuracy (95% Wilson interval for the test split's size) and training time per point:",
+        "",
+        format_sweep_table(sweep),
+        "",
+        f"![sweep]({SWEEP_FIGURE}.png)",
+        "",
+        f"The whole sweep took {sweep['seconds'] / 60:.1f} min.",
+        "",
+    ]

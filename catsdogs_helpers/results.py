@@ -1,6 +1,6 @@
 """The study's results: one JSON-serializable dict, its markdown table, and its file.
 
-`build_results` fixes the schema (documented in the README), `format_results_table`
+`build_results` fixes the schema (documented in CONTRIBUTING.md), `format_results_table`
 renders it, `save_results`/`load_results` write and read `results.json`.
 """
 
@@ -42,7 +42,7 @@ def build_results(
         `{"models": {name: {"test": {..., "accuracy_interval": [low, high]},
         "test_tta": {...} or None, "per_class_accuracy", "confusion_matrix",
         "num_test_images", **cost}}, "comparisons": [{"models": [a, b], ...}],
-        "config", "data", "environment", "command"}`; see the README for each field.
+        "config", "data", "environment", "command"}`; CONTRIBUTING.md lists each field.
     """
     models = {}
     reported = (*TEST_METRICS, "accuracy_interval")

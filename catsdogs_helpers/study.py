@@ -14,10 +14,11 @@ the trained models instead of training again.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 import keras
@@ -38,14 +39,13 @@ from catsdogs_helpers import (
     runtime,
     training,
 )
-from catsdogs_helpers.config import StudyConfig, format_command
+from catsdogs_helpers.config import MODEL_NAMES, StudyConfig, depends_on, format_command
 from catsdogs_helpers.digests import hash_file, hash_json
 from catsdogs_helpers.errors import StudyInterrupted
 from catsdogs_helpers.grad_cam import compute_grad_cam
 from catsdogs_helpers.output_lock import lock_output_dir, unlock_output_dir, written_atomically
 from catsdogs_helpers.preflight import check_study_inputs
 
-MODEL_NAMES = ("scratch", "transfer", "finetuned")
 STAGE_TITLES = {
     "data": "loading the photos",
     "scratch": "training the CNN from scratch",
@@ -56,17 +56,6 @@ STAGE_TITLES = {
     "report": "writing the report",
     "sweep": "training the three approaches on nested subsets of the training split",
 }
-# The settings each training stage depends on, besides the data (its content key) and the model's
-# architecture (hashed), which its manifest records too. Where files go (output_dir, cache_dir) and the
-# preset's name are not among them: a finished stage is reused across those.
-_DATA_SETTINGS = ("image_size", "batch_size", "seed")
-STAGE_SETTINGS = {
-    "scratch": ("scratch_image_size", "scratch_epochs", "scratch_learning_rate", "scratch_dropout",
-                "scratch_weight_decay", "augmentation_strength", "patience"),
-    "transfer": ("weights", "alpha", "dropout", "transfer_epochs", "transfer_learning_rate", "use_cached_features",
-                 "augmentation_strength", "patience"),
-    "finetuned": ("fine_tune_epochs", "fine_tune_learning_rate", "fine_tune_at", "patience"),
-}  # fmt: skip
 
 
 @dataclasses.dataclass
@@ -112,8 +101,8 @@ def build_stage_manifest(
     An earlier run's stage is reused or resumed only when every entry is equal
     (see `training.train_stage`):
 
-    - `settings`: the settings the stage depends on (`STAGE_SETTINGS`, plus
-      image size, batch size and seed); a weights file is named by its SHA-256;
+    - `settings`: the settings the stage depends on (`config.depends_on`); a
+      weights file is named by its SHA-256;
       trained on several replicas (see `runtime.choose_distribution_strategy`),
       also `num_replicas`, which multiplies the batch and the learning rate;
     - `architecture`: a digest of the model's layers (`models.describe_architecture`);
@@ -133,7 +122,7 @@ def build_stage_manifest(
     Returns:
         A JSON-serializable dictionary.
     """
-    settings: dict[str, object] = {name: getattr(config, name) for name in (*_DATA_SETTINGS, *STAGE_SETTINGS[stage])}
+    settings: dict[str, object] = {name: getattr(config, name) for name in depends_on(stage)}
     if settings.get("weights") not in (None, "imagenet"):
         settings["weights"] = f"sha256:{hash_file(str(config.weights))}"
     if num_replicas > 1:  # Absent on one device, so that earlier single-device runs are still reused.
@@ -499,6 +488,41 @@ def _finished_epochs(output_dir: str | Path, stage: str) -> int:
     return len(training.read_history(Path(output_dir) / stage / "history.csv").get("epoch", []))
 
 
+class StudySession:
+    """The stage a study or sweep is in, for `study_session`: `enter` it as it starts."""
+
+    def __init__(self) -> None:
+        self.stage = "checks"
+
+    def enter(self, stage: str, detail: str = "") -> None:
+        """Records and announces (see `announce`) that a stage starts."""
+        self.stage = stage
+        announce(stage, detail)
+
+
+@contextlib.contextmanager
+def study_session(config: StudyConfig, strategy: tf.distribute.Strategy | None = None) -> Iterator[StudySession]:
+    """What every run of stages does around them: `start_study` first, Ctrl-C as `StudyInterrupted`, unlock last.
+
+    `run_study` and `sweep.run_sweep` run their stages inside it.
+
+    Raises:
+        InputError: If an input is wrong (from `start_study`).
+        StudyInterrupted: On Ctrl-C; it names the stage and, for a training
+            stage, its finished epochs.
+    """
+    session = StudySession()
+    try:
+        start_study(config, strategy)
+        yield session
+    except KeyboardInterrupt:
+        stage = session.stage
+        epochs = _finished_epochs(config.output_dir, stage) if stage in MODEL_NAMES else None
+        raise StudyInterrupted(stage, epochs, str(config.output_dir)) from None
+    finally:
+        unlock_output_dir(config.output_dir)
+
+
 def run_study(config: StudyConfig, verbose: int | None = None, strategy: tf.distribute.Strategy | None = None) -> dict:
     """Runs the whole study: every stage of this module, in order, into `config.output_dir`.
 
@@ -525,38 +549,24 @@ def run_study(config: StudyConfig, verbose: int | None = None, strategy: tf.dist
     >>> results["models"]["finetuned"]["test"]["accuracy"]  # doctest: +SKIP
     """
     verbose = runtime.choose_verbosity() if verbose is None else verbose
-    stage = "checks"
-    try:
-        start_study(config, strategy)
+    with study_session(config, strategy) as session:
         strategy = _strategy(strategy)
-        stage = "data"
-        announce(stage, config.data)
+        session.enter("data", config.data)
         splits = load_data(config, strategy=strategy)
         trained: dict[str, TrainedModel] = {}
-        stage = "scratch"
-        announce(stage, f"up to {config.scratch_epochs} epochs")
+        session.enter("scratch", f"up to {config.scratch_epochs} epochs")
         trained["scratch"] = train_scratch_cnn(config, splits, verbose, strategy)
-        stage = "transfer"
-        announce(stage, f"up to {config.transfer_epochs} epochs")
+        session.enter("transfer", f"up to {config.transfer_epochs} epochs")
         trained["transfer"] = train_frozen_model(config, splits, verbose, strategy)
-        stage = "finetuned"
-        announce(stage, f"{config.fine_tune_epochs} epochs from base layer {config.fine_tune_at}")
+        session.enter("finetuned", f"{config.fine_tune_epochs} epochs from base layer {config.fine_tune_at}")
         trained["finetuned"] = fine_tune_model(config, splits, trained["transfer"], verbose, strategy)
-        stage = "evaluation"
-        announce(stage)
+        session.enter("evaluation")
         evaluations = evaluate_models(trained, splits)
         study_results = build_study_results(config, splits, trained, evaluations)
-        stage = "figures"
-        announce(stage)
+        session.enter("figures")
         figures = make_figures(trained, evaluations, splits)
-        stage = "report"
-        announce(stage)
+        session.enter("report")
         path = write_study_report(config, study_results, figures)
-    except KeyboardInterrupt:
-        epochs = _finished_epochs(config.output_dir, stage) if stage in MODEL_NAMES else None
-        raise StudyInterrupted(stage, epochs, str(config.output_dir)) from None
-    finally:
-        unlock_output_dir(config.output_dir)
     comparisons = "\n".join(f"- {line}" for line in results.describe_comparisons(study_results))
     print(f"\n{results.format_results_table(study_results)}\n\n{comparisons}\n\nReport: {path}", flush=True)
     return study_results

@@ -25,7 +25,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -33,21 +32,17 @@ from pathlib import Path
 import keras
 import numpy as np
 import tensorflow as tf
-from matplotlib.figure import Figure
 
-from catsdogs_helpers import features, models, runtime
-from catsdogs_helpers.config import StudyConfig
+from catsdogs_helpers import features, models, runtime, study
+from catsdogs_helpers.config import StudyConfig, depends_on
 from catsdogs_helpers.data import ImageSplits
 from catsdogs_helpers.digests import hash_file, hash_json
-from catsdogs_helpers.errors import InputError, StudyInterrupted
-from catsdogs_helpers.output_lock import unlock_output_dir, write_text_atomically
-from catsdogs_helpers.plots import plot_sweep, save_figure
-from catsdogs_helpers.results import save_results
-from catsdogs_helpers.significance import compute_accuracy_interval
-
-APPROACHES = ("scratch", "transfer", "finetuned")
-SWEEP_FILE = "sweep.json"
-SWEEP_FIGURE = "sweep"
+from catsdogs_helpers.errors import InputError
+from catsdogs_helpers.evaluation import compute_test_metrics
+from catsdogs_helpers.output_lock import write_text_atomically
+from catsdogs_helpers.plots import plot_sweep
+from catsdogs_helpers.report import REPORT_FILE, RESULTS_FILE, format_sweep_table, summarize_sweep, write_sweep
+from catsdogs_helpers.results import load_results
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,7 +88,7 @@ class SweepPlan:
         return dataclasses.replace(self, **changes)
 
 
-# The quick plan fits in 30 minutes on 2 CPU cores (benchmarks: see the README); default goes to the whole split.
+# The quick plan is made for a CPU (measured: benchmarks/results/sweep.md); default goes to the whole split.
 SWEEP_PLANS = {
     "default": SweepPlan(
         sizes=(100, 250, 500, 1000, 2500, 5000, 0),
@@ -124,7 +119,7 @@ def get_sweep_plan(preset: str, sizes: Sequence[int] | None = None, num_seeds: i
 
     Args:
         preset: `"default"`, `"quick"` or `"smoke"`.
-        sizes: Training photos per subset (positive, increasing; `0` for the
+        sizes: Training photos per subset (at least 2, increasing; `0` for the
             whole split), or `None` for the preset's. Defaults to `None`.
         num_seeds: Repeats of every point, or `None` for the preset's. Defaults to `None`.
 
@@ -147,6 +142,11 @@ def get_sweep_plan(preset: str, sizes: Sequence[int] | None = None, num_seeds: i
             )
         if 0 in sizes and sizes[-1] != 0:
             raise InputError(f"0 (the whole training split) must come last. Received: sizes={sizes}")
+        if positive and positive[0] < 2:
+            raise InputError(
+                f"A class-balanced subset needs at least 2 training photos (one of each class); {positive[0]} would "
+                f"train on one class only. Pass sizes of 2 or more. Received: sizes={','.join(map(str, sizes))}"
+            )
         plan = plan.replace(sizes=sizes)
     if num_seeds is not None:
         if not isinstance(num_seeds, int) or num_seeds < 1:
@@ -194,23 +194,36 @@ def choose_subsets(labels: np.ndarray, sizes: Sequence[int], seed: int) -> list[
     return subsets
 
 
-def fit_sizes(plan: SweepPlan, labels: np.ndarray) -> tuple[int, ...]:
-    """Returns the plan's sizes that the training split can hold, class-balanced (`0` kept as is).
+def fit_sizes(plan: SweepPlan, labels: np.ndarray) -> tuple[tuple[int, ...], list[str]]:
+    """Returns the plan's sizes that the training split can hold, class-balanced, and what was left out and why.
+
+    A size larger than the class-balanced split is left out; `0` (the whole
+    split) is left out when the largest size kept already is the whole split.
 
     Raises:
         InputError: If none of the plan's sizes fits.
     """
     counts = np.bincount(np.asarray(labels))
     counts = counts[counts > 0]
-    largest = int(counts.min()) * len(counts)
+    largest, total = int(counts.min()) * len(counts), len(labels)
     sizes = tuple(size for size in plan.sizes if size == 0 or size <= largest)
     if not sizes:
         raise InputError(
-            f"The training split holds {len(labels)} photos ({largest} class-balanced): too few for the sweep's "
+            f"The training split holds {total} photos ({largest} class-balanced): too few for the sweep's "
             f"smallest subset of {min(plan.sizes)}. Pass smaller sizes, e.g. --sizes {max(2, largest // 4)},"
             f"{max(2, largest // 2)}. Received: sizes={plan.sizes}"
         )
-    return sizes
+    notes = []
+    left_out = [str(size) for size in plan.sizes if size not in sizes]
+    if left_out:
+        notes.append(f"{', '.join(left_out)} left out: the training split holds {total} photos, {largest} "
+                     "class-balanced (pass sizes up to that, or 0 for the whole split)")  # fmt: skip
+    if len(sizes) > 1 and sizes[-1] == 0 and sizes[-2] == total:
+        sizes = sizes[:-1]
+        notes.append(f"0 (the whole split) left out: it is the subset of {total} photos already in the list")
+    elif sizes[-1] == 0:
+        notes.append(f"0 stands for the whole split: {total} photos{', not class-balanced' * (total != largest)}")
+    return sizes, notes
 
 
 def _subset_dataset(splits: ImageSplits, indices: np.ndarray, batch_size: int, seed: int | None) -> tf.data.Dataset:
@@ -234,11 +247,11 @@ def _subset_dataset(splits: ImageSplits, indices: np.ndarray, batch_size: int, s
 
 
 def _score(logits: np.ndarray, labels: np.ndarray) -> dict[str, object]:
-    """Test accuracy with its 95% Wilson interval."""
-    num_correct = int(np.sum((np.reshape(logits, -1) > 0).astype(np.int32) == labels))
-    low, high = compute_accuracy_interval(num_correct, len(labels))
-    return {"accuracy": num_correct / len(labels), "num_correct": num_correct, "num_images": len(labels),
-            "accuracy_interval": [low, high]}  # fmt: skip
+    """Test accuracy with its 95% Wilson interval (`evaluation.compute_test_metrics`)."""
+    metrics = compute_test_metrics(labels, logits)
+    num_correct = int(np.trace(metrics["confusion_matrix"]))
+    return {"accuracy": metrics["accuracy"], "num_correct": num_correct, "num_images": metrics["num_images"],
+            "accuracy_interval": metrics["accuracy_interval"]}  # fmt: skip
 
 
 def _fit(model: keras.Model, dataset, epochs: int, verbose: int) -> float:
@@ -247,22 +260,14 @@ def _fit(model: keras.Model, dataset, epochs: int, verbose: int) -> float:
     return time.perf_counter() - start
 
 
-# The settings a point depends on besides the plan, the data and the versions (where files go is not one).
-POINT_SETTINGS = (
-    "image_size", "batch_size", "seed", "weights", "alpha", "dropout", "scratch_image_size", "scratch_learning_rate",
-    "scratch_dropout", "scratch_weight_decay", "transfer_learning_rate", "fine_tune_learning_rate", "fine_tune_at",
-    "augmentation_strength",
-)  # fmt: skip
-
-
 def build_point_manifest(config: StudyConfig, plan: SweepPlan, splits: ImageSplits) -> dict[str, object]:
     """Returns what identifies a sweep's points, so that a rerun reuses only points trained the same way.
 
     Like a study stage's manifest (`study.build_stage_manifest`): the settings
-    the points depend on (`POINT_SETTINGS`; a weights file named by its SHA-256),
+    the points depend on (`config.depends_on("sweep")`; a weights file named by its SHA-256),
     the plan's epoch budgets, the splits' content key and the library versions.
     """
-    settings: dict[str, object] = {name: getattr(config, name) for name in POINT_SETTINGS}
+    settings: dict[str, object] = {name: getattr(config, name) for name in depends_on("sweep")}
     if settings["weights"] not in (None, "imagenet"):
         settings["weights"] = f"sha256:{hash_file(str(config.weights))}"
     budgets = {name: dataclasses.asdict(getattr(plan, name)) for name in ("scratch", "head", "fine_tune")}
@@ -313,7 +318,9 @@ def sweep_training_sizes(
     points_dir.mkdir(parents=True, exist_ok=True)
     manifest = build_point_manifest(config, plan, splits)
     train_labels = np.concatenate([labels for labels in splits.train_in_order.map(lambda x, y: y).as_numpy_iterator()])
-    sizes = fit_sizes(plan, train_labels)
+    sizes, notes = fit_sizes(plan, train_labels)
+    for note in notes:
+        print(f"[sweep] {note}.", flush=True)
     seeds = [config.seed + repeat for repeat in range(plan.num_seeds)]
     subsets = {seed: choose_subsets(train_labels, sizes, seed) for seed in seeds}
     # The largest subset of each seed holds its others: the base sees only the photos some point trains on.
@@ -456,93 +463,6 @@ def _say(point: dict[str, object]) -> None:
           f"{included}, {point['train_seconds']:.0f} s", flush=True)  # fmt: skip
 
 
-def summarize_sweep(sweep: dict[str, object]) -> list[dict[str, object]]:
-    """Returns one row per approach and size: mean accuracy over seeds, its interval, the seeds' range, mean time.
-
-    The interval is the 95% Wilson interval of the mean accuracy for the test
-    split's size (the uncertainty of scoring on that many photos); with more
-    than one seed, `seed_range` gives the lowest and highest seed's accuracy
-    (the variation of training on other subsets, with other random numbers).
-
-    Returns:
-        Rows `{"approach", "size", "accuracy", "accuracy_interval", "seed_range", "num_seeds", "train_seconds"}`,
-        by approach (`APPROACHES` order), then size.
-    """
-    rows = []
-    for approach in APPROACHES:
-        for size in sweep["sizes"]:
-            points = [p for p in sweep["points"] if p["approach"] == approach and p["size"] == size]
-            if not points:
-                continue
-            accuracies = [p["accuracy"] for p in points]
-            num_images = points[0]["num_images"]
-            mean = float(np.mean(accuracies))
-            rows.append({
-                "approach": approach,
-                "size": size,
-                "accuracy": mean,
-                "accuracy_interval": list(compute_accuracy_interval(round(mean * num_images), num_images)),
-                "seed_range": [min(accuracies), max(accuracies)],
-                "num_seeds": len(points),
-                "train_seconds": float(np.mean([p["train_seconds"] for p in points])),
-            })  # fmt: skip
-    return rows
-
-
-def format_sweep_table(sweep: dict[str, object]) -> str:
-    """Returns a markdown table: one row per size, test accuracy (95% interval) and training time per approach."""
-    rows = {(row["approach"], row["size"]): row for row in summarize_sweep(sweep)}
-    header = "| training photos | " + " | ".join(f"{name} | time" for name in APPROACHES) + " |"
-    lines = [header, "|---:|" + "---:|---:|" * len(APPROACHES)]
-    for size in sweep["sizes"]:
-        cells = []
-        for approach in APPROACHES:
-            row = rows.get((approach, size))
-            if row is None:
-                cells += ["–", "–"]
-                continue
-            low, high = row["accuracy_interval"]
-            spread = ""
-            if row["num_seeds"] > 1:
-                spread = f", seeds {100 * row['seed_range'][0]:.1f}–{100 * row['seed_range'][1]:.1f}"
-            cells += [f"{100 * row['accuracy']:.1f}% ({100 * low:.1f}–{100 * high:.1f}{spread})",
-                      f"{row['train_seconds']:.0f} s"]  # fmt: skip
-        lines.append(f"| {size:,} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
-def write_sweep(output_dir: str | os.PathLike, sweep: dict[str, object], figure: Figure) -> Path:
-    """Writes `sweep.json`, `sweep.png` and `sweep.md` (the table and the figure) into a folder.
-
-    Returns:
-        The path of `sweep.md`.
-    """
-    output = Path(output_dir)
-    save_results({**sweep, "summary": summarize_sweep(sweep)}, output / SWEEP_FILE)
-    save_figure(figure, output / f"{SWEEP_FIGURE}.png")
-    return write_text_atomically(output / "sweep.md", "\n".join(describe_sweep(sweep)) + "\n")
-
-
-def describe_sweep(sweep: dict[str, object]) -> list[str]:
-    """Returns the sweep's section of a report, as markdown lines: what was run, the table, the figure."""
-    plan = sweep["plan"]
-    seeds = f"{plan['num_seeds']} seed{'s' if plan['num_seeds'] > 1 else ''}"
-    return [
-        "## How much data each approach needs",
-        "",
-        f"Each approach trained on class-balanced subsets of the training split (each inside the next; {seeds}) and",
-        f"scored on the same {sweep['num_test_images']} test photos; fixed epoch budgets, last weights, no validation.",
-        "Test accuracy (95% Wilson interval for the test split's size) and training time per point:",
-        "",
-        format_sweep_table(sweep),
-        "",
-        f"![sweep]({SWEEP_FIGURE}.png)",
-        "",
-        f"The whole sweep took {sweep['seconds'] / 60:.1f} min.",
-        "",
-    ]
-
-
 def run_sweep(config: StudyConfig, plan: SweepPlan | None = None, verbose: int | None = None) -> dict[str, object]:
     """Runs the sweep on its own: checks, loads the data, trains every point, writes `sweep.json`/`.png`/`.md`.
 
@@ -561,23 +481,18 @@ def run_sweep(config: StudyConfig, plan: SweepPlan | None = None, verbose: int |
         InputError: If an input is wrong, before any training.
         StudyInterrupted: On Ctrl-C; rerunning the same command reuses the finished points.
     """
-    from catsdogs_helpers import study  # study imports report, which imports this module.
-
-    stage = "checks"
-    try:
-        study.start_study(config)
-        stage = "data"
-        study.announce(stage, config.data)
+    with study.study_session(config) as session:
+        session.enter("data", config.data)
         splits = study.load_data(config)
-        stage = "sweep"
         plan = plan or SWEEP_PLANS[config.preset]
         seeds = f"{plan.num_seeds} seed{'s' * (plan.num_seeds > 1)}"
-        study.announce(stage, f"subsets of {', '.join(str(size or 'all') for size in plan.sizes)} photos, {seeds}")
+        session.enter("sweep", f"subsets of {', '.join(str(size or 'all') for size in plan.sizes)} photos, {seeds}")
         sweep = sweep_training_sizes(config, splits, plan, verbose)
         path = write_sweep(config.output_dir, sweep, plot_sweep(summarize_sweep(sweep), sweep["points"]))
-    except KeyboardInterrupt:
-        raise StudyInterrupted(stage, None, str(config.output_dir)) from None
-    finally:
-        unlock_output_dir(config.output_dir)
     print(f"\n{format_sweep_table(sweep)}\n\nSweep report: {path}", flush=True)
+    study_report = Path(config.output_dir) / REPORT_FILE
+    if study_report.is_file() and (Path(config.output_dir) / RESULTS_FILE).is_file():
+        command = load_results(Path(config.output_dir) / RESULTS_FILE).get("command") or "the study's command"
+        print(f"{study_report} was written before this sweep; to add the sweep to it, run the study into this "
+              f"folder again (it reuses every trained model): {command}", flush=True)  # fmt: skip
     return sweep

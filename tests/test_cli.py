@@ -151,7 +151,8 @@ def one_line_error(capsys, argv: list[str]) -> str:
 
 def test_run_rejects_bad_input_before_starting(capsys, tmp_path, make_photo_folder):
     photos = make_photo_folder(tmp_path / "photos", num_per_class=2)
-    assert "data folder does not exist" in one_line_error(capsys, ["run", "--data", str(tmp_path / "nope")])
+    message = one_line_error(capsys, ["run", "--data", str(tmp_path / "nope"), "--output", str(tmp_path / "out")])
+    assert "photo folder does not exist" in message and not (tmp_path / "out").exists()
     message = one_line_error(capsys, ["run", "--data", str(photos), "--weights", str(tmp_path / "w.h5")])
     assert "weights file does not exist" in message
     message = one_line_error(capsys, ["run", "--data", str(photos), "--image-size", "100"])
@@ -253,7 +254,8 @@ def test_evaluate_and_predict_reject_bad_input(capsys, tmp_path, smoke_study):
     (empty / "cat").mkdir(parents=True)
     (empty / "dog").mkdir()
     assert "no usable photo" in one_line_error(capsys, ["evaluate", "--model", model, "--data", str(empty)])
-    assert "--classes" in one_line_error(capsys, ["predict", "--model", model, "--classes", "cat", "x.jpg"])
+    message = one_line_error(capsys, ["predict", "--model", f"{tmp_path}/", "x.jpg"])
+    assert "is a folder, not a .keras model nor a SavedModel exported by catsdogs export" in message
 
 
 def test_every_command_has_help(capsys):
@@ -302,18 +304,54 @@ def test_predict_and_evaluate_use_the_class_names_saved_in_the_model(tmp_path, c
     assert "NaN" not in json.dumps(report)
 
 
-def test_evaluate_refuses_photos_of_other_classes_and_predict_refuses_renaming(tmp_path, capsys):
+def test_evaluate_refuses_photos_of_other_classes_and_class_names_cannot_be_given(tmp_path, capsys):
     model = str(colour_model(tmp_path / "model.keras", ("Dog", "cat")))
     photos = write_class_folder(tmp_path / "photos", {"gato": "cat", "cachorro": "dog"})
     message = one_line_error(capsys, ["evaluate", "--model", model, "--data", str(photos), "--all"])
     assert "trained on ['Dog', 'cat']" in message and "['cachorro', 'gato']" in message
-    message = one_line_error(capsys, ["predict", "--model", model, "--classes", "cat,dog", str(photos)])
-    assert "was trained on Dog,cat" in message
+    for command in (["predict", "--model", model, str(photos)], ["export", "--model", model, "--format", "litert",
+                                                                 "--output", str(tmp_path / "m")]):  # fmt: skip
+        with pytest.raises(SystemExit):  # The class names are the model's: nothing can contradict them.
+            cli.main([*command, "--classes", "cat,dog"])
+        assert "unrecognized arguments: --classes" in capsys.readouterr().err
 
 
-def test_a_sigmoid_model_is_refused_before_it_answers(tmp_path, capsys):
+def test_a_model_without_a_contract_is_refused_before_it_answers(tmp_path, capsys):
     inputs = keras.Input((32, 32, 3))
     outputs = keras.layers.Dense(1, activation="sigmoid")(keras.layers.GlobalAveragePooling2D()(inputs))
-    keras.Model(inputs, outputs).save(tmp_path / "sigmoid.keras")
-    message = one_line_error(capsys, ["predict", "--model", str(tmp_path / "sigmoid.keras"), "x.jpg"])
-    assert "ends in a sigmoid activation, not a logit" in message
+    keras.Model(inputs, outputs).save(tmp_path / "old.keras")
+    message = one_line_error(capsys, ["predict", "--model", str(tmp_path / "old.keras"), "x.jpg"])
+    assert "carries no contract" in message and "train it again with this version" in message
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["run", "--output", ""],
+        ["sweep", "--data", " "],
+        ["run", "--weights", ""],
+        ["evaluate", "--model", "m.keras", "--data", ""],
+        ["predict", "--model", "m.keras", ""],
+        ["export", "--model", "", "--format", "litert", "--output", "m"],
+        ["export", "--model", "m.keras", "--format", "litert", "--output", ""],
+        ["export", "--model", "m.keras", "--format", "litert", "--output", "m", "--check-data", ""],
+    ],
+)
+def test_every_path_option_refuses_an_empty_value(argv, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # Had it been taken as the current folder, it would be written here.
+    with pytest.raises(SystemExit) as raised:
+        cli.main(argv)
+    assert raised.value.code == cli.EXIT_USER_ERROR
+    assert "expected a path, got an empty value (an unset shell variable?)" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_bad_sweep_sizes_and_export_options_are_refused_in_one_line(capsys, tmp_path, make_photo_folder):
+    photos = str(make_photo_folder(tmp_path / "photos", num_per_class=2))
+    sweep = ["sweep", "--preset", "smoke", "--data", photos, "--output", str(tmp_path / "out"), "--sizes"]
+    assert "must be positive" in one_line_error(capsys, [*sweep, "-5,10"])
+    assert "at least 2 training photos" in one_line_error(capsys, [*sweep, "1"])
+    export = ["export", "--model", "absent.keras", "--format", "litert", "--output", str(tmp_path / "m")]
+    for number in ("0", "-3"):
+        message = one_line_error(capsys, [*export, "--num-check-photos", number])
+        assert message.endswith(f"Received: --num-check-photos {number}")

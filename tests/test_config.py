@@ -69,10 +69,10 @@ def _load_config_with(source_change: tuple[str, str], monkeypatch) -> object:
 
 
 def test_presets_follow_a_changed_default(monkeypatch):
-    changed = _load_config_with(("    dropout: float = 0.2\n", "    dropout: float = 0.35\n"), monkeypatch)
+    changed = _load_config_with(("dropout: float = _setting(0.2,", "dropout: float = _setting(0.35,"), monkeypatch)
     assert changed.DEFAULT.dropout == changed.QUICK.dropout == changed.SMOKE.dropout == 0.35
     # A default that a preset overrides stays overridden.
-    changed = _load_config_with(("    batch_size: int = 32\n", "    batch_size: int = 64\n"), monkeypatch)
+    changed = _load_config_with(("batch_size: int = _setting(32,", "batch_size: int = _setting(64,"), monkeypatch)
     assert (changed.DEFAULT.batch_size, changed.QUICK.batch_size, changed.SMOKE.batch_size) == (64, 64, 8)
 
 
@@ -102,11 +102,23 @@ def test_data_path_is_stored_as_a_string(tmp_path):
     assert get_config(data=tmp_path).data == str(tmp_path)
 
 
+def test_a_path_spelled_with_a_tilde_names_one_folder_for_the_checks_the_lock_and_the_writes(monkeypatch, tmp_path):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    settings = get_config("smoke", data="~/photos", output_dir="~/out", cache_dir="~/cache", weights="~/w.h5")
+    assert (settings.data, settings.output_dir) == (str(tmp_path / "photos"), str(tmp_path / "out"))
+    assert (settings.cache_dir, settings.weights) == (str(tmp_path / "cache"), str(tmp_path / "w.h5"))
+    assert settings.replace(output_dir="~/other").output_dir == str(tmp_path / "other")
+
+
 @pytest.mark.parametrize(
     ("name", "value"),
     [
         ("preset", "huge"),
         ("data", ""),
+        ("output_dir", ""),  # What OUTPUT_DIR="$OUT" gives with OUT unset: never the current folder.
+        ("output_dir", "  "),
+        ("cache_dir", ""),
+        ("weights", ""),
         ("weights", 3),
         ("alpha", 0.3),
         ("alpha", "1.0"),

@@ -1,5 +1,7 @@
 """Tests of `catsdogs_helpers.contract`: class names travel with a saved model; a model that does not fit is refused."""
 
+import re
+
 import keras
 import numpy as np
 import pytest
@@ -32,14 +34,34 @@ def test_a_new_contract_replaces_the_old_one():
     assert contract.read_contract(again).class_names == ("gato", "cachorro")
 
 
-def test_a_model_without_a_contract_has_no_class_names():
-    assert contract.read_contract(tiny_logit_model()).class_names is None
-
-
-@pytest.mark.parametrize("activation", ["sigmoid", "softmax"])
-def test_a_probability_output_is_refused(activation):
-    with pytest.raises(InputError, match=f"ends in a {activation} activation, not a logit"):
+@pytest.mark.parametrize("activation", [None, "sigmoid"])
+def test_a_model_without_a_contract_is_refused_saying_to_train_it_again(activation):
+    with pytest.raises(InputError, match=r"m.keras carries no contract.*train it again with this version"):
         contract.read_contract(tiny_logit_model(activation), "m.keras")
+
+
+@pytest.mark.parametrize(
+    ("saved", "message"),
+    [
+        ({"class_names": ["dog", "dog"]}, "two distinct class names"),
+        ({"class_names": ["cat"]}, "two distinct class names"),
+        ({"class_names": ["cat", ""]}, "two distinct class names"),
+        ({"class_names": "cd"}, "two distinct class names"),
+        ({"class_names": ["cat", "dog"], "image_size": 128}, "says image_size=128, but the model has image_size=16"),
+        ({"class_names": ["cat", "dog"], "output_kind": "probability"}, "says output_kind='probability'"),
+    ],
+)
+def test_a_contract_that_contradicts_the_model_is_refused(saved, message):
+    with pytest.raises(InputError, match=re.escape(message)):
+        contract.Contract.checked(saved, 16, "m.tflite")
+    assert contract.Contract.checked({"class_names": ["cat", "dog"]}, 16, "m") == contract.Contract(("cat", "dog"), 16)
+
+
+def test_a_saved_contract_edited_inside_the_keras_file_is_refused():
+    model = contract.attach_contract(tiny_logit_model(), ("cat", "dog"))
+    model.get_layer(contract.CONTRACT_NAME).class_names = ("dog", "dog")
+    with pytest.raises(InputError, match="two distinct class names"):
+        contract.read_contract(model, "m.keras")
 
 
 def test_models_of_another_shape_are_refused():

@@ -638,3 +638,19 @@ def test_evaluation_of_a_pre_split_folder_uses_its_test_photos_and_refuses_one_c
         load_labelled_photos(root, image_size=IMAGE_SIZE, verbose=False)
     assert f"but {root} (its test/ folder) has no usable photo of cat: usable photos cat 0, dog 3" in str(error.value)
     assert "Add usable photos of cat to test/cat/" in str(error.value)
+
+
+def test_a_folder_that_loses_most_of_its_files_to_skips_says_so_on_the_console(tmp_path, capsys):
+    root = photo_factory.make_photo_folder(tmp_path / "photos", num_per_class=2, size=16)
+    for name in ("cat", "dog"):
+        for index in range(3):
+            (root / name / f"scan{index}.pdf").write_bytes(b"%PDF-1.4")
+    load_labelled_photos(root, image_size=16, verbose=False, test_split_only=False)
+    assert capsys.readouterr().err.strip() == (
+        f"warning: 6 of the 10 files of {root} were skipped (6 not a photo (extension '.pdf')); only 4 photos are used."
+    )
+    (root / "cat" / "scan0.pdf").unlink()
+    for name in ("cat", "dog"):
+        (root / name / "scan1.pdf").unlink()
+    load_labelled_photos(root, image_size=16, verbose=False, test_split_only=False)
+    assert capsys.readouterr().err == ""  # 3 of 7 skipped: the JSON lists them.

@@ -2,6 +2,7 @@
 
 import importlib.util
 import json
+import re
 
 import keras
 import numpy as np
@@ -19,7 +20,7 @@ NO_ONNX = pytest.mark.skipif(not HAS_ONNX, reason='needs pip install "catsdogs-h
 
 
 def build_model(transfer: bool = False) -> keras.Model:
-    """A small study model with random weights and its contract: the scratch CNN (antialiased resize) or transfer."""
+    """A small study model with random weights and its contract: the scratch CNN or the transfer model."""
     keras.utils.set_random_seed(0)
     augmentation = models.build_augmentation(seed=1)
     if transfer:
@@ -33,40 +34,12 @@ def check_images(num_images: int = 8) -> np.ndarray:
     return np.random.default_rng(3).uniform(0, 255, (num_images, SIZE, SIZE, 3)).astype(np.float32)
 
 
-@pytest.mark.parametrize(("height", "width", "size"), [(48, 48, (32, 32)), (60, 40, (25, 30)), (30, 30, (45, 45))])
-def test_matrix_resizing_equals_the_antialiased_resize(height, width, size):
-    layer = keras.layers.Resizing(*size, antialias=True)
-    images = np.random.default_rng(0).uniform(0, 255, (2, height, width, 3)).astype(np.float32)
-    expected = np.asarray(layer(images))
-    matrices = export.MatrixResizing.from_layer(layer, (height, width))
-    assert matrices.row_matrix.shape == (size[0], height) and matrices.column_matrix.shape == (size[1], width)
-    assert np.max(np.abs(np.asarray(matrices(images)) - expected)) < 1e-3  # Pixels in [0, 255].
-
-
-def build_0_3_0_scratch_model() -> keras.Model:
-    """The scratch CNN as version 0.3.0 built it: antialiased resizing (`ScaleAndTranslate`) to its working size."""
-    keras.utils.set_random_seed(0)
-    inputs = keras.Input((SIZE, SIZE, 3), name="image")
-    x = keras.layers.Resizing(32, 32, antialias=True, name="resize")(inputs)
-    x = models.build_augmentation(seed=1)(x)
-    x = keras.layers.Conv2D(4, 3, activation="relu")(keras.layers.Rescaling(1 / 255)(x))
-    x = keras.layers.Dense(1, name=models.LOGIT_NAME)(keras.layers.GlobalAveragePooling2D()(x))
-    return contract.attach_contract(keras.Model(inputs, x), CLASS_NAMES)
-
-
-def test_the_export_graph_drops_the_augmentation_and_replaces_the_antialiased_resize():
-    model = build_0_3_0_scratch_model()
+def test_the_export_graph_drops_the_augmentation_and_gives_the_same_logits():
+    model = build_model()
     rebuilt = export.build_export_model(model)
-    names = [layer.name for layer in rebuilt.layers]
-    assert models.AUGMENTATION_NAME not in names and "resize" not in names and "resize_as_matrices" in names
+    assert models.AUGMENTATION_NAME not in [layer.name for layer in rebuilt.layers]
     images = check_images()
     assert np.max(np.abs(np.asarray(rebuilt(images)) - np.asarray(model(images, training=False)))) < 1e-4
-
-
-@pytest.mark.slow
-def test_a_model_with_an_antialiased_resize_exports_to_litert(tmp_path):
-    result = export.export_model(build_0_3_0_scratch_model(), "litert", tmp_path / "old", check_images())
-    assert result.max_logit_difference <= export.FLOAT32_TOLERANCE
 
 
 @pytest.mark.slow
@@ -113,6 +86,18 @@ def test_an_artifact_without_its_contract_or_of_no_known_kind_is_refused(tmp_pat
         export.load_exported_model(tmp_path / "notes.txt")
 
 
+@pytest.mark.slow
+def test_an_exported_contract_that_contradicts_the_artifact_is_refused(tmp_path):
+    result = export.export_model(build_model(), "litert", tmp_path / "model", check_images())
+    saved = json.loads(result.contract_path.read_text())
+    edits = {"two distinct class names": {"class_names": ["dog", "dog"]},
+             f"says image_size=128, but the model has image_size={SIZE}": {"image_size": 128}}  # fmt: skip
+    for message, edit in edits.items():
+        result.contract_path.write_text(json.dumps({**saved, **edit}))
+        with pytest.raises(InputError, match=re.escape(message)):
+            export.load_exported_model(result.path)
+
+
 def test_an_existing_output_is_not_overwritten(tmp_path):
     (tmp_path / "model.tflite").write_bytes(b"mine")
     with pytest.raises(InputError, match="already exists"):
@@ -125,11 +110,15 @@ def test_the_command_line_exports_and_predicts_with_the_artifact(tmp_path):
     model_path = tmp_path / "scratch.keras"
     build_model().save(model_path)
     photos = make_photo_folder(tmp_path / "photos", num_per_class=4, size=SIZE, class_names=CLASS_NAMES)
+    flat = tmp_path / "flat"  # "A folder of photos": a flat one too.
+    flat.mkdir()
+    for photo in (photos / "gatos").iterdir():
+        photo.rename(flat / photo.name)
     process = run_cli("export", "--model", str(model_path), "--format", "litert", "--output",
-                      str(tmp_path / "scratch"), "--check-data", str(photos))  # fmt: skip
+                      str(tmp_path / "scratch"), "--check-data", str(flat), "--num-check-photos", "3")  # fmt: skip
     assert process.returncode == 0, process.stderr
-    assert "Exported litert:" in process.stdout and "on 8 photos" in process.stdout
-    photo = sorted((photos / "gatos").iterdir())[0]
+    assert "Exported litert:" in process.stdout and "on 3 photos" in process.stdout
+    photo = sorted(flat.iterdir())[0]
     exported = run_cli("predict", "--model", str(tmp_path / "scratch.tflite"), str(photo))
     original = run_cli("predict", "--model", str(model_path), str(photo))
     assert exported.returncode == 0, exported.stderr

@@ -20,6 +20,7 @@ from catsdogs_helpers.photos import (
     UnreadablePhotoError,
     decode_photo,
     list_photo_folder,
+    list_photos,
     printable_path,
 )
 
@@ -56,6 +57,43 @@ def test_listing_skips_non_photos_and_ignores_hidden_files(unusual_folder):
     assert set(planted["bad"]) - {"notes.txt"} <= listed
     assert not set(planted["ignored"]) & (listed | set(skipped))
     assert len(listed) == 12 + len(planted["good"]) + len(planted["bad"]) - 1
+
+
+@pytest.mark.parametrize("extension", [".webp", ".tif", ".tiff", ".png", ".bmp", ".jfif", ".avif"])
+def test_every_format_pillow_reads_is_a_photo_for_every_command(tmp_path, extension):
+    if extension == ".avif" and "AVIF" not in Image.SAVE:
+        pytest.skip("this Pillow cannot write AVIF")
+    for name in ("cat", "dog"):
+        (tmp_path / name).mkdir()
+        Image.fromarray(photo_factory.synthetic_photo(name, 16)).save(tmp_path / name / f"a{extension}")
+    folder = list_photo_folder(tmp_path, 0.1, 0.1)
+    paths = [path for split in SPLIT_NAMES for path, _ in folder.files[split]]
+    assert folder.skipped == () and len(paths) == 2 and paths[0].endswith(extension)
+    assert list_photos(tmp_path) == sorted(paths)  # The export's check photos: any depth, any layout.
+    assert decode_photo(paths[0], 8).shape == (8, 8, 3)
+
+
+def test_a_heic_photo_that_pillow_cannot_read_says_what_to_install(tmp_path, monkeypatch):
+    monkeypatch.setattr("catsdogs_helpers.photos.HEIF_PLUGIN", False)
+    for name in ("cat", "dog"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "IMG_0001.HEIC").write_bytes(b"\0\0\0\x18ftypheic\0\0\0\0mif1heic" + bytes(64))
+    folder = list_photo_folder(tmp_path, 0.1, 0.1)
+    assert folder.skipped == ()  # A photo: decoding says why it cannot be used.
+    with pytest.raises(UnreadablePhotoError, match=r'HEIC/HEIF photo.*pip install "catsdogs-helpers\[heif\]"'):
+        decode_photo(tmp_path / "cat" / "IMG_0001.HEIC")
+
+
+def test_a_heic_photo_is_read_through_the_plugin(tmp_path):
+    pillow_heif = pytest.importorskip("pillow_heif", reason='needs pip install "catsdogs-helpers[heif]"')
+    pixels = photo_factory.synthetic_photo("cat", 32)
+    pillow_heif.from_bytes(mode="RGB", size=(32, 32), data=pixels.tobytes()).save(tmp_path / "IMG.heic", quality=95)
+    decoded = decode_photo(tmp_path / "IMG.heic")
+    assert decoded.shape == (32, 32, 3)  # Lossy, chroma subsampled: the colours, not every pixel, come back.
+    assert np.abs(decoded.mean(axis=(0, 1)) - pixels.mean(axis=(0, 1))).max() < 5
+    (tmp_path / "broken.heic").write_bytes((tmp_path / "IMG.heic").read_bytes()[:40])
+    with pytest.raises(UnreadablePhotoError, match=r"truncated or corrupt \(a HEIC/HEIF file pillow-heif cannot"):
+        decode_photo(tmp_path / "broken.heic")
 
 
 def test_listing_ignores_hidden_folders_and_reads_nested_ones(tmp_path):

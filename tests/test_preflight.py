@@ -24,6 +24,17 @@ def test_output_dir_that_is_or_lies_under_a_file_is_refused(tmp_path, below):
     assert a_file.read_text() == "mine"
 
 
+def test_an_export_output_that_exists_or_lies_under_a_file_is_refused_in_one_line(tmp_path):
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("mine")
+    with pytest.raises(InputError, match=r"already exists: pass another --output"):
+        preflight.check_output_file(a_file)
+    with pytest.raises(InputError, match=f"{a_file} is a file, not a folder.*Received: output="):
+        preflight.check_output_file(a_file / "model.tflite")
+    assert a_file.read_text() == "mine"
+    assert preflight.check_output_file(tmp_path / "new" / "m.tflite") == tmp_path / "new" / "m.tflite"
+
+
 def test_output_dir_inside_the_data_folder_is_refused(tmp_path):
     photos = tmp_path / "photos"
     photos.mkdir()

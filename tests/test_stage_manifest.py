@@ -1,11 +1,12 @@
 """Tests of what identifies a training stage: each stage's manifest holds what its result depends on."""
 
+import dataclasses
 import types
 
 import pytest
 
 from catsdogs_helpers import models, study
-from catsdogs_helpers.config import get_config
+from catsdogs_helpers.config import MODEL_NAMES, StudyConfig, depends_on, get_config
 
 SPLITS = types.SimpleNamespace(content_key="photos-v1")
 
@@ -69,3 +70,20 @@ def test_data_architecture_upstream_and_weights_file_are_recorded(base, tmp_path
         config.replace(weights=str(weights)), "transfer", models.build_scratch_cnn(64, 32), SPLITS
     )
     assert first["settings"]["weights"].startswith("sha256:") and first != second
+
+
+def test_every_setting_says_which_results_it_changes():
+    # A new StudyConfig field without `_setting(default, *results)` would be in no manifest: a finished stage
+    # trained with another value of it would be reused.
+    undeclared = [field.name for field in dataclasses.fields(StudyConfig) if "changes" not in field.metadata]
+    assert not undeclared, f"declare which results these settings change (config._setting): {undeclared}"
+    results = {result for field in dataclasses.fields(StudyConfig) for result in field.metadata["changes"]}
+    assert results == {*MODEL_NAMES, "sweep"}
+
+
+def test_a_stage_manifest_holds_the_settings_declared_for_it(base):
+    _, manifests = base
+    for stage in MODEL_NAMES:
+        assert set(manifests[stage]["settings"]) == set(depends_on(stage))
+    assert {"image_size", "batch_size", "seed", "patience"} <= set(depends_on("finetuned"))
+    assert not {"output_dir", "cache_dir", "preset"} & {name for stage in MODEL_NAMES for name in depends_on(stage)}

@@ -11,10 +11,9 @@ import tensorflow_datasets as tfds
 from model_factory import InterruptAfterEpoch
 
 from catsdogs_helpers import runtime, study, training
-from catsdogs_helpers.config import get_config
+from catsdogs_helpers.config import MODEL_NAMES, get_config
 from catsdogs_helpers.errors import InputError, StudyInterrupted
 
-MODEL_NAMES = ("scratch", "transfer", "finetuned")
 FIGURES = ("learning_curves", "confusion_matrices", "roc_curves", "mistakes", "grad_cam")
 pytestmark = pytest.mark.slow
 
@@ -41,14 +40,31 @@ def check_outputs(output: Path, results: dict) -> None:
     assert results["models"]["transfer"]["params_trainable"] < results["models"]["finetuned"]["params_trainable"]
 
 
-def test_run_study_on_tfds_mock_data(tmp_path):
+def test_run_study_on_tfds_mock_data_in_mixed_precision(tmp_path, monkeypatch):
+    """The tfds path, and the GPU's precision path (mixed_float16 on tensor cores) exercised on the CPU."""
+
+    def choose_mixed_precision(apply: bool = True) -> str:
+        keras.mixed_precision.set_global_policy("mixed_float16")
+        return "mixed_float16"
+
+    monkeypatch.setattr(runtime, "choose_precision_policy", choose_mixed_precision)
     config = get_config("smoke", data="tfds", output_dir=str(tmp_path / "out"))
     keras.utils.set_random_seed(0)
-    with tfds.testing.mock_data(num_examples=24):
-        results = study.run_study(config, verbose=0)
+    try:
+        with tfds.testing.mock_data(num_examples=24):
+            results = study.run_study(config, verbose=0)  # Cached features, fine-tuning, Grad-CAM, TTA included.
+        model = keras.models.load_model(tmp_path / "out" / "scratch.keras")
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
     check_outputs(tmp_path / "out", results)
     assert results["data"]["source"] == "tfds:cats_vs_dogs"
     assert results["models"]["finetuned"]["num_test_images"] > 0
+    assert results["environment"]["precision_policy"] == "mixed_float16"
+    convolutions = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+    assert convolutions and all(layer.compute_dtype == "float16" for layer in convolutions)
+    assert model.output.dtype == "float32"  # The logit stays float32: losses and metrics stay accurate.
+    for name in MODEL_NAMES:
+        assert np.isfinite(results["models"][name]["test"]["loss"])
 
 
 def test_run_study_on_a_photo_folder_then_reuses_every_finished_stage(tmp_path, make_photo_folder, capsys):
@@ -134,27 +150,3 @@ def test_take_photos_keeps_only_the_photos_asked_for_and_reads_no_further():
     assert all(photo.base is None for photo in taken.values())  # Copies: a view would keep its whole batch alive.
     assert len(read) < 100  # It stopped after the batch of photo 42 instead of reading the whole split.
     assert study.take_photos(dataset, []) == {}
-
-
-def test_the_gpu_precision_path_runs_every_stage_under_mixed_float16(tmp_path, make_photo_folder, monkeypatch):
-    """On a GPU with tensor cores the study trains in mixed_float16; the same path, exercised on the CPU."""
-
-    def choose_mixed_precision(apply: bool = True) -> str:
-        keras.mixed_precision.set_global_policy("mixed_float16")
-        return "mixed_float16"
-
-    monkeypatch.setattr(runtime, "choose_precision_policy", choose_mixed_precision)
-    photos = make_photo_folder(tmp_path / "photos", num_per_class=20, size=48)
-    config = get_config("smoke", data=str(photos), output_dir=str(tmp_path / "out"))
-    try:
-        results = study.run_study(config, verbose=0)  # Cached features, fine-tuning, Grad-CAM, TTA included.
-        model = keras.models.load_model(tmp_path / "out" / "scratch.keras")
-    finally:
-        keras.mixed_precision.set_global_policy("float32")
-    check_outputs(tmp_path / "out", results)
-    assert results["environment"]["precision_policy"] == "mixed_float16"
-    convolutions = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
-    assert convolutions and all(layer.compute_dtype == "float16" for layer in convolutions)
-    assert model.output.dtype == "float32"  # The logit stays float32: losses and metrics stay accurate.
-    for name in MODEL_NAMES:
-        assert np.isfinite(results["models"][name]["test"]["loss"])

@@ -10,7 +10,7 @@ from conftest import run_cli
 from photo_factory import make_presplit_folder
 
 from catsdogs_helpers import plots, sweep
-from catsdogs_helpers.config import get_config
+from catsdogs_helpers.config import MODEL_NAMES, get_config
 from catsdogs_helpers.errors import InputError
 
 LABELS = np.array([0] * 30 + [1] * 20)  # 30 cats, 20 dogs, in order.
@@ -39,9 +39,20 @@ def test_a_subset_larger_than_a_class_allows_is_refused_with_the_counts():
         sweep.choose_subsets(LABELS, (42,), seed=0)
 
 
-def test_sizes_the_split_cannot_hold_are_left_out_and_none_fitting_is_an_error():
+def test_sizes_the_split_cannot_hold_are_left_out_saying_so_and_none_fitting_is_an_error():
     plan = sweep.get_sweep_plan("quick", sizes=(10, 40, 100, 0))
-    assert sweep.fit_sizes(plan, LABELS) == (10, 40, 0)  # 40 = 2 x 20 dogs; 100 is too many.
+    sizes, notes = sweep.fit_sizes(plan, LABELS)
+    assert sizes == (10, 40, 0)  # 40 = 2 x 20 dogs; 100 is too many.
+    assert notes == [
+        "100 left out: the training split holds 50 photos, 40 class-balanced (pass sizes up to that, "
+        "or 0 for the whole split)",
+        "0 stands for the whole split: 50 photos, not class-balanced",
+    ]
+    balanced = np.array([0, 1] * 12)  # 24 photos: 24 and 0 are the same subset, trained once.
+    assert sweep.fit_sizes(sweep.get_sweep_plan("smoke", sizes=(8, 24, 0)), balanced) == (
+        (8, 24),
+        ["0 (the whole split) left out: it is the subset of 24 photos already in the list"],
+    )
     with pytest.raises(InputError, match=r"holds 50 photos \(40 class-balanced\): too few .* --sizes 10,20"):
         sweep.fit_sizes(sweep.get_sweep_plan("quick", sizes=(100, 250)), LABELS)
 
@@ -53,7 +64,14 @@ def test_epoch_budgets_give_small_subsets_more_epochs_within_bounds():
 
 @pytest.mark.parametrize(
     ("sizes", "message"),
-    [((250, 100), "increasing"), ((100, 100), "distinct"), ((-5,), "positive"), ((0, 100), "must come last"), ((), "")],
+    [
+        ((250, 100), "increasing"),
+        ((100, 100), "distinct"),
+        ((-5,), "positive"),
+        ((0, 100), "must come last"),
+        ((), ""),
+        ((1,), "at least 2 training photos (one of each class)"),
+    ],
 )
 def test_bad_sizes_are_refused_naming_the_value(sizes, message):
     with pytest.raises(InputError, match="Received: sizes=") as raised:
@@ -121,7 +139,7 @@ def test_a_sweep_writes_its_results_and_a_rerun_reuses_the_finished_points(tmp_p
     results = sweep.run_sweep(config, plan, verbose=0)
     assert results["sizes"] == [4, 16]
     assert {(p["approach"], p["size"]) for p in results["points"]} == {
-        (approach, size) for approach in sweep.APPROACHES for size in (4, 16)
+        (approach, size) for approach in MODEL_NAMES for size in (4, 16)
     }
     for point in results["points"]:
         assert point["num_images"] == 10  # The whole test split, every point.
