@@ -40,6 +40,15 @@ def test_a_write_cut_short_leaves_the_previous_file_whole(tmp_path):
     assert sorted(item.name for item in tmp_path.iterdir()) == ["result.json"]  # No temporary left behind.
 
 
+def test_a_read_only_disk_names_the_file_not_its_temporary_name(tmp_path, monkeypatch):
+    def read_only(path):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+
+    monkeypatch.setattr(output_lock, "_remove", read_only)  # Even removing a leftover fails on a read-only disk.
+    with pytest.raises(DiskFullError, match=r"^Cannot write \S+/report.md: Read-only file system \(EROFS\)"):
+        output_lock.write_text_atomically(tmp_path / "report.md", "text")
+
+
 def test_a_leftover_of_a_killed_write_is_replaced_and_a_new_folder_is_renamed_whole(tmp_path):
     (tmp_path / ".partial-model.tflite").write_bytes(b"half of a killed run's export")
     with output_lock.written_atomically(tmp_path / "model.tflite") as temporary:
@@ -361,8 +370,9 @@ def test_read_only_and_full_export_and_cache_disks_are_one_line_and_work_once_sp
     artifact = disk / "exported" / "model.tflite"
     export_command = ("export", "--model", model, "--format", "litert", "--output", str(artifact))
     resize("3m,ro")
-    read_only = "Read-only file system (EROFS). Write elsewhere"
-    _one_line_about_a_full_disk(run_cli(*export_command), artifact.parent, read_only)  # Its folder is made first.
+    refused = run_cli(*export_command)  # Preflight's check of the folder, before anything is exported.
+    assert refused.returncode == cli.EXIT_USER_ERROR and refused.stderr.count("\n") == 1, refused.stderr[-3000:]
+    assert str(artifact.parent) in refused.stderr and "Read-only file system" in refused.stderr
     resize("3m,rw")
     filler = disk / "filler"
     with filler.open("wb") as file, pytest.raises(OSError, match="No space left"):
