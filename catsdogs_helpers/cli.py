@@ -4,10 +4,11 @@
 order, as the notebook; `sweep` calls `sweep.run_sweep`. Exit status: 0 done; 1 some photos given to `predict`
 could not be read; 2 bad input (one line saying what and how to fix it), a full,
 over-quota or read-only disk included (the same command finishes the work once
-there is space); 130 interrupted (Ctrl-C; the same command resumes); 141 the
-output was a pipe that closed early (`catsdogs predict ... | head -1`: quietly,
-as the shell reports a program ended by SIGPIPE). Anything else is a bug and
-keeps its traceback.
+there is space); 70 a bug (`EX_SOFTWARE`: anything unexpected, with its
+traceback); 74 the standard output could not be written for another reason
+(`EX_IOERR`); 130 interrupted (Ctrl-C; the same command resumes); 141 the output
+was a pipe that closed early (`catsdogs predict ... | head -1`: quietly, as the
+shell reports a program ended by SIGPIPE).
 """
 
 from __future__ import annotations
@@ -28,8 +29,10 @@ from catsdogs_helpers import __version__
 from catsdogs_helpers.config import PRESET_DESCRIPTIONS, PRESET_NAMES
 from catsdogs_helpers.errors import InputError, as_disk_full_error
 
-EXIT_RUN_FAILED = 1
+EXIT_UNREADABLE_PHOTOS = 1
 EXIT_USER_ERROR = 2
+EXIT_BUG = 70  # sysexits.h's EX_SOFTWARE
+EXIT_WRITE_FAILED = 74  # sysexits.h's EX_IOERR
 EXIT_INTERRUPTED = 130
 EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE
 ISSUES_HINT = "This is a bug: please report it with the traceback above and the command you ran."
@@ -292,7 +295,7 @@ def predict_command(args: argparse.Namespace) -> int:
     predictions = classify_photos(model, args.images, class_names)
     for prediction in predictions:
         print(prediction.describe(), file=sys.stderr if prediction.error else sys.stdout)
-    return EXIT_RUN_FAILED if any(prediction.error for prediction in predictions) else 0
+    return EXIT_UNREADABLE_PHOTOS if any(prediction.error for prediction in predictions) else 0
 
 
 def export_command(args: argparse.Namespace) -> int:
@@ -398,19 +401,19 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _report_failure(error: Exception) -> int:
-    """Prints bad input, a full disk or a failed write in one line (exit 2, or 1 for a write that failed otherwise);
-    anything else with its traceback (exit 1)."""
+    """Prints bad input, a full disk or a failed write in one line (exit 2, or 74 for a write that failed otherwise);
+    anything else, a bug, with its traceback (exit 70)."""
     disk_full = as_disk_full_error(error) if not isinstance(error, InputError) else None
     if isinstance(error, OSError) and error.filename == _StandardOutput.NAME:
         _discard_standard_output()
         print(f"error: {disk_full or f'Cannot write {error.filename}: {error.strerror}'}", file=sys.stderr)
-        return EXIT_USER_ERROR if disk_full else EXIT_RUN_FAILED
+        return EXIT_USER_ERROR if disk_full else EXIT_WRITE_FAILED
     if isinstance(error, InputError) or disk_full is not None:
         print(f"error: {' '.join(str(disk_full or error).split())}", file=sys.stderr)
         return EXIT_USER_ERROR
     traceback.print_exc()
     print(f"\n{ISSUES_HINT}", file=sys.stderr)
-    return EXIT_RUN_FAILED
+    return EXIT_BUG
 
 
 class _StandardOutput:

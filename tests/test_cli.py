@@ -96,7 +96,7 @@ def test_predict_classifies_readable_photos_and_reports_unreadable_ones(smoke_st
     broken.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
     model = smoke_study["output"] / "scratch.keras"
     process = run_cli("predict", "--model", str(model), str(photos[0]), str(broken), str(photos[1]))
-    assert process.returncode == cli.EXIT_RUN_FAILED
+    assert process.returncode == cli.EXIT_UNREADABLE_PHOTOS == 1
     lines = process.stdout.strip().splitlines()
     assert len(lines) == 2 and all(line.split(": ")[1].split(" (")[0] in ("cat", "dog") for line in lines)
     assert all(line.endswith("%)") for line in lines)
@@ -221,7 +221,7 @@ def test_an_unexpected_error_keeps_its_traceback_and_says_it_is_a_bug(capsys, mo
         raise RuntimeError("a bug deep inside")
 
     monkeypatch.setitem(cli._COMMANDS, "predict", broken)
-    assert cli.main(["predict", "--model", "m.keras", "x.jpg"]) == cli.EXIT_RUN_FAILED
+    assert cli.main(["predict", "--model", "m.keras", "x.jpg"]) == cli.EXIT_BUG == 70
     err = capsys.readouterr().err
     assert "Traceback" in err and "RuntimeError: a bug deep inside" in err and "This is a bug" in err
 
