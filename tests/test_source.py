@@ -13,7 +13,7 @@ def test_format_source_shows_the_code_without_docstrings():
 def test_format_source_joins_several_functions_in_order():
     shown = source.format_source(training.build_stage_callbacks, training.train_stage)
     assert shown.index("def build_stage_callbacks(") < shown.index("def train_stage(")
-    assert "keras.callbacks.BackupAndRestore(" in shown and "model.fit(" in shown
+    assert "AtomicBackupAndRestore(" in shown and "model.fit(" in shown
 
 
 def test_strip_docstrings_keeps_other_strings():
