@@ -16,7 +16,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from catsdogs_helpers.models import HEAD_DROPOUT_NAME, LOGIT_NAME, POOL_NAME, compile_model
+from catsdogs_helpers.models import HEAD_DROPOUT_NAME, LOGIT_NAME, POOL_NAME
 from catsdogs_helpers.training import StageResult, load_finished_stage, train_stage
 
 
@@ -60,7 +60,6 @@ def train_head_on_features(
     train_in_order: tf.data.Dataset,
     validation_data: tf.data.Dataset,
     *,
-    learning_rate: float,
     epochs: int,
     output_dir: str | Path,
     batch_size: int = 32,
@@ -75,15 +74,16 @@ def train_head_on_features(
     The frozen base sees each photo once per split instead of once per epoch;
     the head then trains in seconds. The price: no augmentation, since the
     features are fixed. The model passed in shares its head with the head
-    trained here, so it is ready to use afterwards. The head is built and
-    compiled under the model's distribution strategy (the one whose scope the
-    model was built in), so it trains on the same replicas.
+    trained here, so it is ready to use afterwards. The head is compiled as
+    the model is (its optimizer, learning rate or schedule, loss and metrics,
+    anew), and built and compiled under the model's distribution strategy (the
+    one whose scope the model was built in), so it trains on the same replicas.
 
     Args:
-        model: A model from `build_transfer_model`.
+        model: A compiled model from `build_transfer_model`, or one with the
+            same layer names (`"pool"`, `"head_dropout"`, `"logit"`).
         train_in_order: Training batches in a fixed order.
         validation_data: Validation batches.
-        learning_rate: Adam learning rate of the head.
         epochs: Maximum epochs.
         output_dir: The study's output folder.
         batch_size: Feature vectors per batch (all replicas together). Defaults to `32`.
@@ -95,7 +95,13 @@ def train_head_on_features(
 
     Returns:
         A `StageResult` whose `train_seconds` include computing the features.
+
+    Raises:
+        ValueError: If the model is not compiled.
     """
+    if not getattr(model, "compiled", False):
+        raise ValueError(f"Compile the model before training its head: the head is compiled as it is. Received: "
+                         f"model={model.name!r}, not compiled")  # fmt: skip
     strategy = model.distribute_strategy
     with strategy.scope():
         finished = load_finished_stage(build_head(model), name, output_dir, manifest, verbose)
@@ -114,7 +120,8 @@ def train_head_on_features(
             f"[{name}] features for {len(train_labels) + len(validation_labels)} photos in {extraction_seconds:.1f} s."
         )
     with strategy.scope():
-        head = compile_model(build_head(model), learning_rate)
+        head = build_head(model)
+        head.compile_from_config(model.get_compile_config())
     train = (
         tf.data.Dataset.from_tensor_slices((train_features, train_labels))
         .shuffle(len(train_labels), seed=seed, reshuffle_each_iteration=True)

@@ -7,7 +7,6 @@ the loss and metrics are told so in `compile_model`.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import zipfile
@@ -19,6 +18,8 @@ from catsdogs_helpers import contract  # noqa: F401 (registers ModelContract, so
 from catsdogs_helpers.affine import RandomAffine
 from catsdogs_helpers.config import IMAGENET_IMAGE_SIZES
 from catsdogs_helpers.errors import InputError, MissingInputError
+from catsdogs_helpers.model_digests import describe_architecture as describe_architecture  # Re-exported.
+from catsdogs_helpers.model_digests import describe_compilation as describe_compilation  # Re-exported.
 
 BASE_NAME = "mobilenet_v2_base"
 POOL_NAME = "pool"
@@ -316,33 +317,6 @@ def compile_model(
         ],
     )
     return model
-
-
-def describe_architecture(model: keras.Model) -> str:
-    """Returns a digest of a model's layers: their classes, settings and weight shapes, in order.
-
-    Layer names are left out: Keras numbers unnamed layers in the order a
-    process creates them (`conv2d`, `conv2d_1`, ...), so the same model built
-    twice would otherwise differ. Nested models (the augmentation, the base)
-    are walked into.
-
-    Returns:
-        16 hexadecimal digits of a SHA-256.
-    """
-    text = json.dumps(_describe_layers(model), sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def _describe_layers(model: keras.Model) -> list[object]:
-    described: list[object] = []
-    for layer in model.layers:
-        if isinstance(layer, keras.Model):  # A nested model: its own layers, not its name-laden config.
-            described.append([type(layer).__name__, layer.trainable, _describe_layers(layer)])
-            continue
-        config = {key: value for key, value in layer.get_config().items() if key != "name"}
-        shapes = [tuple(weight.shape) for weight in layer.weights]
-        described.append([type(layer).__name__, config, shapes, layer.trainable])
-    return described
 
 
 def load_model(path: str | os.PathLike) -> keras.Model:

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import math
-import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
@@ -45,6 +43,7 @@ from catsdogs_helpers.errors import StudyInterrupted
 from catsdogs_helpers.grad_cam import compute_grad_cam
 from catsdogs_helpers.output_lock import lock_output_dir, unlock_output_dir, written_atomically
 from catsdogs_helpers.preflight import check_study_inputs
+from catsdogs_helpers.recipes import build_fine_tuned_model, build_frozen_model, build_scratch_cnn
 
 STAGE_TITLES = {
     "data": "loading the photos",
@@ -105,7 +104,11 @@ def build_stage_manifest(
       weights file is named by its SHA-256;
       trained on several replicas (see `runtime.choose_distribution_strategy`),
       also `num_replicas`, which multiplies the batch and the learning rate;
-    - `architecture`: a digest of the model's layers (`models.describe_architecture`);
+    - `architecture`: a digest of the model's layers and how they are called
+      (`models.describe_architecture`);
+    - `compilation`: a digest of its optimizer, learning rate or schedule, loss
+      and metrics (`models.describe_compilation`), so that a model compiled
+      another way (say, in the notebook) never reuses this one's result;
     - `data`: the splits' content key (`ImageSplits.content_key`);
     - `upstream`: a digest of the stage this one starts from (fine-tuning starts
       from the frozen model's head), or `None`;
@@ -131,6 +134,7 @@ def build_stage_manifest(
         "stage": stage,
         "settings": settings,
         "architecture": models.describe_architecture(model),
+        "compilation": models.describe_compilation(model),
         "data": splits.content_key,
         "upstream": None if upstream is None else hash_json(upstream.to_dict()),
         "versions": runtime.describe_training_versions(),
@@ -209,14 +213,26 @@ def load_data(
     )
 
 
-def train_scratch_cnn(
-    config: StudyConfig, splits: data.ImageSplits, verbose: int = 2, strategy: tf.distribute.Strategy | None = None
-) -> TrainedModel:
-    """Builds, trains and saves the CNN trained from scratch (`scratch.keras`).
+def _training_strategy(model: keras.Model | None, strategy: tf.distribute.Strategy | None) -> tf.distribute.Strategy:
+    """The strategy a stage trains under: the given model's own (the one it was built under), or `strategy`."""
+    if model is None:
+        return _strategy(strategy)
+    if not getattr(model, "compiled", False):
+        raise ValueError(
+            f"The model handed to the study must be compiled (model.compile(...)) before it trains. "
+            f"Received: model={model.name!r}, not compiled"
+        )
+    return model.distribute_strategy
 
-    Adam at `scratch_learning_rate` (with `scratch_weight_decay`), decayed to
-    zero along a cosine over `scratch_epochs` epochs; dropout `scratch_dropout`;
-    augmentation inside the model; the best validation epoch's weights are kept.
+
+def train_scratch_cnn(
+    config: StudyConfig,
+    splits: data.ImageSplits,
+    verbose: int = 2,
+    strategy: tf.distribute.Strategy | None = None,
+    model: keras.Model | None = None,
+) -> TrainedModel:
+    """Trains and saves the CNN trained from scratch (`scratch.keras`), keeping its best validation epoch.
 
     Args:
         config: The study's settings.
@@ -224,27 +240,25 @@ def train_scratch_cnn(
         verbose: `model.fit` verbosity (see `runtime.choose_verbosity`). Defaults to `2`.
         strategy: The distribution strategy the model is built and trained
             under, or `None` for `runtime.choose_distribution_strategy()`; the
-            learning rate is multiplied by its number of replicas. Defaults to `None`.
+            learning rate is multiplied by its number of replicas. Ignored when
+            `model` is given. Defaults to `None`.
+        model: A compiled model to train instead of `build_scratch_cnn(config, ...)`'s,
+            such as the notebook's; it trains under the strategy it was built
+            under. Its manifest holds its architecture and compilation, so a
+            model built or compiled otherwise never reuses another's result.
+            Defaults to `None`.
 
     Returns:
         The `TrainedModel` named `"scratch"`.
+
+    Raises:
+        ValueError: If `model` is not compiled.
     """
-    strategy = _strategy(strategy)
+    strategy = _training_strategy(model, strategy)
     num_replicas = _num_replicas(strategy)
     with strategy.scope():
-        model = models.build_scratch_cnn(
-            config.image_size,
-            config.scratch_image_size,
-            dropout=config.scratch_dropout,
-            augmentation=models.build_augmentation(config.seed, config.augmentation_strength),
-        )
-        steps_per_epoch = math.ceil(splits.num_images("train") / (config.batch_size * num_replicas))
-        models.compile_model(
-            model,
-            config.scratch_learning_rate * num_replicas,
-            decay_steps=config.scratch_epochs * steps_per_epoch,
-            weight_decay=config.scratch_weight_decay,
-        )
+        if model is None:
+            model = build_scratch_cnn(config, splits.num_images("train"), num_replicas)
         stage = training.train_stage(
             model,
             splits.train,
@@ -261,35 +275,38 @@ def train_scratch_cnn(
 
 
 def train_frozen_model(
-    config: StudyConfig, splits: data.ImageSplits, verbose: int = 2, strategy: tf.distribute.Strategy | None = None
+    config: StudyConfig,
+    splits: data.ImageSplits,
+    verbose: int = 2,
+    strategy: tf.distribute.Strategy | None = None,
+    model: keras.Model | None = None,
 ) -> TrainedModel:
-    """Builds the frozen MobileNetV2 with a new head, trains the head, and saves it (`transfer.keras`).
+    """Trains the new head on the frozen MobileNetV2, and saves the model (`transfer.keras`).
 
     With `use_cached_features`, the head trains on features the frozen base
-    computed once per split (see `features.py`); otherwise end to end, with
-    augmentation. Adam at `transfer_learning_rate`.
+    computed once per split (see `features.py`), compiled as the model is;
+    otherwise end to end, with augmentation.
 
     Args:
         config: The study's settings.
         splits: The data, from `load_data` (with the same strategy).
         verbose: `model.fit` verbosity. Defaults to `2`.
         strategy: See `train_scratch_cnn`. Defaults to `None`.
+        model: A compiled model to train instead of `build_frozen_model(config)`'s;
+            with cached features, its layers named `"pool"`, `"head_dropout"`
+            and `"logit"` are the head. See `train_scratch_cnn`. Defaults to `None`.
 
     Returns:
         The `TrainedModel` named `"transfer"`.
+
+    Raises:
+        ValueError: If `model` is not compiled.
     """
-    strategy = _strategy(strategy)
+    strategy = _training_strategy(model, strategy)
     num_replicas = _num_replicas(strategy)
-    learning_rate = config.transfer_learning_rate * num_replicas
     with strategy.scope():
-        model = models.build_transfer_model(
-            config.image_size,
-            config.weights,
-            config.alpha,
-            config.dropout,
-            models.build_augmentation(config.seed, config.augmentation_strength),
-        )
-        models.compile_model(model, learning_rate)
+        if model is None:
+            model = build_frozen_model(config, num_replicas)
         manifest = build_stage_manifest(config, "transfer", model, splits, num_replicas=num_replicas)
         common = dict(epochs=config.transfer_epochs, output_dir=config.output_dir, patience=config.patience,
                       manifest=manifest, verbose=verbose)  # fmt: skip
@@ -298,7 +315,6 @@ def train_frozen_model(
                 model,
                 splits.train_in_order,
                 splits.validation,
-                learning_rate=learning_rate,
                 batch_size=config.batch_size * num_replicas,
                 seed=config.seed,
                 **common,
@@ -317,13 +333,13 @@ def fine_tune_model(
     frozen: TrainedModel,
     verbose: int = 2,
     strategy: tf.distribute.Strategy | None = None,
+    model: keras.Model | None = None,
 ) -> TrainedModel:
-    """Fine-tunes a copy of the frozen model from base layer `fine_tune_at` on, and saves it (`finetuned.keras`).
+    """Fine-tunes a copy of the frozen model for `fine_tune_epochs` epochs, numbered after the head's, and saves
+    it (`finetuned.keras`).
 
-    The copy is read from the frozen model's file, so the frozen model stays
-    as it was. The base's BatchNormalization layers stay frozen and in
-    inference mode; Adam at `fine_tune_learning_rate` for `fine_tune_epochs`
-    epochs, numbered after the head's.
+    The copy, from `build_fine_tuned_model(config, frozen)` unless `model` is
+    given, is read from the frozen model's file, so the frozen model stays as it was.
 
     Args:
         config: The study's settings.
@@ -331,18 +347,20 @@ def fine_tune_model(
         frozen: The frozen model, from `train_frozen_model`.
         verbose: `model.fit` verbosity. Defaults to `2`.
         strategy: See `train_scratch_cnn`. Defaults to `None`.
+        model: A compiled copy of the frozen model, its base partly unfrozen,
+            to train instead. See `train_scratch_cnn`. Defaults to `None`.
 
     Returns:
         The `TrainedModel` named `"finetuned"`, whose stages are the head's and the fine-tuning's.
+
+    Raises:
+        ValueError: If `model` is not compiled.
     """
-    strategy = _strategy(strategy)
+    strategy = _training_strategy(model, strategy)
     num_replicas = _num_replicas(strategy)
     with strategy.scope():
-        with warnings.catch_warnings():  # The head's optimizer state is not needed: the model is compiled anew.
-            warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
-            model = models.load_model(frozen.path)
-        models.unfreeze_base(model, fine_tune_at=config.fine_tune_at)
-        models.compile_model(model, config.fine_tune_learning_rate * num_replicas)
+        if model is None:
+            model = build_fine_tuned_model(config, frozen, num_replicas)
         head_epochs = frozen.stages[-1].num_epochs
         manifest = build_stage_manifest(
             config, "finetuned", model, splits, upstream=frozen.stages[-1], num_replicas=num_replicas

@@ -13,8 +13,9 @@ from catsdogs_helpers import data, evaluation, features, models
 def test_cached_feature_head_makes_the_full_model_predict_like_the_head(tmp_path):
     keras.utils.set_random_seed(0)
     model = models.build_transfer_model(SIZE, weights=None, alpha=0.35, augmentation=models.build_augmentation(0))
+    models.compile_model(model, 1e-2)
     result = features.train_head_on_features(
-        model, tiny_data(), tiny_data(16, seed=1), learning_rate=1e-2, epochs=3, output_dir=tmp_path, verbose=0
+        model, tiny_data(), tiny_data(16, seed=1), epochs=3, output_dir=tmp_path, verbose=0
     )
     assert result.num_epochs == 3
     stored = json.loads((tmp_path / "transfer" / "result.json").read_text())["result"]
@@ -30,15 +31,35 @@ def test_pretrained_features_separate_real_cats_and_dogs_in_seconds(tmp_path, sh
     """Proof that the ImageNet features are really used: random features cannot reach 90%."""
     splits = data.load_splits(str(shared_photos), image_size=224, max_images_per_split=300, verbose=False)
     keras.utils.set_random_seed(0)
-    model = models.build_transfer_model(224, weights=str(shared_weights_1_0))
+    model = models.compile_model(models.build_transfer_model(224, weights=str(shared_weights_1_0)), 1e-3)
     result = features.train_head_on_features(
         model,
         splits.train_in_order,
         splits.validation,
-        learning_rate=1e-3,
         epochs=15,
         output_dir=tmp_path,
         verbose=0,
     )
     accuracy = evaluation.evaluate_model(model, splits.test, "transfer").metrics["accuracy"]
     assert accuracy >= 0.90, f"test accuracy {accuracy:.3f} after {result.train_seconds:.0f} s"
+
+
+def test_the_head_is_compiled_as_the_model_is(tmp_path):
+    model = models.build_transfer_model(SIZE, weights=None, alpha=0.35)
+    with pytest.raises(ValueError, match="Compile the model"):
+        features.train_head_on_features(model, tiny_data(), tiny_data(16, seed=1), epochs=1, output_dir=tmp_path)
+    models.compile_model(model, 3e-4, optimizer="rmsprop", decay_steps=7)
+    seen = {}
+    original = features.train_stage
+
+    def spy(head, *args, **kwargs):
+        seen["head"] = head
+        return original(head, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(features, "train_stage", spy)
+        features.train_head_on_features(model, tiny_data(), tiny_data(16, seed=1), epochs=1, output_dir=tmp_path,
+                                        verbose=0)  # fmt: skip
+    head = seen["head"]
+    assert isinstance(head.optimizer, keras.optimizers.RMSprop) and head.optimizer is not model.optimizer
+    assert models.describe_compilation(head) == models.describe_compilation(model)
