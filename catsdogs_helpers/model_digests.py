@@ -36,7 +36,8 @@ def describe_compilation(model: keras.Model) -> str | None:
     """Returns a digest of how a model is compiled: its optimizer (class, learning rate or schedule, every
     setting), loss and metrics, or `None` if it is not compiled.
 
-    Two models compiled alike give the same digest, whichever code compiled them.
+    Two models compiled alike give the same digest, whichever code compiled them
+    (the optimizer's name, numbered by Keras, is left out; metrics' names count).
 
     Returns:
         16 hexadecimal digits of a SHA-256, or `None`.
@@ -44,6 +45,8 @@ def describe_compilation(model: keras.Model) -> str | None:
     compiled = model.get_compile_config() if getattr(model, "compiled", False) else None
     if compiled is None:
         return None
+    # Keras numbers optimizers' names as it numbers layers' (`adam`, `adam_1`, ...): leave them out.
+    compiled = {**compiled, "optimizer": _without_names(compiled.get("optimizer"))}
     text = json.dumps(compiled, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -84,3 +87,11 @@ def _describe_calls(model: keras.Model) -> dict[int, object]:
         if name in positions and layer_config.get("inbound_nodes"):
             calls[positions[name]] = without_names(layer_config["inbound_nodes"])
     return calls
+
+
+def _without_names(value: object) -> object:
+    if isinstance(value, dict):
+        return {key: _without_names(item) for key, item in value.items() if key != "name"}
+    if isinstance(value, list):
+        return [_without_names(item) for item in value]
+    return value

@@ -452,8 +452,8 @@ def make_figures(
     Returns:
         Figures by file stem, e.g. `{"learning_curves": figure, ...}`.
     """
-    histories = {"scratch": trained["scratch"].history, "transfer": trained["finetuned"].history}
-    fine_tune_starts = {"transfer": trained["transfer"].stages[-1].num_epochs}
+    histories = {"scratch": trained["scratch"].history, "finetuned": trained["finetuned"].history}
+    fine_tune_starts = {"finetuned": trained["transfer"].stages[-1].num_epochs}
     labels = next(iter(evaluations.values())).labels
     logits = {name: item.logits for name, item in evaluations.items()}
     explained = ("scratch", "finetuned")
