@@ -1,0 +1,213 @@
+"""Execute transfer_learning.ipynb on the quick preset and save it, outputs included, for readers on GitHub.
+
+    python scripts/execute_notebook.py                      # runs the whole notebook (minutes on a CPU)
+    python scripts/execute_notebook.py --refresh-markdown   # copies only markdown edits, runs nothing
+
+The run starts from an empty working folder (as Colab's /content), on the reference photos and the 1.0-alpha,
+224-px ImageNet weights in ../shared by default, with the `PRESET`, `DATA` and `WEIGHTS` lines of the
+`parameters`-tagged cell rewritten (papermill's way). The executed copy, docs/transfer_learning_executed.ipynb,
+opens with a cell that says what ran where: preset, data, weights, the machine's processor and cores, library
+versions, date and wall time. Its metadata holds a digest of the notebook's code cells; tests/test_executed_notebook.py
+fails when a code cell changed after the outputs were made. Markdown edits do not make outputs stale:
+`--refresh-markdown` copies them into the executed copy without running anything, and refuses if code changed.
+
+Relative links in markdown cells are rewritten for the copy's place in docs/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import platform
+import re
+import sys
+import tempfile
+import time
+from importlib import metadata
+from pathlib import Path
+
+import nbformat
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOK = ROOT / "transfer_learning.ipynb"
+EXECUTED = ROOT / "docs" / "transfer_learning_executed.ipynb"
+DATA = "../shared/data/cats_vs_dogs_small"
+WEIGHTS = "../shared/weights/mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5"
+METADATA_KEY = "catsdogs_executed"
+COMMAND = "python scripts/execute_notebook.py"
+KERNEL_NAME = "catsdogs-execute"
+
+
+def code_digest(notebook: nbformat.NotebookNode) -> str:
+    """A digest of the notebook's code cells' sources, in order (markdown cells and outputs left out)."""
+    sources = [cell.source for cell in notebook.cells if cell.cell_type == "code"]
+    return hashlib.sha256(json.dumps(sources).encode()).hexdigest()[:16]
+
+
+def set_parameters(notebook: nbformat.NotebookNode, values: dict[str, str]) -> None:
+    """Rewrites `NAME = "..."` lines of the `parameters`-tagged cell, keeping each trailing `# @param` comment.
+
+    Raises:
+        ValueError: If there is not exactly one such cell, or a name is not assigned once in it.
+    """
+    tagged = [cell for cell in notebook.cells if "parameters" in cell.metadata.get("tags", [])]
+    if len(tagged) != 1:
+        raise ValueError(f"expected one cell tagged `parameters`, found {len(tagged)}")
+    source = tagged[0].source
+    for name, value in values.items():
+        pattern = rf'^({re.escape(name)} = )("(?:[^"\\]|\\.)*"|\S+)'
+        source, count = re.subn(pattern, lambda match, v=value: match.group(1) + json.dumps(v), source, flags=re.M)
+        if count != 1:
+            raise ValueError(f"expected one line `{name} = ...` in the parameters cell, found {count}")
+    tagged[0].source = source
+
+
+def relink(markdown: str) -> str:
+    """Rewrites the relative link and image targets of a markdown cell for a copy in docs/."""
+
+    def moved(match: re.Match) -> str:
+        target = match.group(2)
+        if re.match(r"^([a-z]+:|#|/)", target):
+            return match.group(0)
+        return f"{match.group(1)}{os.path.relpath(target, 'docs')}{match.group(3)}"
+
+    return re.sub(r"(\]\()([^)\s]+)(\))", moved, markdown)
+
+
+def describe_machine() -> str:
+    """The processor's model name and logical cores, from /proc/cpuinfo where there is one."""
+    name = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        names = re.findall(r"^model name\s*:\s*(.+)$", cpuinfo.read_text(), flags=re.M)
+        name = names[0].strip() if names else name
+    return f"{name}, {os.cpu_count()} logical cores, no GPU" if not _has_gpu() else f"{name}, with a GPU"
+
+
+def _has_gpu() -> bool:
+    return Path("/proc/driver/nvidia/gpus").is_dir() and any(Path("/proc/driver/nvidia/gpus").iterdir())
+
+
+def label_cell(info: dict[str, object]) -> nbformat.NotebookNode:
+    """The executed copy's first cell: what ran, on what, how long, and how to regenerate it."""
+    minutes, seconds = divmod(round(float(info["wall_seconds"])), 60)
+    versions = ", ".join(f"{name} {version}" for name, version in info["versions"].items())
+    text = f"""> **A finished run of [`transfer_learning.ipynb`](../transfer_learning.ipynb), with its outputs**, for
+> reading without running anything. Preset `{info["preset"]}`; photos `{info["data"]}` (the project's reference
+> photos, from the same Asirra pool as TensorFlow Datasets' `cats_vs_dogs`); weights `{info["weights"]}`.
+> Machine: {info["machine"]}; {versions}. Executed {info["date"]} in {minutes} min {seconds:02d} s, from an empty
+> working folder. Regenerate it with `{COMMAND}`; the notebook's own text links here."""
+    return nbformat.v4.new_markdown_cell(text, metadata={"tags": ["execution-label"]})
+
+
+def merge_markdown(source: nbformat.NotebookNode, executed: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """The executed copy with the source notebook's markdown cells, and its own code cells and outputs.
+
+    Raises:
+        ValueError: If the code cells differ (the outputs are stale: rerun instead).
+    """
+    recorded = executed.metadata.get(METADATA_KEY, {}).get("source_code_digest")
+    if recorded != code_digest(source):
+        raise ValueError(f"a code cell of {NOTEBOOK.name} changed after the outputs were made; run `{COMMAND}`")
+    executed_code = iter(cell for cell in executed.cells[1:] if cell.cell_type == "code")
+    cells = [executed.cells[0]]
+    for cell in source.cells:
+        if cell.cell_type == "code":
+            cells.append(next(executed_code))
+        else:
+            copied = nbformat.from_dict(json.loads(json.dumps(cell)))
+            copied.source = relink(copied.source)
+            cells.append(copied)
+    merged = nbformat.from_dict(json.loads(json.dumps(executed)))
+    merged.cells = cells
+    return merged
+
+
+def image_bytes(notebook: nbformat.NotebookNode) -> int:
+    """Bytes of the images in the outputs, as stored (base64)."""
+    return sum(
+        len(value)
+        for cell in notebook.cells
+        for output in cell.get("outputs", [])
+        for kind, value in output.get("data", {}).items()
+        if kind.startswith("image/")
+    )
+
+
+def execute(args: argparse.Namespace) -> nbformat.NotebookNode:
+    """Runs the notebook with the parameters injected, in an empty folder, and returns the labelled copy."""
+    from nbclient import NotebookClient
+
+    source = nbformat.read(NOTEBOOK, as_version=4)
+    notebook = nbformat.from_dict(json.loads(json.dumps(source)))
+    data, weights = (str((ROOT / path).resolve()) for path in (args.data, args.weights))
+    set_parameters(notebook, {"PRESET": args.preset, "DATA": data, "WEIGHTS": weights})
+    with tempfile.TemporaryDirectory(prefix="catsdogs-execute-") as folder:
+        kernels = Path(folder) / "jupyter" / "kernels" / KERNEL_NAME
+        kernels.mkdir(parents=True)
+        argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+        (kernels / "kernel.json").write_text(
+            json.dumps({"argv": argv, "display_name": "catsdogs", "language": "python"})
+        )
+        workdir = Path(folder) / "content"
+        workdir.mkdir()
+        os.environ["JUPYTER_PATH"] = str(Path(folder) / "jupyter")
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        start = time.perf_counter()
+        client = NotebookClient(notebook, timeout=args.timeout, kernel_name=KERNEL_NAME, record_timing=False,
+                                resources={"metadata": {"path": str(workdir)}})  # fmt: skip
+        client.execute()
+        wall_seconds = time.perf_counter() - start
+    versions = {name: metadata.version(name) for name in ("tensorflow", "keras", "catsdogs-helpers")}
+    info = {
+        "preset": args.preset,
+        "data": args.data,
+        "weights": args.weights,
+        "machine": describe_machine(),
+        "versions": versions,
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "wall_seconds": round(wall_seconds, 1),
+        "source_code_digest": code_digest(source),
+    }
+    for cell in notebook.cells:
+        if cell.cell_type == "markdown":
+            cell.source = relink(cell.source)
+    notebook.cells.insert(0, label_cell(info))
+    notebook.metadata[METADATA_KEY] = info
+    return notebook
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--preset", default="quick", help="the notebook's PRESET (default: quick)")
+    parser.add_argument("--data", default=DATA, help=f"photos, relative to the repository (default: {DATA})")
+    parser.add_argument("--weights", default=WEIGHTS, help="MobileNetV2 no-top .h5, relative to the repository")
+    parser.add_argument("--output", type=Path, default=EXECUTED, help="the executed copy (default: docs/...)")
+    parser.add_argument("--timeout", type=int, default=3600, help="seconds one cell may take (default: 3600)")
+    parser.add_argument(
+        "--refresh-markdown", action="store_true", help="copy markdown edits into the executed copy; run nothing"
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.refresh_markdown:
+        try:
+            notebook = merge_markdown(nbformat.read(NOTEBOOK, as_version=4), nbformat.read(args.output, as_version=4))
+        except (ValueError, FileNotFoundError) as error:
+            print(f"Cannot refresh the markdown: {error}", file=sys.stderr)
+            return 1
+    else:
+        notebook = execute(args)
+    nbformat.validate(notebook)
+    nbformat.write(notebook, args.output)
+    size = args.output.stat().st_size
+    print(f"Wrote {args.output} ({size / 1e6:.2f} MB, images {image_bytes(notebook) / 1e6:.2f} MB as base64).")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
