@@ -57,6 +57,16 @@ def find_cell(executed, text: str):
     return matches[0]
 
 
+def exercise_solutions(notebook) -> list[str]:
+    """The Python code of each exercise's folded solution (a markdown block quote), as a learner would paste it."""
+    solutions = []
+    for cell in notebook.cells:
+        if cell.cell_type == "markdown" and "**Exercise" in cell.source:
+            text = re.sub(r"^> ?", "", cell.source, flags=re.MULTILINE)
+            solutions += re.findall(r"```python\n(.*?)```", text, flags=re.DOTALL)
+    return solutions
+
+
 @pytest.fixture(scope="module")
 def executed_notebook(tmp_path_factory) -> nbformat.NotebookNode:
     """The notebook executed with `PRESET = "smoke"` on a synthetic folder, from an empty folder, by nbclient.
@@ -80,6 +90,8 @@ def executed_notebook(tmp_path_factory) -> nbformat.NotebookNode:
     parameters.source = re.sub(r"^RUN_SWEEP = False", "RUN_SWEEP = True", parameters.source, flags=re.MULTILINE)
     assert 'PRESET = "smoke"' in parameters.source and str(photos) in parameters.source
     assert "RUN_SWEEP = True" in parameters.source
+    for solution in exercise_solutions(notebook):  # Run after the study, so that each finds what it uses.
+        notebook.cells.append(nbformat.v4.new_code_cell(solution, metadata={"tags": ["exercise-solution"]}))
     workdir = root / "empty"
     workdir.mkdir()
     with pytest.MonkeyPatch.context() as patch:
@@ -96,6 +108,7 @@ def executed_notebook(tmp_path_factory) -> nbformat.NotebookNode:
 def test_smoke_run_executes_every_cell_without_error(executed_notebook):
     code_cells = [cell for cell in executed_notebook.cells if cell.cell_type == "code"]
     assert all(cell.execution_count is not None for cell in code_cells)
+    assert sum("exercise-solution" in cell.metadata.get("tags", []) for cell in code_cells) >= 3
     for cell in code_cells:
         assert not [output for output in cell.outputs if output.output_type == "error"], cell.source[:80]
     output = Path(executed_notebook.metadata["workdir"]) / "outputs"
@@ -139,6 +152,7 @@ def test_no_engineering_before_the_results_and_no_exercise_runs(notebook):
     for model in ("## Model 1", "## Model 2", "## Model 3"):
         assert any(heading.startswith(model) for heading in headings), model
     exercises = [cell.source for cell in notebook.cells if "**Exercise" in cell.source]
+    assert len(exercise_solutions(notebook)) == len(exercises)  # Each solution runs in the smoke run below.
     assert len(exercises) >= 3 and all(cell.cell_type == "markdown" for cell in notebook.cells
                                        if "**Exercise" in cell.source)  # fmt: skip
     assert all("<details>" in source for source in exercises)
