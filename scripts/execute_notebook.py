@@ -10,6 +10,8 @@ opens with a cell that says what ran where: preset, data, weights, the machine's
 versions, date and wall time. Its metadata holds a digest of the notebook's code cells; tests/test_executed_notebook.py
 fails when a code cell changed after the outputs were made. Markdown edits do not make outputs stale:
 `--refresh-markdown` copies them into the executed copy without running anything, and refuses if code changed.
+Figures of photos are stored as JPEG, so that the copy's images stay under about 2 MB, and Keras's progress bars
+as the lines a terminal or Jupyter ends up showing.
 
 Relative links in markdown cells are rewritten for the copy's place in docs/.
 """
@@ -17,7 +19,9 @@ Relative links in markdown cells are rewritten for the copy's place in docs/.
 from __future__ import annotations
 
 import argparse
+import base64
 import hashlib
+import io
 import json
 import os
 import platform
@@ -36,6 +40,10 @@ EXECUTED = ROOT / "docs" / "transfer_learning_executed.ipynb"
 DATA = "../shared/data/cats_vs_dogs_small"
 WEIGHTS = "../shared/weights/mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5"
 METADATA_KEY = "catsdogs_executed"
+# Figures of photos (samples, augmentation, mistakes, Grad-CAM) are stored as JPEG above this many base64 bytes as
+# PNG; line plots stay PNG.
+PNG_LIMIT = 150_000
+JPEG_QUALITY = 80
 COMMAND = "python scripts/execute_notebook.py"
 KERNEL_NAME = "catsdogs-execute"
 
@@ -90,15 +98,38 @@ def _has_gpu() -> bool:
     return Path("/proc/driver/nvidia/gpus").is_dir() and any(Path("/proc/driver/nvidia/gpus").iterdir())
 
 
+def count_photos(data: Path) -> dict[str, int]:
+    """Photos per split folder (`train/`, `validation/`, `test/`) of a pre-split folder; empty for other layouts."""
+    suffixes = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp"}
+    return {
+        split: sum(1 for path in (data / split).rglob("*") if path.suffix.lower() in suffixes)
+        for split in ("train", "validation", "test")
+        if (data / split).is_dir()
+    }
+
+
 def label_cell(info: dict[str, object]) -> nbformat.NotebookNode:
-    """The executed copy's first cell: what ran, on what, how long, and how to regenerate it."""
+    """The executed copy's first cell, made from its metadata: what ran, on what, how long, how to regenerate it."""
     minutes, seconds = divmod(round(float(info["wall_seconds"])), 60)
     versions = ", ".join(f"{name} {version}" for name, version in info["versions"].items())
-    text = f"""> **A finished run of [`transfer_learning.ipynb`](../transfer_learning.ipynb), with its outputs**, for
-> reading without running anything. Preset `{info["preset"]}`; photos `{info["data"]}` (the project's reference
-> photos, from the same Asirra pool as TensorFlow Datasets' `cats_vs_dogs`); weights `{info["weights"]}`.
-> Machine: {info["machine"]}; {versions}. Executed {info["date"]} in {minutes} min {seconds:02d} s, from an empty
-> working folder. Regenerate it with `{COMMAND}`; the notebook's own text links here."""
+    counts = info.get("photos") or {}
+    photos = f"`{info['data']}`"
+    if counts:
+        names = {"train": "training", "validation": "validation", "test": "test"}
+        parts = [f"{counts[split]:,} {names[split]}" for split in names if split in counts]
+        photos += f" ({', '.join(parts[:-1])} and {parts[-1]} photos)" if len(parts) > 1 else f" ({parts[0]} photos)"
+    text = (
+        f"> **This is [`transfer_learning.ipynb`](../transfer_learning.ipynb) run from top to bottom, with its "
+        f"outputs**, so that you can read a finished run without running anything.\n>\n"
+        f"> - preset: `{info['preset']}`;\n"
+        f"> - photos: {photos}, the project's reference photos, from the same Asirra pool as TensorFlow Datasets' "
+        f"`cats_vs_dogs`;\n"
+        f"> - MobileNetV2 weights: `{info['weights']}` (ImageNet);\n"
+        f"> - machine: {info['machine']}; {versions};\n"
+        f"> - run on {info['date']}, in {minutes} min {seconds:02d} s for the whole notebook, "
+        f"from an empty folder.\n>\n"
+        f"> To regenerate it: `{COMMAND}`."
+    )
     return nbformat.v4.new_markdown_cell(text, metadata={"tags": ["execution-label"]})
 
 
@@ -112,7 +143,7 @@ def merge_markdown(source: nbformat.NotebookNode, executed: nbformat.NotebookNod
     if recorded != code_digest(source):
         raise ValueError(f"a code cell of {NOTEBOOK.name} changed after the outputs were made; run `{COMMAND}`")
     executed_code = iter(cell for cell in executed.cells[1:] if cell.cell_type == "code")
-    cells = [executed.cells[0]]
+    cells = [label_cell(executed.metadata[METADATA_KEY])]
     for cell in source.cells:
         if cell.cell_type == "code":
             cells.append(next(executed_code))
@@ -134,6 +165,84 @@ def image_bytes(notebook: nbformat.NotebookNode) -> int:
         for kind, value in output.get("data", {}).items()
         if kind.startswith("image/")
     )
+
+
+ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+# TensorFlow's C++ log lines (absl) on the kernel's stderr: start-up chatter about this machine, not the lesson's.
+TF_LOG_LINE = re.compile(
+    r"^(WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
+    r"|[IWEF]\d{4} [\d:.]+ +\d+ [\w.]+:\d+\] .*)$\n?",
+    flags=re.MULTILINE,
+)
+
+
+def render_terminal_text(text: str) -> str:
+    """The text a terminal (or Jupyter) shows for `text`: carriage returns and backspaces applied, colours dropped.
+
+    Keras's progress bar redraws its line hundreds of times an epoch; rendered, each epoch is its final line.
+    """
+    lines, line, cursor = [], [], 0
+    for char in ANSI_ESCAPE.sub("", text):
+        if char == "\n":
+            lines.append("".join(line).rstrip())
+            line, cursor = [], 0
+        elif char == "\r":
+            cursor = 0
+        elif char == "\b":
+            cursor = max(cursor - 1, 0)
+        else:
+            line[cursor : cursor + 1] = [char]
+            cursor += 1
+    return "\n".join([*lines, "".join(line).rstrip()])
+
+
+def flatten_streams(notebook: nbformat.NotebookNode) -> None:
+    """Merges each cell's consecutive stream outputs of one name and renders them (see `render_terminal_text`);
+    drops TensorFlow's C++ log lines from stderr."""
+    for cell in notebook.cells:
+        merged: list[nbformat.NotebookNode] = []
+        for output in cell.get("outputs", []):
+            previous = merged[-1] if merged else None
+            if (
+                output.output_type == "stream"
+                and previous is not None
+                and previous.output_type == "stream"
+                and (previous.name == output.name)
+            ):
+                previous.text += output.text
+            else:
+                merged.append(output)
+        for output in merged:
+            if output.output_type == "stream":
+                output.text = render_terminal_text(output.text)
+                if output.name == "stderr":
+                    output.text = TF_LOG_LINE.sub("", output.text)
+        if "outputs" in cell:
+            cell.outputs = [output for output in merged if output.output_type != "stream" or output.text.strip()]
+
+
+def shrink_images(notebook: nbformat.NotebookNode) -> int:
+    """Re-encodes the large PNG outputs (figures of photos) as JPEG, in place; returns how many it re-encoded."""
+    from PIL import Image
+
+    count = 0
+    for cell in notebook.cells:
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            if len(data.get("image/png", "")) <= PNG_LIMIT:
+                continue
+            image = Image.open(io.BytesIO(base64.b64decode(data["image/png"])))
+            flat = Image.new("RGB", image.size, "white")
+            flat.paste(image, mask=image.getchannel("A") if image.mode == "RGBA" else None)
+            buffer = io.BytesIO()
+            flat.save(buffer, format="JPEG", quality=JPEG_QUALITY, optimize=True)
+            data["image/jpeg"] = base64.b64encode(buffer.getvalue()).decode("ascii")
+            del data["image/png"]
+            sizes = output.get("metadata", {}).pop("image/png", None)
+            if sizes is not None:
+                output["metadata"]["image/jpeg"] = sizes
+            count += 1
+    return count
 
 
 def execute(args: argparse.Namespace) -> nbformat.NotebookNode:
@@ -169,6 +278,7 @@ def execute(args: argparse.Namespace) -> nbformat.NotebookNode:
         "versions": versions,
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "wall_seconds": round(wall_seconds, 1),
+        "photos": count_photos(ROOT / args.data),
         "source_code_digest": code_digest(source),
     }
     for cell in notebook.cells:
@@ -202,6 +312,8 @@ def main(argv: list[str] | None = None) -> int:
             return 1
     else:
         notebook = execute(args)
+    flatten_streams(notebook)
+    shrink_images(notebook)
     nbformat.validate(notebook)
     nbformat.write(notebook, args.output)
     size = args.output.stat().st_size

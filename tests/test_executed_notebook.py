@@ -81,12 +81,17 @@ def test_refresh_markdown_copies_prose_keeps_outputs_and_refuses_changed_code(sc
     source = _notebook(("markdown", "See [the figure](docs/figure.png)."), ("code", "print(1)"))
     executed = _notebook(("markdown", "label"), ("markdown", "old prose"), ("code", "print(1)"))
     executed.cells[2].outputs = [nbformat.v4.new_output("stream", text="1\n")]
-    executed.metadata[script.METADATA_KEY] = {"source_code_digest": script.code_digest(source)}
+    info = {"preset": "quick", "data": "photos", "weights": "w.h5", "machine": "a CPU, 2 logical cores, no GPU",
+            "versions": {"keras": "3"}, "date": "today", "wall_seconds": 61.0, "photos": {"train": 10, "test": 4},
+            "source_code_digest": script.code_digest(source)}  # fmt: skip
+    executed.metadata[script.METADATA_KEY] = info
     source.cells.insert(1, nbformat.v4.new_markdown_cell("A new paragraph."))
     merged = script.merge_markdown(source, executed)
-    assert [cell.source for cell in merged.cells] == [
-        "label", "See [the figure](figure.png).", "A new paragraph.", "print(1)"
+    assert [cell.source for cell in merged.cells][1:] == [
+        "See [the figure](figure.png).", "A new paragraph.", "print(1)"
     ]  # fmt: skip
+    label = merged.cells[0].source  # Made anew from the metadata.
+    assert "`quick`" in label and "(10 training and 4 test photos)" in label and "1 min 01 s" in label
     assert merged.cells[3].outputs[0]["text"] == "1\n"
     source.cells[2].source = "print(2)"
     with pytest.raises(ValueError, match="changed after the outputs were made"):
