@@ -13,7 +13,8 @@ fails when a code cell changed after the outputs were made. Markdown edits do no
 Figures of photos are stored as JPEG, so that the copy's images stay under about 2 MB, and Keras's progress bars
 as the lines a terminal or Jupyter ends up showing.
 
-Relative links in markdown cells are rewritten for the copy's place in docs/.
+Relative links in markdown cells are rewritten for the copy's place in docs/, and the repository's images they
+show (the reference sweep figure) are attached to their cells.
 """
 
 from __future__ import annotations
@@ -84,6 +85,26 @@ def relink(markdown: str) -> str:
     return re.sub(r"(\]\()([^)\s]+)(\))", moved, markdown)
 
 
+def embed_images(cell: nbformat.NotebookNode) -> None:
+    """Attaches the repository's images that a markdown cell shows (`![...](docs/x.png)`) to the cell, in place.
+
+    The copy then shows them wherever it is opened, whatever the renderer does with relative paths; refreshing
+    the markdown attaches the figures as they are then.
+    """
+
+    def attach(match: re.Match) -> str:
+        target = match.group(2)
+        path = ROOT / target
+        kinds = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}
+        if re.match(r"^([a-z]+:|#|/)", target) or path.suffix.lower() not in kinds or not path.is_file():
+            return match.group(0)
+        data = base64.b64encode(path.read_bytes()).decode("ascii")
+        cell.setdefault("attachments", {})[path.name] = {kinds[path.suffix.lower()]: data}
+        return f"{match.group(1)}attachment:{path.name})"
+
+    cell.source = re.sub(r"(!\[[^\]]*\]\()([^)\s]+)\)", attach, cell.source)
+
+
 def describe_machine() -> str:
     """The processor's model name and logical cores, from /proc/cpuinfo where there is one."""
     name = platform.processor() or platform.machine()
@@ -149,6 +170,7 @@ def merge_markdown(source: nbformat.NotebookNode, executed: nbformat.NotebookNod
             cells.append(next(executed_code))
         else:
             copied = nbformat.from_dict(json.loads(json.dumps(cell)))
+            embed_images(copied)
             copied.source = relink(copied.source)
             cells.append(copied)
     merged = nbformat.from_dict(json.loads(json.dumps(executed)))
@@ -157,14 +179,10 @@ def merge_markdown(source: nbformat.NotebookNode, executed: nbformat.NotebookNod
 
 
 def image_bytes(notebook: nbformat.NotebookNode) -> int:
-    """Bytes of the images in the outputs, as stored (base64)."""
-    return sum(
-        len(value)
-        for cell in notebook.cells
-        for output in cell.get("outputs", [])
-        for kind, value in output.get("data", {}).items()
-        if kind.startswith("image/")
-    )
+    """Bytes of the images in the outputs and markdown attachments, as stored (base64)."""
+    bundles = [output.get("data", {}) for cell in notebook.cells for output in cell.get("outputs", [])]
+    bundles += [bundle for cell in notebook.cells for bundle in cell.get("attachments", {}).values()]
+    return sum(len(value) for bundle in bundles for kind, value in bundle.items() if kind.startswith("image/"))
 
 
 ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
@@ -283,6 +301,7 @@ def execute(args: argparse.Namespace) -> nbformat.NotebookNode:
     }
     for cell in notebook.cells:
         if cell.cell_type == "markdown":
+            embed_images(cell)
             cell.source = relink(cell.source)
     notebook.cells.insert(0, label_cell(info))
     notebook.metadata[METADATA_KEY] = info

@@ -103,3 +103,12 @@ def test_links_are_rewritten_for_the_docs_folder(script):
         "[a](../benchmarks/results/tuning.md) [b](https://x.org/y) [c](#top)"
     )
     assert script.relink("![sweep](docs/reference_sweep.png)") == "![sweep](reference_sweep.png)"
+
+
+def test_the_repositorys_figures_shown_in_markdown_travel_with_the_copy(script):
+    cell = nbformat.v4.new_markdown_cell(
+        "Before.\n\n![The sweep](docs/reference_sweep.png)\n\n![x](https://x.org/y.png)"
+    )
+    script.embed_images(cell)
+    assert "![The sweep](attachment:reference_sweep.png)" in cell.source and "(https://x.org/y.png)" in cell.source
+    assert cell.attachments["reference_sweep.png"]["image/png"].startswith("iVBOR")  # A PNG, base64.
