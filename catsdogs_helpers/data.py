@@ -25,19 +25,15 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from catsdogs_helpers.errors import InputError
-from catsdogs_helpers.photos import (
+from catsdogs_helpers.decoding import (
     DECODER_VERSION,
-    SPLIT_NAMES,
-    SkippedFile,
     UnreadablePhotoError,
-    check_image_size,
-    check_split_fractions,
     decode_encoded_photo,
     decode_photo,
-    list_photo_folder,
     printable_path,
 )
+from catsdogs_helpers.errors import InputError
+from catsdogs_helpers.photos import SPLIT_NAMES, SkippedFile, list_photo_folder
 from catsdogs_helpers.runtime import choose_verbosity
 from catsdogs_helpers.tfds_source import TFDS_NAME, load_cats_vs_dogs
 
@@ -64,7 +60,7 @@ class ImageSplits:
             slices and limits) or the decoder does; training stages record it to
             know whether an earlier run saw the same data. Defaults to `""`.
 
-    `describe()` and `to_dict()` show paths with `photos.printable_path`, so a
+    `describe()` and `to_dict()` show paths with `decoding.printable_path`, so a
     file name that is not valid UTF-8 can be printed and written as JSON.
     """
 
@@ -137,14 +133,15 @@ def load_splits(
             Defaults to `None`.
         verbose: Print progress while decoding. Defaults to `True`.
 
+    The settings are those of a `StudyConfig`, which checks them (`config.py`).
+
     Returns:
         An `ImageSplits`.
 
     Raises:
         MissingInputError: (an `InputError` and `FileNotFoundError`) If the
             folder does not exist or cannot be read.
-        InputError: (a `ValueError`) If an argument is invalid, the folder's
-            layout is wrong, or a split (train, validation or test) has no
+        InputError: (a `ValueError`) If the folder's layout is wrong, or a split (train, validation or test) has no
             usable photo of a class: a model trained or scored on one class
             gives accuracies that mean nothing. The message gives the counts
             per split and class.
@@ -157,11 +154,6 @@ def load_splits(
     >>> splits = load_splits("data/my_photos", image_size=160)  # doctest: +SKIP
     >>> print(splits.describe())  # doctest: +SKIP
     """
-    check_image_size(image_size)
-    check_split_fractions(validation_fraction, test_fraction)
-    _check_positive("batch_size", batch_size)
-    if max_images_per_split is not None:
-        _check_positive("max_images_per_split", max_images_per_split)
     if data == "tfds":
         raw, class_names, skipped, cache_keys = _read_tfds(
             image_size, validation_fraction, test_fraction, max_images_per_split, tfds_data_dir
@@ -201,11 +193,6 @@ def load_splits(
     if verbose:
         print(splits.describe())
     return splits
-
-
-def _check_positive(name: str, value: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise InputError(f"{name} must be a positive integer. Received: {name}={value!r}")
 
 
 def _warn_if_most_skipped(num_used: int, skipped: list[SkippedFile], source: str) -> None:
@@ -347,12 +334,10 @@ def load_labelled_photos(
     Raises:
         MissingInputError: (an `InputError` and `FileNotFoundError`) If the
             folder does not exist or cannot be read.
-        InputError: (a `ValueError`) If an argument is invalid, its layout is
-            wrong, or it has no usable photo of a class: an accuracy on one
-            class says nothing about the other. The message gives the counts.
+        InputError: (a `ValueError`) If the folder's layout is wrong, or it has
+            no usable photo of a class: an accuracy on one class says nothing
+            about the other. The message gives the counts.
     """
-    check_image_size(image_size)
-    _check_positive("batch_size", batch_size)
     folder = list_photo_folder(directory)
     use_test = folder.pre_split or test_split_only
     files = folder.files["test"] if use_test else [item for split in SPLIT_NAMES for item in folder.files[split]]
@@ -456,7 +441,7 @@ def _decoded(function, argument: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
 
 
 def _photo_dataset(files: list[tuple[str, int]], image_size: int) -> tf.data.Dataset:
-    """Returns `(image, label, error, path)` elements decoded from photo files by `photos.decode_photo`."""
+    """Returns `(image, label, error, path)` elements decoded from photo files by `decoding.decode_photo`."""
 
     def decode(path: bytes) -> tuple[np.ndarray, bytes]:
         return _decode_or_reason(lambda: decode_photo(os.fsdecode(path), image_size))
@@ -498,7 +483,7 @@ def _read_tfds(
     train_end = round(100 * (1.0 - validation_fraction - test_fraction))
     validation_end = round(100 * (1.0 - test_fraction))
     slices = [f"train[:{train_end}%]", f"train[{train_end}%:{validation_end}%]", f"train[{validation_end}%:]"]
-    # Undecoded: the photos are decoded by the same function as a folder's (`photos.decode_encoded_photo`).
+    # Undecoded: the photos are decoded by the same function as a folder's (`decoding.decode_encoded_photo`).
     datasets = load_cats_vs_dogs(slices, data_dir)
 
     def decode(encoded: bytes) -> tuple[np.ndarray, bytes]:

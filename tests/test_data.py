@@ -20,8 +20,9 @@ import tensorflow as tf
 
 from catsdogs_helpers import data, tfds_source
 from catsdogs_helpers.data import load_labelled_photos, load_splits
+from catsdogs_helpers.decoding import decode_photo
 from catsdogs_helpers.errors import InputError, MissingInputError
-from catsdogs_helpers.photos import SPLIT_NAMES, decode_photo, list_photo_folder
+from catsdogs_helpers.photos import SPLIT_NAMES, list_photo_folder
 
 IMAGE_SIZE = 32
 FRACTIONS = {"validation_fraction": 0.25, "test_fraction": 0.25}
@@ -306,7 +307,7 @@ def test_tfds_data_of_one_class_is_refused_with_the_counts():
 
 
 def test_tfds_photos_are_decoded_like_a_folders_and_bad_ones_are_skipped_and_listed(tmp_path):
-    """One decoder for every source: tfds photos are oriented and resized by `photos.decode_encoded_photo`."""
+    """One decoder for every source: tfds photos are oriented and resized by `decoding.decode_encoded_photo`."""
     tfds = pytest.importorskip("tensorflow_datasets")
     files = photo_factory.plant_unusual_files(tmp_path, "cat", size=40)["good"]
     names = ["exif_rotated.jpg", "gray16.png", "cmyk.jpg", "photo.bmp"]
@@ -486,19 +487,6 @@ def test_a_new_decoder_does_not_reuse_the_old_decoders_cache(photos, tmp_path, c
     monkeypatch.setattr(data, "DECODER_VERSION", data.DECODER_VERSION + 1)
     load_splits(photos, image_size=IMAGE_SIZE, cache_dir=tmp_path / "cache", verbose=False, **FRACTIONS)
     assert len(count_decodes) == 64  # Pixels and reasons of the old decoder are not served again.
-
-
-@pytest.mark.parametrize(
-    ("argument", "value"),
-    [("image_size", 0), ("batch_size", 0), ("max_images_per_split", 0), ("max_images_per_split", -3)],
-)
-def test_invalid_arguments_are_refused_with_the_received_value(photos, argument, value):
-    arguments = {"image_size": IMAGE_SIZE, "batch_size": 4, "verbose": False, **FRACTIONS, argument: value}
-    with pytest.raises(InputError, match=f"Received: {argument}={value}"):
-        load_splits(photos, **arguments)
-    if argument in ("image_size", "batch_size"):
-        with pytest.raises(InputError, match=f"Received: {argument}={value}"):
-            load_labelled_photos(photos, **{"image_size": IMAGE_SIZE, "verbose": False, argument: value})
 
 
 def test_a_missing_folder_is_a_missing_input_error(tmp_path):
