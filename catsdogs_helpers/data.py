@@ -13,20 +13,15 @@ every split must hold usable photos of both classes.
 from __future__ import annotations
 
 import dataclasses
-import glob
-import hashlib
 import os
 import sys
-import uuid
 from collections.abc import Callable
-from pathlib import Path
 
-import keras
 import numpy as np
 import tensorflow as tf
 
+from catsdogs_helpers.caching import cache_file_name, cache_usable, content_key, describe_files
 from catsdogs_helpers.decoding import (
-    DECODER_VERSION,
     UnreadablePhotoError,
     decode_encoded_photo,
     decode_photo,
@@ -34,7 +29,6 @@ from catsdogs_helpers.decoding import (
 )
 from catsdogs_helpers.errors import InputError
 from catsdogs_helpers.photos import SPLIT_NAMES, SkippedFile, list_photo_folder
-from catsdogs_helpers.runtime import choose_verbosity
 from catsdogs_helpers.tfds_source import TFDS_NAME, load_cats_vs_dogs
 
 TFDS_CLASS_NAMES = ("cat", "dog")
@@ -167,8 +161,8 @@ def load_splits(
 
     cached, counts, bad_files = {}, {}, list(skipped)
     for split in SPLIT_NAMES:
-        cache_path = _cache_path(cache_dir, split, image_size, cache_keys[split])
-        cached[split], counts[split], bad = _cache_usable(
+        cache_path = cache_file_name(cache_dir, split, image_size, cache_keys[split])
+        cached[split], counts[split], bad = cache_usable(
             raw[split], split, class_names, image_size, cache_path, verbose
         )
         bad_files.extend(bad)
@@ -188,7 +182,7 @@ def load_splits(
         counts=counts,
         skipped=tuple(bad_files),
         source=source,
-        content_key=_content_key(cache_keys),
+        content_key=content_key(cache_keys),
     )
     if verbose:
         print(splits.describe())
@@ -248,62 +242,6 @@ def _batch(dataset: tf.data.Dataset, batch_size: int) -> tf.data.Dataset:
     return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
-def _cache_path(cache_dir: str | os.PathLike | None, split: str, image_size: int, content_key: str) -> str:
-    """Returns "" (memory) or a cache file name unique to the split's content and image size.
-
-    `content_key` names exactly which photos the split holds (for a folder, every
-    file's path, size and modification time), so a changed folder, other split
-    fractions or another limit never reuse a stale cache.
-    """
-    if cache_dir is None:
-        return ""
-    Path(cache_dir).mkdir(parents=True, exist_ok=True)
-    key = hashlib.sha256(f"{content_key}|{image_size}|decoder {DECODER_VERSION}".encode()).hexdigest()[:16]
-    return str(Path(cache_dir) / f"{split}-{image_size}px-{key}")
-
-
-def _content_key(cache_keys: dict[str, str]) -> str:
-    """Returns one digest of every split's content key and the decoder's version."""
-    text = "|".join(f"{split}={cache_keys[split]}" for split in SPLIT_NAMES) + f"|decoder {DECODER_VERSION}"
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def _describe_files(files: list[tuple[str, int]]) -> str:
-    """Returns a key that changes when any file of the list is added, removed or modified."""
-    digest = hashlib.sha256()
-    for path, label in files:
-        try:
-            status = os.stat(path)
-            state = f"{status.st_size}|{status.st_mtime_ns}"
-        except OSError as error:  # A broken link or unreadable file: skipped when decoded, but keyed too.
-            state = f"{type(error).__name__}"
-        digest.update(os.fsencode(os.path.abspath(path)) + f"|{label}|{state}\n".encode())
-    return digest.hexdigest()
-
-
-def _fill_cache(
-    dataset: tf.data.Dataset, split: str, class_names: list[str], verbose: bool
-) -> tuple[dict[str, int], list[SkippedFile]]:
-    """Iterates a split once, which decodes every photo into the cache; counts classes."""
-    counts = np.zeros(len(class_names), dtype=np.int64)
-    bad = []
-    total = int(dataset.cardinality())
-    progress = keras.utils.Progbar(
-        total if total > 0 else None, unit_name="photo", verbose=choose_verbosity() if verbose else 0
-    )
-    if verbose:
-        print(f"Decoding the {split} split...")
-    metadata = dataset.map(lambda image, label, error, path: (label, error, path)).batch(256)
-    for labels, errors, paths in metadata.as_numpy_iterator():
-        for label, error, path in zip(labels, errors, paths):
-            if error:
-                bad.append(SkippedFile(os.fsdecode(path), error.decode("utf-8", "replace")))
-            else:
-                counts[label] += 1
-        progress.add(len(labels))
-    return {name: int(count) for name, count in zip(class_names, counts)}, bad
-
-
 def load_labelled_photos(
     directory: str | os.PathLike,
     image_size: int = 224,
@@ -341,7 +279,7 @@ def load_labelled_photos(
     folder = list_photo_folder(directory)
     use_test = folder.pre_split or test_split_only
     files = folder.files["test"] if use_test else [item for split in SPLIT_NAMES for item in folder.files[split]]
-    dataset, counts, bad = _cache_usable(
+    dataset, counts, bad = cache_usable(
         _photo_dataset(files, image_size), "photos", list(folder.class_names), image_size, "", verbose
     )
     _check_both_classes_present(counts, [*folder.skipped, *bad], directory, folder.pre_split, use_test)
@@ -371,57 +309,6 @@ def _check_both_classes_present(
             f"measured on one class says nothing about the other. Add usable photos of {' and '.join(missing)} "
             f"to {folders}, or evaluate on a folder that has both classes. Received: data={str(directory)!r}"
         )
-
-
-def _cache_usable(
-    raw: tf.data.Dataset, split: str, class_names: list[str], image_size: int, cache_path: str, verbose: bool
-) -> tuple[tf.data.Dataset, dict[str, int], list[SkippedFile]]:
-    """Caches decoded photos, fills the cache, and keeps the usable `(image, label)` pairs.
-
-    A file cache is written under a temporary name and renamed once complete, so
-    a run killed while filling it leaves no half-written cache (and no lockfile)
-    that a later run would trip over.
-    """
-    if cache_path and not _cache_complete(cache_path):
-        _remove_stale_partial_caches(cache_path)
-        partial = f"{cache_path}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        counts, bad = _fill_cache(raw.cache(partial), split, class_names, verbose)
-        # The data shards first, the index last: a cache counts as complete once its index exists.
-        for path in sorted(glob.glob(glob.escape(partial) + ".*"), key=lambda path: path.endswith(".index")):
-            os.replace(path, cache_path + path[len(partial) :])
-        dataset = raw.cache(cache_path)
-    else:
-        dataset = raw.cache(cache_path)
-        counts, bad = _fill_cache(dataset, split, class_names, verbose)
-    usable = dataset.filter(lambda image, label, error, path: tf.equal(error, "")).map(
-        lambda image, label, error, path: (tf.ensure_shape(image, (image_size, image_size, 3)), label)
-    )
-    return usable.apply(tf.data.experimental.assert_cardinality(sum(counts.values()))), counts, bad
-
-
-def _cache_complete(cache_path: str) -> bool:
-    """Whether a file cache was completely written (its index is renamed into place last)."""
-    return os.path.exists(cache_path + ".index")
-
-
-def _remove_stale_partial_caches(cache_path: str) -> None:
-    """Removes temporary cache files this module wrote in runs that were killed (their process is gone)."""
-    for path in glob.glob(glob.escape(cache_path) + ".partial-*"):
-        pid = path[len(cache_path) + len(".partial-") :].split("-", 1)[0]
-        if pid.isdigit() and (int(pid) == os.getpid() or not _process_alive(int(pid))):
-            Path(path).unlink(missing_ok=True)
-
-
-def _process_alive(pid: int) -> bool:
-    if os.name == "nt":  # os.kill(pid, 0) would end the process on Windows: assume it is alive.
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # It exists but belongs to someone else (PermissionError), or the check is unsupported.
-        return True
-    return True
 
 
 def _decode_or_reason(decode: Callable[[], np.ndarray]) -> tuple[np.ndarray, bytes]:
@@ -469,7 +356,7 @@ def _read_folder(
         split: files[:max_images_per_split] if max_images_per_split else files for split, files in folder.files.items()
     }
     raw = {split: _photo_dataset(files, image_size) for split, files in kept.items()}
-    cache_keys = {split: _describe_files(files) for split, files in kept.items()}
+    cache_keys = {split: describe_files(files) for split, files in kept.items()}
     return raw, list(folder.class_names), list(folder.skipped), cache_keys, folder.pre_split
 
 

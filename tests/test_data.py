@@ -18,7 +18,7 @@ import photo_factory
 import pytest
 import tensorflow as tf
 
-from catsdogs_helpers import data, tfds_source
+from catsdogs_helpers import caching, data, tfds_source
 from catsdogs_helpers.data import load_labelled_photos, load_splits
 from catsdogs_helpers.decoding import decode_photo
 from catsdogs_helpers.errors import InputError, MissingInputError
@@ -231,7 +231,7 @@ def test_a_cache_left_half_written_by_a_killed_run_is_cleared_and_rebuilt(photos
 def test_a_file_cache_is_complete_or_absent(photos, tmp_path, monkeypatch):
     """Filling a cache that fails half-way leaves no file under the cache's own name."""
     cache_dir = tmp_path / "cache"
-    real_fill = data._fill_cache
+    real_fill = caching.fill_cache
 
     def fail_on_train(dataset, split, class_names, verbose):
         if split == "train":
@@ -240,11 +240,11 @@ def test_a_file_cache_is_complete_or_absent(photos, tmp_path, monkeypatch):
             raise KeyboardInterrupt
         return real_fill(dataset, split, class_names, verbose)
 
-    monkeypatch.setattr(data, "_fill_cache", fail_on_train)
+    monkeypatch.setattr(caching, "fill_cache", fail_on_train)
     with pytest.raises(KeyboardInterrupt):
         load_splits(photos, image_size=IMAGE_SIZE, cache_dir=cache_dir, verbose=False, **FRACTIONS)
     assert not [path for path in cache_dir.iterdir() if ".partial-" not in path.name]
-    monkeypatch.setattr(data, "_fill_cache", real_fill)
+    monkeypatch.setattr(caching, "fill_cache", real_fill)
     splits = load_splits(photos, image_size=IMAGE_SIZE, cache_dir=cache_dir, verbose=False, **FRACTIONS)
     assert sum(splits.num_images(split) for split in SPLIT_NAMES) == 32
     assert not list(cache_dir.glob("*.partial-*"))  # This process's own leftovers are cleared too.
@@ -484,7 +484,7 @@ def test_a_file_name_that_is_not_utf8_is_loaded_and_reported_printably(tmp_path,
 def test_a_new_decoder_does_not_reuse_the_old_decoders_cache(photos, tmp_path, count_decodes, monkeypatch):
     load_splits(photos, image_size=IMAGE_SIZE, cache_dir=tmp_path / "cache", verbose=False, **FRACTIONS)
     assert len(count_decodes) == 32
-    monkeypatch.setattr(data, "DECODER_VERSION", data.DECODER_VERSION + 1)
+    monkeypatch.setattr(caching, "DECODER_VERSION", caching.DECODER_VERSION + 1)
     load_splits(photos, image_size=IMAGE_SIZE, cache_dir=tmp_path / "cache", verbose=False, **FRACTIONS)
     assert len(count_decodes) == 64  # Pixels and reasons of the old decoder are not served again.
 
