@@ -51,7 +51,7 @@ import numpy as np
 
 from catsdogs_helpers import models
 from catsdogs_helpers.config import QUICK
-from catsdogs_helpers.photos import decode_photo
+from catsdogs_helpers.decoding import decode_photo
 from catsdogs_helpers.significance import compare_models, compute_accuracy_interval
 
 

@@ -228,9 +228,9 @@ def evaluate_command(args: argparse.Namespace) -> int:
     """Prints a saved model's metrics on a folder of photos as JSON; returns the exit code."""
     from catsdogs_helpers.contract import read_contract
     from catsdogs_helpers.data import load_labelled_photos
+    from catsdogs_helpers.decoding import printable_path
     from catsdogs_helpers.evaluation import evaluate_model
     from catsdogs_helpers.models import load_model
-    from catsdogs_helpers.photos import printable_path
     from catsdogs_helpers.results import replace_nan
 
     if args.batch_size < 1:
@@ -316,7 +316,7 @@ def export_command(args: argparse.Namespace) -> int:
         images = np.random.default_rng(0).uniform(0, 255, (16, image_size, image_size, 3)).astype(np.float32)
         described = "16 images of random pixels (--check-data FOLDER checks on photos)"
     else:
-        from catsdogs_helpers.photos import UnreadablePhotoError, decode_photo
+        from catsdogs_helpers.decoding import UnreadablePhotoError, decode_photo
 
         paths = list_photos(args.check_data)
         paths = paths[:: max(1, len(paths) // args.num_check_photos)][: args.num_check_photos]  # Every sub-folder.

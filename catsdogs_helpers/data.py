@@ -13,32 +13,22 @@ every split must hold usable photos of both classes.
 from __future__ import annotations
 
 import dataclasses
-import glob
-import hashlib
 import os
 import sys
-import uuid
 from collections.abc import Callable
-from pathlib import Path
 
-import keras
 import numpy as np
 import tensorflow as tf
 
-from catsdogs_helpers.errors import InputError
-from catsdogs_helpers.photos import (
-    DECODER_VERSION,
-    SPLIT_NAMES,
-    SkippedFile,
+from catsdogs_helpers.caching import cache_file_name, cache_usable, content_key, describe_files
+from catsdogs_helpers.decoding import (
     UnreadablePhotoError,
-    check_image_size,
-    check_split_fractions,
     decode_encoded_photo,
     decode_photo,
-    list_photo_folder,
     printable_path,
 )
-from catsdogs_helpers.runtime import choose_verbosity
+from catsdogs_helpers.errors import InputError
+from catsdogs_helpers.photos import SPLIT_NAMES, SkippedFile, list_photo_folder
 from catsdogs_helpers.tfds_source import TFDS_NAME, load_cats_vs_dogs
 
 TFDS_CLASS_NAMES = ("cat", "dog")
@@ -64,7 +54,7 @@ class ImageSplits:
             slices and limits) or the decoder does; training stages record it to
             know whether an earlier run saw the same data. Defaults to `""`.
 
-    `describe()` and `to_dict()` show paths with `photos.printable_path`, so a
+    `describe()` and `to_dict()` show paths with `decoding.printable_path`, so a
     file name that is not valid UTF-8 can be printed and written as JSON.
     """
 
@@ -137,14 +127,15 @@ def load_splits(
             Defaults to `None`.
         verbose: Print progress while decoding. Defaults to `True`.
 
+    The settings are those of a `StudyConfig`, which checks them (`config.py`).
+
     Returns:
         An `ImageSplits`.
 
     Raises:
         MissingInputError: (an `InputError` and `FileNotFoundError`) If the
             folder does not exist or cannot be read.
-        InputError: (a `ValueError`) If an argument is invalid, the folder's
-            layout is wrong, or a split (train, validation or test) has no
+        InputError: (a `ValueError`) If the folder's layout is wrong, or a split (train, validation or test) has no
             usable photo of a class: a model trained or scored on one class
             gives accuracies that mean nothing. The message gives the counts
             per split and class.
@@ -157,11 +148,6 @@ def load_splits(
     >>> splits = load_splits("data/my_photos", image_size=160)  # doctest: +SKIP
     >>> print(splits.describe())  # doctest: +SKIP
     """
-    check_image_size(image_size)
-    check_split_fractions(validation_fraction, test_fraction)
-    _check_positive("batch_size", batch_size)
-    if max_images_per_split is not None:
-        _check_positive("max_images_per_split", max_images_per_split)
     if data == "tfds":
         raw, class_names, skipped, cache_keys = _read_tfds(
             image_size, validation_fraction, test_fraction, max_images_per_split, tfds_data_dir
@@ -175,8 +161,8 @@ def load_splits(
 
     cached, counts, bad_files = {}, {}, list(skipped)
     for split in SPLIT_NAMES:
-        cache_path = _cache_path(cache_dir, split, image_size, cache_keys[split])
-        cached[split], counts[split], bad = _cache_usable(
+        cache_path = cache_file_name(cache_dir, split, image_size, cache_keys[split])
+        cached[split], counts[split], bad = cache_usable(
             raw[split], split, class_names, image_size, cache_path, verbose
         )
         bad_files.extend(bad)
@@ -196,16 +182,11 @@ def load_splits(
         counts=counts,
         skipped=tuple(bad_files),
         source=source,
-        content_key=_content_key(cache_keys),
+        content_key=content_key(cache_keys),
     )
     if verbose:
         print(splits.describe())
     return splits
-
-
-def _check_positive(name: str, value: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise InputError(f"{name} must be a positive integer. Received: {name}={value!r}")
 
 
 def _warn_if_most_skipped(num_used: int, skipped: list[SkippedFile], source: str) -> None:
@@ -261,62 +242,6 @@ def _batch(dataset: tf.data.Dataset, batch_size: int) -> tf.data.Dataset:
     return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
-def _cache_path(cache_dir: str | os.PathLike | None, split: str, image_size: int, content_key: str) -> str:
-    """Returns "" (memory) or a cache file name unique to the split's content and image size.
-
-    `content_key` names exactly which photos the split holds (for a folder, every
-    file's path, size and modification time), so a changed folder, other split
-    fractions or another limit never reuse a stale cache.
-    """
-    if cache_dir is None:
-        return ""
-    Path(cache_dir).mkdir(parents=True, exist_ok=True)
-    key = hashlib.sha256(f"{content_key}|{image_size}|decoder {DECODER_VERSION}".encode()).hexdigest()[:16]
-    return str(Path(cache_dir) / f"{split}-{image_size}px-{key}")
-
-
-def _content_key(cache_keys: dict[str, str]) -> str:
-    """Returns one digest of every split's content key and the decoder's version."""
-    text = "|".join(f"{split}={cache_keys[split]}" for split in SPLIT_NAMES) + f"|decoder {DECODER_VERSION}"
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def _describe_files(files: list[tuple[str, int]]) -> str:
-    """Returns a key that changes when any file of the list is added, removed or modified."""
-    digest = hashlib.sha256()
-    for path, label in files:
-        try:
-            status = os.stat(path)
-            state = f"{status.st_size}|{status.st_mtime_ns}"
-        except OSError as error:  # A broken link or unreadable file: skipped when decoded, but keyed too.
-            state = f"{type(error).__name__}"
-        digest.update(os.fsencode(os.path.abspath(path)) + f"|{label}|{state}\n".encode())
-    return digest.hexdigest()
-
-
-def _fill_cache(
-    dataset: tf.data.Dataset, split: str, class_names: list[str], verbose: bool
-) -> tuple[dict[str, int], list[SkippedFile]]:
-    """Iterates a split once, which decodes every photo into the cache; counts classes."""
-    counts = np.zeros(len(class_names), dtype=np.int64)
-    bad = []
-    total = int(dataset.cardinality())
-    progress = keras.utils.Progbar(
-        total if total > 0 else None, unit_name="photo", verbose=choose_verbosity() if verbose else 0
-    )
-    if verbose:
-        print(f"Decoding the {split} split...")
-    metadata = dataset.map(lambda image, label, error, path: (label, error, path)).batch(256)
-    for labels, errors, paths in metadata.as_numpy_iterator():
-        for label, error, path in zip(labels, errors, paths):
-            if error:
-                bad.append(SkippedFile(os.fsdecode(path), error.decode("utf-8", "replace")))
-            else:
-                counts[label] += 1
-        progress.add(len(labels))
-    return {name: int(count) for name, count in zip(class_names, counts)}, bad
-
-
 def load_labelled_photos(
     directory: str | os.PathLike,
     image_size: int = 224,
@@ -347,16 +272,14 @@ def load_labelled_photos(
     Raises:
         MissingInputError: (an `InputError` and `FileNotFoundError`) If the
             folder does not exist or cannot be read.
-        InputError: (a `ValueError`) If an argument is invalid, its layout is
-            wrong, or it has no usable photo of a class: an accuracy on one
-            class says nothing about the other. The message gives the counts.
+        InputError: (a `ValueError`) If the folder's layout is wrong, or it has
+            no usable photo of a class: an accuracy on one class says nothing
+            about the other. The message gives the counts.
     """
-    check_image_size(image_size)
-    _check_positive("batch_size", batch_size)
     folder = list_photo_folder(directory)
     use_test = folder.pre_split or test_split_only
     files = folder.files["test"] if use_test else [item for split in SPLIT_NAMES for item in folder.files[split]]
-    dataset, counts, bad = _cache_usable(
+    dataset, counts, bad = cache_usable(
         _photo_dataset(files, image_size), "photos", list(folder.class_names), image_size, "", verbose
     )
     _check_both_classes_present(counts, [*folder.skipped, *bad], directory, folder.pre_split, use_test)
@@ -388,57 +311,6 @@ def _check_both_classes_present(
         )
 
 
-def _cache_usable(
-    raw: tf.data.Dataset, split: str, class_names: list[str], image_size: int, cache_path: str, verbose: bool
-) -> tuple[tf.data.Dataset, dict[str, int], list[SkippedFile]]:
-    """Caches decoded photos, fills the cache, and keeps the usable `(image, label)` pairs.
-
-    A file cache is written under a temporary name and renamed once complete, so
-    a run killed while filling it leaves no half-written cache (and no lockfile)
-    that a later run would trip over.
-    """
-    if cache_path and not _cache_complete(cache_path):
-        _remove_stale_partial_caches(cache_path)
-        partial = f"{cache_path}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        counts, bad = _fill_cache(raw.cache(partial), split, class_names, verbose)
-        # The data shards first, the index last: a cache counts as complete once its index exists.
-        for path in sorted(glob.glob(glob.escape(partial) + ".*"), key=lambda path: path.endswith(".index")):
-            os.replace(path, cache_path + path[len(partial) :])
-        dataset = raw.cache(cache_path)
-    else:
-        dataset = raw.cache(cache_path)
-        counts, bad = _fill_cache(dataset, split, class_names, verbose)
-    usable = dataset.filter(lambda image, label, error, path: tf.equal(error, "")).map(
-        lambda image, label, error, path: (tf.ensure_shape(image, (image_size, image_size, 3)), label)
-    )
-    return usable.apply(tf.data.experimental.assert_cardinality(sum(counts.values()))), counts, bad
-
-
-def _cache_complete(cache_path: str) -> bool:
-    """Whether a file cache was completely written (its index is renamed into place last)."""
-    return os.path.exists(cache_path + ".index")
-
-
-def _remove_stale_partial_caches(cache_path: str) -> None:
-    """Removes temporary cache files this module wrote in runs that were killed (their process is gone)."""
-    for path in glob.glob(glob.escape(cache_path) + ".partial-*"):
-        pid = path[len(cache_path) + len(".partial-") :].split("-", 1)[0]
-        if pid.isdigit() and (int(pid) == os.getpid() or not _process_alive(int(pid))):
-            Path(path).unlink(missing_ok=True)
-
-
-def _process_alive(pid: int) -> bool:
-    if os.name == "nt":  # os.kill(pid, 0) would end the process on Windows: assume it is alive.
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # It exists but belongs to someone else (PermissionError), or the check is unsupported.
-        return True
-    return True
-
-
 def _decode_or_reason(decode: Callable[[], np.ndarray]) -> tuple[np.ndarray, bytes]:
     """Runs a decoder; returns `(image, b"")`, or an empty image and the reason it could not be used."""
     try:
@@ -456,7 +328,7 @@ def _decoded(function, argument: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
 
 
 def _photo_dataset(files: list[tuple[str, int]], image_size: int) -> tf.data.Dataset:
-    """Returns `(image, label, error, path)` elements decoded from photo files by `photos.decode_photo`."""
+    """Returns `(image, label, error, path)` elements decoded from photo files by `decoding.decode_photo`."""
 
     def decode(path: bytes) -> tuple[np.ndarray, bytes]:
         return _decode_or_reason(lambda: decode_photo(os.fsdecode(path), image_size))
@@ -484,7 +356,7 @@ def _read_folder(
         split: files[:max_images_per_split] if max_images_per_split else files for split, files in folder.files.items()
     }
     raw = {split: _photo_dataset(files, image_size) for split, files in kept.items()}
-    cache_keys = {split: _describe_files(files) for split, files in kept.items()}
+    cache_keys = {split: describe_files(files) for split, files in kept.items()}
     return raw, list(folder.class_names), list(folder.skipped), cache_keys, folder.pre_split
 
 
@@ -498,7 +370,7 @@ def _read_tfds(
     train_end = round(100 * (1.0 - validation_fraction - test_fraction))
     validation_end = round(100 * (1.0 - test_fraction))
     slices = [f"train[:{train_end}%]", f"train[{train_end}%:{validation_end}%]", f"train[{validation_end}%:]"]
-    # Undecoded: the photos are decoded by the same function as a folder's (`photos.decode_encoded_photo`).
+    # Undecoded: the photos are decoded by the same function as a folder's (`decoding.decode_encoded_photo`).
     datasets = load_cats_vs_dogs(slices, data_dir)
 
     def decode(encoded: bytes) -> tuple[np.ndarray, bytes]:

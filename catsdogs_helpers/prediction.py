@@ -8,8 +8,8 @@ import os
 import keras
 import numpy as np
 
+from catsdogs_helpers.decoding import UnreadablePhotoError, decode_photo, printable_path
 from catsdogs_helpers.metrics import predict_classes, sigmoid
-from catsdogs_helpers.photos import UnreadablePhotoError, decode_photo, printable_path
 
 
 @dataclasses.dataclass(frozen=True)

@@ -18,10 +18,11 @@ import photo_factory
 import pytest
 import tensorflow as tf
 
-from catsdogs_helpers import data, tfds_source
+from catsdogs_helpers import caching, data, tfds_source
 from catsdogs_helpers.data import load_labelled_photos, load_splits
+from catsdogs_helpers.decoding import decode_photo
 from catsdogs_helpers.errors import InputError, MissingInputError
-from catsdogs_helpers.photos import SPLIT_NAMES, decode_photo, list_photo_folder
+from catsdogs_helpers.photos import SPLIT_NAMES, list_photo_folder
 
 IMAGE_SIZE = 32
 FRACTIONS = {"validation_fraction": 0.25, "test_fraction": 0.25}
@@ -230,7 +231,7 @@ def test_a_cache_left_half_written_by_a_killed_run_is_cleared_and_rebuilt(photos
 def test_a_file_cache_is_complete_or_absent(photos, tmp_path, monkeypatch):
     """Filling a cache that fails half-way leaves no file under the cache's own name."""
     cache_dir = tmp_path / "cache"
-    real_fill = data._fill_cache
+    real_fill = caching.fill_cache
 
     def fail_on_train(dataset, split, class_names, verbose):
         if split == "train":
@@ -239,11 +240,11 @@ def test_a_file_cache_is_complete_or_absent(photos, tmp_path, monkeypatch):
             raise KeyboardInterrupt
         return real_fill(dataset, split, class_names, verbose)
 
-    monkeypatch.setattr(data, "_fill_cache", fail_on_train)
+    monkeypatch.setattr(caching, "fill_cache", fail_on_train)
     with pytest.raises(KeyboardInterrupt):
         load_splits(photos, image_size=IMAGE_SIZE, cache_dir=cache_dir, verbose=False, **FRACTIONS)
     assert not [path for path in cache_dir.iterdir() if ".partial-" not in path.name]
-    monkeypatch.setattr(data, "_fill_cache", real_fill)
+    monkeypatch.setattr(caching, "fill_cache", real_fill)
     splits = load_splits(photos, image_size=IMAGE_SIZE, cache_dir=cache_dir, verbose=False, **FRACTIONS)
     assert sum(splits.num_images(split) for split in SPLIT_NAMES) == 32
     assert not list(cache_dir.glob("*.partial-*"))  # This process's own leftovers are cleared too.
@@ -306,7 +307,7 @@ def test_tfds_data_of_one_class_is_refused_with_the_counts():
 
 
 def test_tfds_photos_are_decoded_like_a_folders_and_bad_ones_are_skipped_and_listed(tmp_path):
-    """One decoder for every source: tfds photos are oriented and resized by `photos.decode_encoded_photo`."""
+    """One decoder for every source: tfds photos are oriented and resized by `decoding.decode_encoded_photo`."""
     tfds = pytest.importorskip("tensorflow_datasets")
     files = photo_factory.plant_unusual_files(tmp_path, "cat", size=40)["good"]
     names = ["exif_rotated.jpg", "gray16.png", "cmyk.jpg", "photo.bmp"]
@@ -483,22 +484,9 @@ def test_a_file_name_that_is_not_utf8_is_loaded_and_reported_printably(tmp_path,
 def test_a_new_decoder_does_not_reuse_the_old_decoders_cache(photos, tmp_path, count_decodes, monkeypatch):
     load_splits(photos, image_size=IMAGE_SIZE, cache_dir=tmp_path / "cache", verbose=False, **FRACTIONS)
     assert len(count_decodes) == 32
-    monkeypatch.setattr(data, "DECODER_VERSION", data.DECODER_VERSION + 1)
+    monkeypatch.setattr(caching, "DECODER_VERSION", caching.DECODER_VERSION + 1)
     load_splits(photos, image_size=IMAGE_SIZE, cache_dir=tmp_path / "cache", verbose=False, **FRACTIONS)
     assert len(count_decodes) == 64  # Pixels and reasons of the old decoder are not served again.
-
-
-@pytest.mark.parametrize(
-    ("argument", "value"),
-    [("image_size", 0), ("batch_size", 0), ("max_images_per_split", 0), ("max_images_per_split", -3)],
-)
-def test_invalid_arguments_are_refused_with_the_received_value(photos, argument, value):
-    arguments = {"image_size": IMAGE_SIZE, "batch_size": 4, "verbose": False, **FRACTIONS, argument: value}
-    with pytest.raises(InputError, match=f"Received: {argument}={value}"):
-        load_splits(photos, **arguments)
-    if argument in ("image_size", "batch_size"):
-        with pytest.raises(InputError, match=f"Received: {argument}={value}"):
-            load_labelled_photos(photos, **{"image_size": IMAGE_SIZE, "verbose": False, argument: value})
 
 
 def test_a_missing_folder_is_a_missing_input_error(tmp_path):

@@ -1,4 +1,4 @@
-"""Tests of catsdogs_helpers.photos: listing, stable splitting, decoding any photo to RGB."""
+"""Tests of catsdogs_helpers.photos and .decoding: listing, stable splitting, decoding any photo to RGB."""
 
 import builtins
 import contextlib
@@ -13,16 +13,9 @@ import photo_factory
 import pytest
 from PIL import Image
 
+from catsdogs_helpers.decoding import MAX_PIXELS, UnreadablePhotoError, decode_photo, printable_path
 from catsdogs_helpers.errors import InputError, MissingInputError
-from catsdogs_helpers.photos import (
-    MAX_PIXELS,
-    SPLIT_NAMES,
-    UnreadablePhotoError,
-    decode_photo,
-    list_photo_folder,
-    list_photos,
-    printable_path,
-)
+from catsdogs_helpers.photos import SPLIT_NAMES, list_photo_folder, list_photos
 
 
 def _relative_assignment(folder, root: Path) -> dict[str, list[tuple[str, int]]]:
@@ -74,7 +67,7 @@ def test_every_format_pillow_reads_is_a_photo_for_every_command(tmp_path, extens
 
 
 def test_a_heic_photo_that_pillow_cannot_read_says_what_to_install(tmp_path, monkeypatch):
-    monkeypatch.setattr("catsdogs_helpers.photos.HEIF_PLUGIN", False)
+    monkeypatch.setattr("catsdogs_helpers.decoding.HEIF_PLUGIN", False)
     for name in ("cat", "dog"):
         (tmp_path / name).mkdir()
         (tmp_path / name / "IMG_0001.HEIC").write_bytes(b"\0\0\0\x18ftypheic\0\0\0\0mif1heic" + bytes(64))
@@ -449,22 +442,3 @@ def test_a_file_given_as_the_folder_is_refused_as_not_a_folder(tmp_path):
     with pytest.raises(MissingInputError, match="is not a folder") as error:
         list_photo_folder(path)
     assert f"data={str(path)!r}" in str(error.value)
-
-
-@pytest.mark.parametrize(
-    ("validation_fraction", "test_fraction"), [(-0.1, 0.1), (0.1, -0.1), (0.5, 0.5), (0.7, 0.6), (float("nan"), 0.1)]
-)
-def test_split_fractions_that_leave_no_training_photo_are_refused(tmp_path, validation_fraction, test_fraction):
-    root = photo_factory.make_photo_folder(tmp_path / "photos", num_per_class=2, size=8)
-    with pytest.raises(InputError, match="validation_fraction and test_fraction") as error:
-        list_photo_folder(root, validation_fraction, test_fraction)
-    assert f"Received: validation_fraction={validation_fraction}, test_fraction={test_fraction}" in str(error.value)
-
-
-@pytest.mark.parametrize("image_size", [0, -3, 2.5, True, "224"])
-def test_an_invalid_image_size_is_refused_not_blamed_on_the_photo(tmp_path, image_size):
-    path = photo_factory.write_jpeg(tmp_path / "photo.jpg", photo_factory.synthetic_photo("cat", 8))
-    with pytest.raises(InputError, match="image_size must be a positive number of pixels") as error:
-        decode_photo(path, image_size)
-    assert not isinstance(error.value, UnreadablePhotoError)
-    assert f"Received: image_size={image_size!r}" in str(error.value)

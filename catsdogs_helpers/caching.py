@@ -1,0 +1,130 @@
+"""Decoding each split once into a cache, in memory or in files that a killed run cannot leave half-written.
+
+A file cache's name carries a key of the split's exact content (for a folder,
+every file's path, size and modification time) and of the decoder's version,
+so a changed folder, other split fractions or a new decoder never reuse a
+stale cache.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import os
+import uuid
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from catsdogs_helpers.decoding import DECODER_VERSION
+from catsdogs_helpers.photos import SPLIT_NAMES, SkippedFile
+from catsdogs_helpers.runtime import choose_verbosity
+
+
+def cache_file_name(cache_dir: str | os.PathLike | None, split: str, image_size: int, content_key: str) -> str:
+    """Returns "" (memory) or a cache file name unique to the split's content and image size.
+
+    `content_key` names exactly which photos the split holds (for a folder, every
+    file's path, size and modification time), so a changed folder, other split
+    fractions or another limit never reuse a stale cache.
+    """
+    if cache_dir is None:
+        return ""
+    Path(cache_dir).mkdir(parents=True, exist_ok=True)
+    key = hashlib.sha256(f"{content_key}|{image_size}|decoder {DECODER_VERSION}".encode()).hexdigest()[:16]
+    return str(Path(cache_dir) / f"{split}-{image_size}px-{key}")
+
+
+def content_key(cache_keys: dict[str, str]) -> str:
+    """Returns one digest of every split's content key and the decoder's version."""
+    text = "|".join(f"{split}={cache_keys[split]}" for split in SPLIT_NAMES) + f"|decoder {DECODER_VERSION}"
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def describe_files(files: list[tuple[str, int]]) -> str:
+    """Returns a key that changes when any file of the list is added, removed or modified."""
+    digest = hashlib.sha256()
+    for path, label in files:
+        try:
+            status = os.stat(path)
+            state = f"{status.st_size}|{status.st_mtime_ns}"
+        except OSError as error:  # A broken link or unreadable file: skipped when decoded, but keyed too.
+            state = f"{type(error).__name__}"
+        digest.update(os.fsencode(os.path.abspath(path)) + f"|{label}|{state}\n".encode())
+    return digest.hexdigest()
+
+
+def fill_cache(
+    dataset: tf.data.Dataset, split: str, class_names: list[str], verbose: bool
+) -> tuple[dict[str, int], list[SkippedFile]]:
+    """Iterates a split once, which decodes every photo into the cache; counts classes."""
+    counts = np.zeros(len(class_names), dtype=np.int64)
+    bad = []
+    total = int(dataset.cardinality())
+    progress = keras.utils.Progbar(
+        total if total > 0 else None, unit_name="photo", verbose=choose_verbosity() if verbose else 0
+    )
+    if verbose:
+        print(f"Decoding the {split} split...")
+    metadata = dataset.map(lambda image, label, error, path: (label, error, path)).batch(256)
+    for labels, errors, paths in metadata.as_numpy_iterator():
+        for label, error, path in zip(labels, errors, paths):
+            if error:
+                bad.append(SkippedFile(os.fsdecode(path), error.decode("utf-8", "replace")))
+            else:
+                counts[label] += 1
+        progress.add(len(labels))
+    return {name: int(count) for name, count in zip(class_names, counts)}, bad
+
+
+def cache_usable(
+    raw: tf.data.Dataset, split: str, class_names: list[str], image_size: int, cache_path: str, verbose: bool
+) -> tuple[tf.data.Dataset, dict[str, int], list[SkippedFile]]:
+    """Caches decoded photos, fills the cache, and keeps the usable `(image, label)` pairs.
+
+    A file cache is written under a temporary name and renamed once complete, so
+    a run killed while filling it leaves no half-written cache (and no lockfile)
+    that a later run would trip over.
+    """
+    if cache_path and not _cache_complete(cache_path):
+        _remove_stale_partial_caches(cache_path)
+        partial = f"{cache_path}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        counts, bad = fill_cache(raw.cache(partial), split, class_names, verbose)
+        # The data shards first, the index last: a cache counts as complete once its index exists.
+        for path in sorted(glob.glob(glob.escape(partial) + ".*"), key=lambda path: path.endswith(".index")):
+            os.replace(path, cache_path + path[len(partial) :])
+        dataset = raw.cache(cache_path)
+    else:
+        dataset = raw.cache(cache_path)
+        counts, bad = fill_cache(dataset, split, class_names, verbose)
+    usable = dataset.filter(lambda image, label, error, path: tf.equal(error, "")).map(
+        lambda image, label, error, path: (tf.ensure_shape(image, (image_size, image_size, 3)), label)
+    )
+    return usable.apply(tf.data.experimental.assert_cardinality(sum(counts.values()))), counts, bad
+
+
+def _cache_complete(cache_path: str) -> bool:
+    """Whether a file cache was completely written (its index is renamed into place last)."""
+    return os.path.exists(cache_path + ".index")
+
+
+def _remove_stale_partial_caches(cache_path: str) -> None:
+    """Removes temporary cache files this module wrote in runs that were killed (their process is gone)."""
+    for path in glob.glob(glob.escape(cache_path) + ".partial-*"):
+        pid = path[len(cache_path) + len(".partial-") :].split("-", 1)[0]
+        if pid.isdigit() and (int(pid) == os.getpid() or not _process_alive(int(pid))):
+            Path(path).unlink(missing_ok=True)
+
+
+def _process_alive(pid: int) -> bool:
+    if os.name == "nt":  # os.kill(pid, 0) would end the process on Windows: assume it is alive.
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # It exists but belongs to someone else (PermissionError), or the check is unsupported.
+        return True
+    return True
