@@ -147,21 +147,55 @@ def write_sweep(output_dir: str | os.PathLike, sweep: dict[str, object], figure:
     return write_text_atomically(output / "sweep.md", "\n".join(describe_sweep(sweep)) + "\n")
 
 
+def format_sweep_epochs(sweep: dict[str, object]) -> str:
+    """Returns a markdown table of how each point stopped: epochs run, the best (kept) epoch, early or at the cap.
+
+    A cell reads `best / run` epochs per seed, with `*` where training ran up to its cap instead of stopping early;
+    the fine-tuned model's epochs are its own (the head's are the transfer column's).
+    """
+    lines = ["| photos (train + validation) | " + " | ".join(MODEL_NAMES) + " |", "|---:|" + "---:|" * len(MODEL_NAMES)]
+    for size in sweep["sizes"]:
+        points = [p for p in sweep["points"] if p["size"] == size]
+        if not points:
+            continue
+        cells = []
+        for approach in MODEL_NAMES:
+            own = sorted((p for p in points if p["approach"] == approach), key=lambda p: p["seed"])
+            runs = [f"{p['best_epoch']} / {p['epochs']}{'' if p['stopped_early'] else '*'}" for p in own]
+            cells.append("; ".join(runs) or "–")
+        parts = f"{points[0]['num_train']:,} + {points[0]['num_validation']:,}"
+        lines.append(f"| {size:,} ({parts}) | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def describe_rule(rule: Mapping[str, object]) -> str:
+    """Returns the sweep's training rule (`sweep.TrainingRule`, as a dict) in one markdown paragraph."""
+    return (
+        f"Each subset is split, class by class, into {100 * rule['validation_fraction']:.0f}% for validation (at "
+        f"least {rule['min_validation_per_class']} photos per class) and the rest for training; an epoch is a pass "
+        f"over the training part, or over {rule['min_epoch_photos']:,} photos if the part is smaller (repeated). Each "
+        f"approach trains with the study's recipe until the validation loss has not improved for {rule['patience']} "
+        f"epochs, at most {rule['scratch_epochs']} (scratch), {rule['head_epochs']} (the head) or "
+        f"{rule['fine_tune_epochs']} (fine-tuning) epochs, and keeps its best epoch's weights."
+    )
+
+
 def describe_sweep(sweep: dict[str, object]) -> list[str]:
-    """Returns the sweep's section of a report, as markdown lines: what was run, the table, the figure."""
+    """Returns the sweep's section of a report, as markdown lines: what was run, the tables, the figure."""
     plan = sweep["plan"]
     seeds = f"{plan['num_seeds']} seed{'s' if plan['num_seeds'] > 1 else ''}"
-    return [
+    lines = [
         "## How much data each approach needs",
         "",
         f"Each approach trained on class-balanced subsets of the training split (each inside the next; {seeds}) and",
-        f"scored on the same {sweep['num_test_images']} test photos; fixed epoch budgets, last weights, no validation.",
+        f"scored once on the same {sweep['num_test_images']} test photos. {describe_rule(plan['rule'])}",
+        "",
         "Test accuracy (95% Wilson interval for the test split's size) and training time per point:",
         "",
         format_sweep_table(sweep),
         "",
-        f"![sweep]({SWEEP_FIGURE}.png)",
-        "",
-        f"The whole sweep took {sweep['seconds'] / 60:.1f} min.",
-        "",
     ]
+    if all("best_epoch" in point for point in sweep["points"]):
+        lines += ["Epochs per point, best (kept) / run; `*`: ran up to its cap, not stopped early:", "",
+                  format_sweep_epochs(sweep), ""]  # fmt: skip
+    return [*lines, f"![sweep]({SWEEP_FIGURE}.png)", "", f"The whole sweep took {sweep['seconds'] / 60:.1f} min.", ""]

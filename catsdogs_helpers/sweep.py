@@ -6,18 +6,21 @@ head (on cached features) and the fine-tuned model on class-balanced subsets of 
 500, ... photos, each subset inside the next), scores every point on the same
 whole test split, and draws accuracy against training photos (`sweep.png`).
 
-Every point trains for a fixed budget and keeps its last weights: no
-validation split, no early stopping, so no photo outside the subset shapes the
-point, and the test split is scored once per point. Epochs per point follow an
-`EpochBudget`: small subsets get more epochs, up to a cap. The frozen base's
-features are computed once, for the training photos some point trains on and
+Every point is trained as a user with that many photos would train it, to
+convergence (`TrainingRule`): the subset is split into a training part and a
+validation part (stratified); each approach trains with the study's recipe
+(optimizer, learning rate and its schedule, augmentation, dropout, weights)
+until the validation part's loss has not improved for `patience` epochs, at
+most `max_epochs`, and keeps its best epoch's weights. No photo outside the
+subset shapes a point, and the test split is scored once per point. The
+frozen base's features are computed once, for the photos some point uses and
 for the test split; the head then trains in seconds, and fine-tuning starts
 from that head, as in the study. Models are built on one device (no
 `MirroredStrategy`, unlike the study's stages).
 
 Each finished point is written to `sweep/points/` with what identifies it (a
-manifest, as the study's stages have): an interrupted sweep rerun into the same
-folder skips the points it already has.
+manifest, as the study's stages have, the rule's settings included): an
+interrupted sweep rerun into the same folder skips the points it already has.
 """
 
 from __future__ import annotations
@@ -46,21 +49,54 @@ from catsdogs_helpers.results import load_results
 
 
 @dataclasses.dataclass(frozen=True)
-class EpochBudget:
-    """Epochs per point: `ceil(photo_epochs / num_photos)`, between `min_epochs` and `max_epochs`.
+class TrainingRule:
+    """How long every point trains, the same rule for the three approaches: until it stops improving.
 
-    A fixed number of photo-epochs (photos seen in training) per point gives
-    small subsets more epochs, so each point trains to a comparable extent
-    at a bounded cost; the cap keeps the smallest subsets from training for ever.
+    A subset is split, class by class, into a validation part
+    (`validation_fraction` of the class's photos, rounded, and at least
+    `min_validation_per_class`) and a training part (the rest). An epoch is a
+    pass over the training part, or over `min_epoch_photos` photos when the
+    part holds fewer (the part repeated, reshuffled every pass), so that
+    `patience` means about as much training at every size. Each approach trains
+    until the validation part's loss has not improved for `patience` epochs
+    (Keras' `EarlyStopping`), or for at most its cap (`scratch_epochs`,
+    `head_epochs`, `fine_tune_epochs`), and keeps its best epoch's weights. The
+    scratch CNN's learning rate decays to zero along a cosine over its cap, as
+    the study's decays over `scratch_epochs`.
     """
 
-    photo_epochs: int
-    min_epochs: int
-    max_epochs: int
+    validation_fraction: float
+    min_validation_per_class: int
+    min_epoch_photos: int
+    patience: int
+    scratch_epochs: int
+    head_epochs: int
+    fine_tune_epochs: int
 
-    def epochs_for(self, num_photos: int) -> int:
-        """Returns the epochs a subset of `num_photos` photos trains for."""
-        return max(self.min_epochs, min(self.max_epochs, math.ceil(self.photo_epochs / num_photos)))
+    @property
+    def min_photos_per_class(self) -> int:
+        """Photos a class needs in a subset: its validation photos and one to train on."""
+        return self.min_validation_per_class + 1
+
+    def split(self, labels: np.ndarray, indices: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        """Splits a subset's photos (`indices` into `labels`) into sorted training and validation indices."""
+        rng = np.random.default_rng([seed, len(indices)])
+        train, validation = [], []
+        for label in np.unique(labels[indices]):
+            own = rng.permutation(indices[labels[indices] == label])
+            count = max(self.min_validation_per_class, round(self.validation_fraction * len(own)))
+            if count >= len(own):
+                raise InputError(
+                    f"A subset of {len(indices)} photos has {len(own)} of class {label}: too few to keep {count} for "
+                    f"validation and train on the rest. Pass sizes of at least {2 * self.min_photos_per_class}."
+                )
+            validation.append(own[:count])
+            train.append(own[count:])
+        return np.sort(np.concatenate(train)), np.sort(np.concatenate(validation))
+
+    def steps_per_epoch(self, num_train: int, batch_size: int) -> int:
+        """Batches per epoch: the training part once, or `min_epoch_photos` photos if that is more."""
+        return math.ceil(max(num_train, self.min_epoch_photos) / batch_size)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,48 +104,41 @@ class SweepPlan:
     """What a sweep trains.
 
     Attributes:
-        sizes: Training photos per subset, increasing; `0` means the whole
-            training split. Sizes larger than the training split allows
-            (class-balanced) are left out.
+        sizes: Photos per subset (training and validation parts together),
+            increasing; `0` means the whole training split. Sizes larger than
+            the training split allows (class-balanced) are left out.
         num_seeds: Repeats of every point, each with its own subsets and seed.
-        scratch: Epoch budget of the CNN from scratch.
-        head: Epoch budget of the frozen model's head (on cached features).
-        fine_tune: Epoch budget of fine-tuning.
+        rule: How long every point trains (see `TrainingRule`).
     """
 
     sizes: tuple[int, ...]
     num_seeds: int
-    scratch: EpochBudget
-    head: EpochBudget
-    fine_tune: EpochBudget
+    rule: TrainingRule
 
     def replace(self, **changes: object) -> SweepPlan:
         """Returns a copy with some fields changed."""
         return dataclasses.replace(self, **changes)
 
 
+_RULE = TrainingRule(
+    validation_fraction=0.2,
+    min_validation_per_class=2,
+    min_epoch_photos=500,
+    patience=5,
+    scratch_epochs=80,
+    head_epochs=100,
+    fine_tune_epochs=10,
+)
 # The quick plan is made for a CPU (measured: benchmarks/results/sweep.md); default goes to the whole split.
 SWEEP_PLANS = {
-    "default": SweepPlan(
-        sizes=(100, 250, 500, 1000, 2500, 5000, 0),
-        num_seeds=2,
-        scratch=EpochBudget(150_000, 10, 150),
-        head=EpochBudget(40_000, 20, 200),
-        fine_tune=EpochBudget(30_000, 3, 30),
-    ),
-    "quick": SweepPlan(
-        sizes=(100, 250, 500, 1000),
-        num_seeds=1,
-        scratch=EpochBudget(12_000, 10, 60),
-        head=EpochBudget(40_000, 20, 200),
-        fine_tune=EpochBudget(1_500, 2, 15),
-    ),
+    "default": SweepPlan(sizes=(100, 250, 500, 1000, 2500, 5000, 0), num_seeds=2, rule=_RULE),
+    "quick": SweepPlan(sizes=(100, 250, 500, 1000), num_seeds=1, rule=_RULE),
     "smoke": SweepPlan(
         sizes=(8, 16),
         num_seeds=1,
-        scratch=EpochBudget(16, 1, 1),
-        head=EpochBudget(16, 1, 1),
-        fine_tune=EpochBudget(16, 1, 1),
+        rule=dataclasses.replace(
+            _RULE, min_epoch_photos=0, patience=1, scratch_epochs=2, head_epochs=2, fine_tune_epochs=1
+        ),
     ),
 }
 
@@ -119,8 +148,9 @@ def get_sweep_plan(preset: str, sizes: Sequence[int] | None = None, num_seeds: i
 
     Args:
         preset: `"default"`, `"quick"` or `"smoke"`.
-        sizes: Training photos per subset (at least 2, increasing; `0` for the
-            whole split), or `None` for the preset's. Defaults to `None`.
+        sizes: Photos per subset (increasing, enough for the plan's validation
+            part and one training photo per class; `0` for the whole split), or
+            `None` for the preset's. Defaults to `None`.
         num_seeds: Repeats of every point, or `None` for the preset's. Defaults to `None`.
 
     Returns:
@@ -142,10 +172,12 @@ def get_sweep_plan(preset: str, sizes: Sequence[int] | None = None, num_seeds: i
             )
         if 0 in sizes and sizes[-1] != 0:
             raise InputError(f"0 (the whole training split) must come last. Received: sizes={sizes}")
-        if positive and positive[0] < 2:
+        smallest = 2 * plan.rule.min_photos_per_class
+        if positive and positive[0] < smallest:
             raise InputError(
-                f"A class-balanced subset needs at least 2 training photos (one of each class); {positive[0]} would "
-                f"train on one class only. Pass sizes of 2 or more. Received: sizes={','.join(map(str, sizes))}"
+                f"A class-balanced subset needs at least {smallest} photos: {plan.rule.min_photos_per_class} of each "
+                f"class, {plan.rule.min_validation_per_class} to validate on and one to train on. Pass sizes of "
+                f"{smallest} or more. Received: sizes={','.join(map(str, sizes))}"
             )
         plan = plan.replace(sizes=sizes)
     if num_seeds is not None:
@@ -205,13 +237,14 @@ def fit_sizes(plan: SweepPlan, labels: np.ndarray) -> tuple[tuple[int, ...], lis
     """
     counts = np.bincount(np.asarray(labels))
     counts = counts[counts > 0]
+    smallest = len(counts) * plan.rule.min_photos_per_class
     largest, total = int(counts.min()) * len(counts), len(labels)
     sizes = tuple(size for size in plan.sizes if size == 0 or size <= largest)
     if not sizes:
         raise InputError(
             f"The training split holds {total} photos ({largest} class-balanced): too few for the sweep's "
-            f"smallest subset of {min(plan.sizes)}. Pass smaller sizes, e.g. --sizes {max(2, largest // 4)},"
-            f"{max(2, largest // 2)}. Received: sizes={plan.sizes}"
+            f"smallest subset of {min(plan.sizes)}. Pass smaller sizes, e.g. --sizes "
+            f"{max(smallest, largest // 4)},{max(smallest, largest // 2)}. Received: sizes={plan.sizes}"
         )
     notes = []
     left_out = [str(size) for size in plan.sizes if size not in sizes]
@@ -226,8 +259,13 @@ def fit_sizes(plan: SweepPlan, labels: np.ndarray) -> tuple[tuple[int, ...], lis
     return sizes, notes
 
 
-def _subset_dataset(splits: ImageSplits, indices: np.ndarray, batch_size: int, seed: int | None) -> tf.data.Dataset:
-    """Batches of the training photos at `indices`, in the split's order, or reshuffled every epoch with a seed."""
+def _subset_dataset(
+    splits: ImageSplits, indices: np.ndarray, batch_size: int, seed: int | None, repeat: bool = False
+) -> tf.data.Dataset:
+    """Batches of the training photos at `indices`: in the split's order, or reshuffled every pass with a seed.
+
+    With `repeat`, the photos repeat without end (reshuffled every pass), for `model.fit(steps_per_epoch=...)`.
+    """
     mask = np.zeros(splits.num_images("train"), dtype=bool)
     mask[indices] = True
     mask = tf.constant(mask)
@@ -238,11 +276,12 @@ def _subset_dataset(splits: ImageSplits, indices: np.ndarray, batch_size: int, s
         .map(lambda index, item: item)
     )
     dataset = dataset.apply(tf.data.experimental.assert_cardinality(len(indices)))  # Keras then knows an epoch's end.
-    if seed is None:
-        return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
     if len(indices) < splits.num_images("train"):
         dataset = dataset.cache()  # The subset only: a pass then reads these photos, not the whole split.
-    dataset = dataset.shuffle(len(indices), seed=seed, reshuffle_each_iteration=True)
+    if seed is not None:
+        dataset = dataset.shuffle(len(indices), seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        dataset = dataset.repeat()
     return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
@@ -254,10 +293,26 @@ def _score(logits: np.ndarray, labels: np.ndarray) -> dict[str, object]:
             "accuracy_interval": metrics["accuracy_interval"]}  # fmt: skip
 
 
-def _fit(model: keras.Model, dataset, epochs: int, verbose: int) -> float:
+def _fit(
+    model: keras.Model,
+    train: tf.data.Dataset,
+    validation: tf.data.Dataset,
+    epochs: int,
+    steps: int | None,
+    patience: int,
+    verbose: int,
+) -> dict[str, object]:
+    """Trains until the validation loss stops improving (at most `epochs`); keeps the best epoch's weights.
+
+    Returns:
+        `{"epochs", "best_epoch", "stopped_early", "train_seconds"}` (epochs counted from 1).
+    """
+    stopping = keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True)
     start = time.perf_counter()
-    model.fit(dataset, epochs=epochs, shuffle=False, verbose=verbose)  # tf.data shuffles.
-    return time.perf_counter() - start
+    history = model.fit(train, validation_data=validation, epochs=epochs, steps_per_epoch=steps, shuffle=False,
+                        callbacks=[stopping], verbose=verbose)  # fmt: skip  # tf.data shuffles.
+    return {"epochs": len(history.history["loss"]), "best_epoch": stopping.best_epoch + 1,
+            "stopped_early": stopping.stopped_epoch > 0, "train_seconds": time.perf_counter() - start}  # fmt: skip
 
 
 def build_point_manifest(config: StudyConfig, plan: SweepPlan, splits: ImageSplits) -> dict[str, object]:
@@ -265,15 +320,14 @@ def build_point_manifest(config: StudyConfig, plan: SweepPlan, splits: ImageSpli
 
     Like a study stage's manifest (`study.build_stage_manifest`): the settings
     the points depend on (`config.depends_on("sweep")`; a weights file named by its SHA-256),
-    the plan's epoch budgets, the splits' content key and the library versions.
+    the plan's `TrainingRule`, the splits' content key and the library versions.
     """
     settings: dict[str, object] = {name: getattr(config, name) for name in depends_on("sweep")}
     if settings["weights"] not in (None, "imagenet"):
         settings["weights"] = f"sha256:{hash_file(str(config.weights))}"
-    budgets = {name: dataclasses.asdict(getattr(plan, name)) for name in ("scratch", "head", "fine_tune")}
     return {
         "settings": settings,
-        "budgets": budgets,
+        "rule": dataclasses.asdict(plan.rule),
         "data": splits.content_key,
         "versions": runtime.describe_training_versions(),
     }
@@ -287,12 +341,13 @@ def sweep_training_sizes(
 ) -> dict[str, object]:
     """Trains the three approaches on nested subsets of the training split and scores each on the test split.
 
-    For every seed (`config.seed + i`) and subset size: the frozen model's
-    head trains on the subset's cached features (`plan.head` epochs), fine-tuning
-    continues from that head on the subset's photos (`plan.fine_tune` epochs,
-    from base layer `config.fine_tune_at`), and the CNN from scratch trains on
-    the same photos (`plan.scratch` epochs, cosine decay). Augmentation,
-    learning rates, dropout and weights are the study's (`config`).
+    For every seed (`config.seed + i`) and subset size, the subset is split
+    into a training and a validation part (`plan.rule`); the frozen model's
+    head trains on the parts' cached features, fine-tuning continues from that
+    head on the parts' photos (from base layer `config.fine_tune_at`), and the
+    CNN from scratch trains on the same photos (cosine decay over its cap); each
+    until the validation loss stops improving (see `TrainingRule`).
+    Augmentation, learning rates, dropout and weights are the study's (`config`).
 
     Args:
         config: The study's settings (`get_config(...)`); its preset picks the
@@ -305,7 +360,8 @@ def sweep_training_sizes(
     Returns:
         The sweep's results (what `sweep.json` holds): `"points"`, one dict per
         approach, size and seed (`accuracy`, `num_correct`, `num_images`,
-        `accuracy_interval`, `epochs`, `train_seconds`); `"sizes"` (the sizes
+        `accuracy_interval`, `num_train`, `num_validation`, `epochs`,
+        `best_epoch`, `stopped_early`, `train_seconds`); `"sizes"` (the sizes
         run, in photos); `"plan"`; `"num_test_images"`; `"seconds"` (wall time).
 
     Raises:
@@ -333,7 +389,9 @@ def sweep_training_sizes(
     points: list[dict[str, object]] = []
     for seed in seeds:
         for indices in subsets[seed]:
-            key = {"size": len(indices), "seed": seed, "indices": hash_json(indices.tolist())}
+            parts = plan.rule.split(train_labels, indices, seed)
+            key = {"size": len(indices), "seed": seed, "indices": hash_json(indices.tolist()),
+                   "validation": hash_json(parts[1].tolist())}  # fmt: skip
             path = points_dir / f"{key['size']}-seed{seed}.json"
             identity = json.loads(json.dumps({**manifest, **key}))
             saved = _read_point(path)
@@ -341,7 +399,7 @@ def sweep_training_sizes(
                 print(f"[sweep] {key['size']} photos, seed {seed}: reusing the finished point in {path}", flush=True)
                 points += saved["points"]
                 continue
-            found = _train_point(config, plan, splits, cached, indices, key, verbose)
+            found = _train_point(config, plan.rule, splits, cached, parts, key, verbose)
             write_text_atomically(path, json.dumps({"manifest": identity, "points": found}, indent=1))
             points += found
     return {
@@ -402,65 +460,70 @@ def _compute_features(
 
 def _train_point(
     config: StudyConfig,
-    plan: SweepPlan,
+    rule: TrainingRule,
     splits: ImageSplits,
     cached: _CachedFeatures,
-    indices: np.ndarray,
+    parts: tuple[np.ndarray, np.ndarray],
     key: dict[str, object],
     verbose: int,
 ) -> list[dict[str, object]]:
-    """Trains and scores the three approaches on one subset (one point each)."""
-    size, seed = len(indices), int(key["seed"])
+    """Trains and scores the three approaches on one subset (one point each), split into training and validation."""
+    (train, validation), seed, batch_size = parts, int(key["seed"]), config.batch_size
+    steps = rule.steps_per_epoch(len(train), batch_size)
+    repeat = steps if len(train) < rule.min_epoch_photos else None  # None: one pass of the part is an epoch.
     runtime.set_seeds(seed)
-    images = _subset_dataset(splits, indices, config.batch_size, seed)
+    images = _subset_dataset(splits, train, batch_size, seed, repeat=repeat is not None)
+    validation_images = _subset_dataset(splits, validation, batch_size, None)
     test_images = splits.test.map(lambda batch, labels: batch)
-    augmentation = models.build_augmentation(seed, config.augmentation_strength)
+    sizes = {"num_train": len(train), "num_validation": len(validation)}
 
-    def point(approach: str, epochs: int, seconds: float, logits: np.ndarray) -> dict[str, object]:
-        found = {"approach": approach, **key, "epochs": epochs, "train_seconds": seconds,
-                 **_score(logits, cached.test_labels)}  # fmt: skip
+    def point(approach: str, fitted: dict[str, object], logits: np.ndarray) -> dict[str, object]:
+        found = {"approach": approach, **key, **sizes, **fitted, **_score(logits, cached.test_labels)}
         _say(found)
         return found
 
-    # The frozen model: its head on the subset's cached features (their cost counted per photo).
+    # The frozen model: its head on the parts' cached features (their cost counted per photo).
+    augmentation = models.build_augmentation(seed, config.augmentation_strength)
     model = models.build_transfer_model(config.image_size, config.weights, config.alpha, config.dropout, augmentation)
     head = models.compile_model(features.build_head(model), config.transfer_learning_rate)
-    head_epochs = plan.head.epochs_for(size)
-    head_data = (
-        tf.data.Dataset.from_tensor_slices((cached.train_features[indices], cached.train_labels[indices]))
-        .shuffle(size, seed=seed, reshuffle_each_iteration=True)
-        .batch(config.batch_size)
-    )
-    head_seconds = _fit(head, head_data, head_epochs, 0) + cached.seconds_per_photo * size
-    found = [point("transfer", head_epochs, head_seconds, head.predict(cached.test_features, verbose=0))]
+    head_data = tf.data.Dataset.from_tensor_slices((cached.train_features[train], cached.train_labels[train]))
+    head_data = head_data.shuffle(len(train), seed=seed, reshuffle_each_iteration=True)
+    head_data = (head_data.repeat() if repeat else head_data).batch(batch_size)
+    head_validation = (cached.train_features[validation], cached.train_labels[validation])
+    head_validation = tf.data.Dataset.from_tensor_slices(head_validation).batch(batch_size)
+    fitted = _fit(head, head_data, head_validation, rule.head_epochs, repeat, rule.patience, 0)
+    fitted["train_seconds"] += cached.seconds_per_photo * (len(train) + len(validation))
+    found = [point("transfer", fitted, head.predict(cached.test_features, verbose=0))]
 
-    # Fine-tuning, from that head, on the subset's photos.
+    # Fine-tuning, from that head, on the parts' photos.
     models.unfreeze_base(model, fine_tune_at=config.fine_tune_at)
     models.compile_model(model, config.fine_tune_learning_rate)
-    epochs = plan.fine_tune.epochs_for(size)
-    seconds = head_seconds + _fit(model, images, epochs, verbose)
-    found.append(point("finetuned", head_epochs + epochs, seconds, model.predict(test_images, verbose=0)))
+    tuned = _fit(model, images, validation_images, rule.fine_tune_epochs, repeat, rule.patience, verbose)
+    tuned = {
+        **tuned,
+        "head_epochs": fitted["epochs"],
+        "train_seconds": fitted["train_seconds"] + tuned["train_seconds"],
+    }
+    found.append(point("finetuned", tuned, model.predict(test_images, verbose=0)))
 
     # The CNN from scratch, on the same photos.
-    epochs = plan.scratch.epochs_for(size)
     augmentation = models.build_augmentation(seed, config.augmentation_strength)
     model = models.build_scratch_cnn(config.image_size, config.scratch_image_size, dropout=config.scratch_dropout,
                                      augmentation=augmentation)  # fmt: skip
-    decay_steps = epochs * math.ceil(size / config.batch_size)
-    models.compile_model(
-        model, config.scratch_learning_rate, decay_steps=decay_steps, weight_decay=config.scratch_weight_decay
-    )
-    seconds = _fit(model, images, epochs, verbose)
-    found.append(point("scratch", epochs, seconds, model.predict(test_images, verbose=0)))
+    models.compile_model(model, config.scratch_learning_rate, decay_steps=rule.scratch_epochs * steps,
+                         weight_decay=config.scratch_weight_decay)  # fmt: skip
+    fitted = _fit(model, images, validation_images, rule.scratch_epochs, repeat, rule.patience, verbose)
+    found.append(point("scratch", fitted, model.predict(test_images, verbose=0)))
     return found
 
 
 def _say(point: dict[str, object]) -> None:
     low, high = point["accuracy_interval"]
     included = " (the head's included)" if point["approach"] == "finetuned" else ""
+    how = "stopped early" if point["stopped_early"] else "the cap"
     print(f"[sweep] {point['size']} photos, seed {point['seed']}, {point['approach']}: "
-          f"{100 * point['accuracy']:.1f}% ({100 * low:.1f}-{100 * high:.1f}) after {point['epochs']} epochs"
-          f"{included}, {point['train_seconds']:.0f} s", flush=True)  # fmt: skip
+          f"{100 * point['accuracy']:.1f}% ({100 * low:.1f}-{100 * high:.1f}), best epoch {point['best_epoch']} of "
+          f"{point['epochs']} ({how}), {point['train_seconds']:.0f} s{included}", flush=True)  # fmt: skip
 
 
 def run_sweep(config: StudyConfig, plan: SweepPlan | None = None, verbose: int | None = None) -> dict[str, object]:
