@@ -168,15 +168,17 @@ def format_sweep_epochs(sweep: dict[str, object]) -> str:
     return "\n".join(lines)
 
 
-def describe_rule(rule: Mapping[str, object]) -> str:
-    """Returns the sweep's training rule (`sweep.TrainingRule`, as a dict) in one markdown paragraph."""
+def describe_rule(sweep: Mapping[str, object]) -> str:
+    """Returns how the sweep's points trained (its plan's `TrainingRule` and the study's epochs) in one paragraph."""
+    rule, stopping = sweep["plan"]["rule"], sweep["stopping"]
+    caps = stopping["max_epochs"]
     return (
         f"Each subset is split, class by class, into {100 * rule['validation_fraction']:.0f}% for validation (at "
         f"least {rule['min_validation_per_class']} photos per class) and the rest for training; an epoch is a pass "
         f"over the training part, or over {rule['min_epoch_photos']:,} photos if the part is smaller (repeated). Each "
-        f"approach trains with the study's recipe until the validation loss has not improved for {rule['patience']} "
-        f"epochs, at most {rule['scratch_epochs']} (scratch), {rule['head_epochs']} (the head) or "
-        f"{rule['fine_tune_epochs']} (fine-tuning) epochs, and keeps its best epoch's weights."
+        f"approach trains with the study's recipe until the validation loss has not improved for "
+        f"{stopping['patience']} epochs, at most {caps['scratch']} (scratch), {caps['transfer']} (the head) or "
+        f"{caps['finetuned']} (fine-tuning) epochs, and keeps its best epoch's weights."
     )
 
 
@@ -188,7 +190,7 @@ def describe_sweep(sweep: dict[str, object]) -> list[str]:
         "## How much data each approach needs",
         "",
         f"Each approach trained on class-balanced subsets of the training split (each inside the next; {seeds}) and",
-        f"scored once on the same {sweep['num_test_images']} test photos. {describe_rule(plan['rule'])}",
+        f"scored once on the same {sweep['num_test_images']} test photos. {describe_rule(sweep)}",
         "",
         "Test accuracy (95% Wilson interval for the test split's size) and training time per point:",
         "",

@@ -50,28 +50,25 @@ from catsdogs_helpers.results import load_results
 
 @dataclasses.dataclass(frozen=True)
 class TrainingRule:
-    """How long every point trains, the same rule for the three approaches: until it stops improving.
+    """How every point trains, the same rule for the three approaches: the study's recipe, until it stops improving.
 
     A subset is split, class by class, into a validation part
     (`validation_fraction` of the class's photos, rounded, and at least
     `min_validation_per_class`) and a training part (the rest). An epoch is a
     pass over the training part, or over `min_epoch_photos` photos when the
-    part holds fewer (the part repeated, reshuffled every pass), so that
-    `patience` means about as much training at every size. Each approach trains
-    until the validation part's loss has not improved for `patience` epochs
-    (Keras' `EarlyStopping`), or for at most its cap (`scratch_epochs`,
-    `head_epochs`, `fine_tune_epochs`), and keeps its best epoch's weights. The
-    scratch CNN's learning rate decays to zero along a cosine over its cap, as
-    the study's decays over `scratch_epochs`.
+    part holds fewer (the part repeated, reshuffled every pass), so that the
+    patience means a comparable amount of training at every size. Each approach
+    then trains as the study trains it, with the study's own maximum epochs
+    (`scratch_epochs`, `transfer_epochs`, `fine_tune_epochs`) and `patience`:
+    it stops when the validation part's loss has not improved for `patience`
+    epochs (Keras' `EarlyStopping`) and keeps its best epoch's weights. The
+    scratch CNN's learning rate decays to zero along a cosine over its maximum
+    epochs, as in the study.
     """
 
     validation_fraction: float
     min_validation_per_class: int
     min_epoch_photos: int
-    patience: int
-    scratch_epochs: int
-    head_epochs: int
-    fine_tune_epochs: int
 
     @property
     def min_photos_per_class(self) -> int:
@@ -120,26 +117,12 @@ class SweepPlan:
         return dataclasses.replace(self, **changes)
 
 
-_RULE = TrainingRule(
-    validation_fraction=0.2,
-    min_validation_per_class=2,
-    min_epoch_photos=500,
-    patience=5,
-    scratch_epochs=80,
-    head_epochs=100,
-    fine_tune_epochs=10,
-)
+_RULE = TrainingRule(validation_fraction=0.2, min_validation_per_class=2, min_epoch_photos=500)
 # The quick plan is made for a CPU (measured: benchmarks/results/sweep.md); default goes to the whole split.
 SWEEP_PLANS = {
     "default": SweepPlan(sizes=(100, 250, 500, 1000, 2500, 5000, 0), num_seeds=2, rule=_RULE),
     "quick": SweepPlan(sizes=(100, 250, 500, 1000), num_seeds=1, rule=_RULE),
-    "smoke": SweepPlan(
-        sizes=(8, 16),
-        num_seeds=1,
-        rule=dataclasses.replace(
-            _RULE, min_epoch_photos=0, patience=1, scratch_epochs=2, head_epochs=2, fine_tune_epochs=1
-        ),
-    ),
+    "smoke": SweepPlan(sizes=(8, 16), num_seeds=1, rule=dataclasses.replace(_RULE, min_epoch_photos=0)),
 }
 
 
@@ -320,7 +303,8 @@ def build_point_manifest(config: StudyConfig, plan: SweepPlan, splits: ImageSpli
 
     Like a study stage's manifest (`study.build_stage_manifest`): the settings
     the points depend on (`config.depends_on("sweep")`; a weights file named by its SHA-256),
-    the plan's `TrainingRule`, the splits' content key and the library versions.
+    the study's epochs and patience among them), the plan's `TrainingRule`, the splits' content key and the
+    library versions.
     """
     settings: dict[str, object] = {name: getattr(config, name) for name in depends_on("sweep")}
     if settings["weights"] not in (None, "imagenet"):
@@ -406,10 +390,15 @@ def sweep_training_sizes(
         "points": points,
         "sizes": [size or num_train for size in sizes],
         "plan": dataclasses.asdict(plan),
+        "stopping": {"patience": config.patience, "max_epochs": _max_epochs(config)},
         "num_test_images": len(cached.test_labels),
         "class_names": list(splits.class_names),
         "seconds": time.perf_counter() - start,
     }
+
+
+def _max_epochs(config: StudyConfig) -> dict[str, int]:
+    return {"scratch": config.scratch_epochs, "transfer": config.transfer_epochs, "finetuned": config.fine_tune_epochs}
 
 
 def _read_point(path: Path) -> dict[str, object]:
@@ -491,14 +480,14 @@ def _train_point(
     head_data = (head_data.repeat() if repeat else head_data).batch(batch_size)
     head_validation = (cached.train_features[validation], cached.train_labels[validation])
     head_validation = tf.data.Dataset.from_tensor_slices(head_validation).batch(batch_size)
-    fitted = _fit(head, head_data, head_validation, rule.head_epochs, repeat, rule.patience, 0)
+    fitted = _fit(head, head_data, head_validation, config.transfer_epochs, repeat, config.patience, 0)
     fitted["train_seconds"] += cached.seconds_per_photo * (len(train) + len(validation))
     found = [point("transfer", fitted, head.predict(cached.test_features, verbose=0))]
 
     # Fine-tuning, from that head, on the parts' photos.
     models.unfreeze_base(model, fine_tune_at=config.fine_tune_at)
     models.compile_model(model, config.fine_tune_learning_rate)
-    tuned = _fit(model, images, validation_images, rule.fine_tune_epochs, repeat, rule.patience, verbose)
+    tuned = _fit(model, images, validation_images, config.fine_tune_epochs, repeat, config.patience, verbose)
     tuned = {
         **tuned,
         "head_epochs": fitted["epochs"],
@@ -510,9 +499,9 @@ def _train_point(
     augmentation = models.build_augmentation(seed, config.augmentation_strength)
     model = models.build_scratch_cnn(config.image_size, config.scratch_image_size, dropout=config.scratch_dropout,
                                      augmentation=augmentation)  # fmt: skip
-    models.compile_model(model, config.scratch_learning_rate, decay_steps=rule.scratch_epochs * steps,
+    models.compile_model(model, config.scratch_learning_rate, decay_steps=config.scratch_epochs * steps,
                          weight_decay=config.scratch_weight_decay)  # fmt: skip
-    fitted = _fit(model, images, validation_images, rule.scratch_epochs, repeat, rule.patience, verbose)
+    fitted = _fit(model, images, validation_images, config.scratch_epochs, repeat, config.patience, verbose)
     found.append(point("scratch", fitted, model.predict(test_images, verbose=0)))
     return found
 

@@ -59,8 +59,7 @@ def test_sizes_the_split_cannot_hold_are_left_out_saying_so_and_none_fitting_is_
         sweep.fit_sizes(sweep.get_sweep_plan("quick", sizes=(100, 250)), LABELS)
 
 
-RULE = sweep.TrainingRule(validation_fraction=0.2, min_validation_per_class=2, min_epoch_photos=100, patience=2,
-                          scratch_epochs=5, head_epochs=5, fine_tune_epochs=5)  # fmt: skip
+RULE = sweep.TrainingRule(validation_fraction=0.2, min_validation_per_class=2, min_epoch_photos=100)
 
 
 def test_the_rule_carves_a_stratified_validation_part_from_the_subset_itself():
@@ -123,8 +122,7 @@ def test_the_plans_fit_their_presets():
     default = sweep.get_sweep_plan("default")
     assert default.sizes[-1] == 0 and default.num_seeds >= 2  # Up to the whole training split, several seeds.
     assert default.rule == quick.rule  # One rule: the default plan only adds sizes and seeds.
-    smoke = sweep.get_sweep_plan("smoke").rule
-    assert max(smoke.scratch_epochs, smoke.head_epochs, smoke.fine_tune_epochs) <= 2 and smoke.min_epoch_photos == 0
+    assert sweep.get_sweep_plan("smoke").rule.min_epoch_photos == 0  # Epochs of the smoke preset's few photos.
     assert sweep.get_sweep_plan("quick", num_seeds=3).num_seeds == 3
     with pytest.raises(InputError, match="num_seeds=0"):
         sweep.get_sweep_plan("quick", num_seeds=0)
@@ -141,7 +139,8 @@ def fake_sweep() -> dict:
                                "num_train": size * 4 // 5, "num_validation": size // 5, "epochs": 20 + seed,
                                "best_epoch": 12, "stopped_early": size == 100})  # fmt: skip
     plan = sweep.get_sweep_plan("quick", sizes=(100, 1000), num_seeds=2)
-    return {"points": points, "sizes": [100, 1000], "plan": dataclasses.asdict(plan),
+    stopping = {"patience": 8, "max_epochs": {"scratch": 55, "transfer": 20, "finetuned": 3}}
+    return {"points": points, "sizes": [100, 1000], "plan": dataclasses.asdict(plan), "stopping": stopping,
             "num_test_images": 1000, "seconds": 60.0}  # fmt: skip
 
 
@@ -166,7 +165,8 @@ def test_the_table_has_one_row_per_size_with_intervals_seed_ranges_and_times():
 def test_the_report_states_the_rule_and_how_each_point_stopped():
     text = "\n".join(report.describe_sweep(fake_sweep()))
     assert "20% for validation (at least 2 photos per class)" in text
-    assert "not improved for 5 epochs, at most 80 (scratch), 100 (the head) or 10 (fine-tuning)" in text
+    assert "an epoch is a pass over the training part, or over 500 photos if the part is smaller" in text
+    assert "not improved for 8 epochs, at most 55 (scratch), 20 (the head) or 3 (fine-tuning)" in text
     assert "| 100 (80 + 20) | 12 / 21; 12 / 22 |" in text  # Stopped early: no star.
     assert "| 1,000 (800 + 200) | 12 / 21*; 12 / 22* |" in text  # Ran up to the cap.
 
@@ -197,7 +197,7 @@ def test_a_sweep_writes_its_results_and_a_rerun_reuses_the_finished_points(tmp_p
         assert point["num_correct"] == round(point["accuracy"] * 10)
         assert point["accuracy_interval"][0] <= point["accuracy"] <= point["accuracy_interval"][1]
         assert (point["num_train"], point["num_validation"]) == ((2, 4) if point["size"] == 6 else (12, 4))
-        assert 1 <= point["best_epoch"] <= point["epochs"] <= 2
+        assert point["best_epoch"] == point["epochs"] == 1  # The smoke preset's 1 epoch of each.
     saved = json.loads((tmp_path / "out" / "sweep.json").read_text())
     assert saved["points"] == results["points"] and len(saved["summary"]) == 6
     assert saved["plan"]["rule"] == dataclasses.asdict(plan.rule)
@@ -210,7 +210,7 @@ def test_a_sweep_writes_its_results_and_a_rerun_reuses_the_finished_points(tmp_p
     other = sweep.run_sweep(config.replace(scratch_learning_rate=0.01), sweep.get_sweep_plan("smoke", sizes=(6,)), 0)
     assert "reusing" not in capsys.readouterr().out  # Another setting: trained again.
     assert len(other["points"]) == 3
-    longer = plan.replace(sizes=(6,), rule=dataclasses.replace(plan.rule, patience=2))
+    longer = plan.replace(sizes=(6,), rule=dataclasses.replace(plan.rule, min_epoch_photos=8))
     sweep.run_sweep(config, longer, verbose=0)
     assert "reusing" not in capsys.readouterr().out  # Another rule: trained again.
 
