@@ -172,13 +172,17 @@ def describe_rule(sweep: Mapping[str, object]) -> str:
     """Returns how the sweep's points trained (its plan's `TrainingRule` and the study's epochs) in one paragraph."""
     rule, stopping = sweep["plan"]["rule"], sweep["stopping"]
     caps = stopping["max_epochs"]
+    minimum = rule["min_epoch_photos"]
+    epoch = f"a pass over the training part or {minimum} photos, whichever is more"
+    if minimum is None:
+        epoch = f"as many photos as the whole training split holds ({sweep['num_train_photos']:,}, the study's epoch)"
     return (
         f"Each subset is split, class by class, into {100 * rule['validation_fraction']:.0f}% for validation (at "
-        f"least {rule['min_validation_per_class']} photos per class) and the rest for training; an epoch is a pass "
-        f"over the training part, or over {rule['min_epoch_photos']:,} photos if the part is smaller (repeated). Each "
-        f"approach trains with the study's recipe until the validation loss has not improved for "
-        f"{stopping['patience']} epochs, at most {caps['scratch']} (scratch), {caps['transfer']} (the head) or "
-        f"{caps['finetuned']} (fine-tuning) epochs, and keeps its best epoch's weights."
+        f"least {rule['min_validation_per_class']} photos per class) and the rest for training. An epoch is {epoch}, "
+        f"the training part repeated as needed. Each approach trains with the study's recipe until the validation "
+        f"loss has not improved for {stopping['patience']} epochs, at most {caps['scratch']} (scratch), "
+        f"{caps['transfer']} (the head) or {caps['finetuned']} (fine-tuning) epochs, and keeps its best epoch's "
+        "weights."
     )
 
 

@@ -78,8 +78,11 @@ def test_the_rule_carves_a_stratified_validation_part_from_the_subset_itself():
 
 
 def test_an_epoch_is_the_training_part_or_the_rules_minimum_of_photos():
-    assert RULE.steps_per_epoch(num_train=40, batch_size=32) == 4  # 100 photos: the part repeated.
-    assert RULE.steps_per_epoch(num_train=800, batch_size=32) == 25
+    assert RULE.steps_per_epoch(num_train=40, num_split=2000, batch_size=32) == 4  # 100 photos: the part repeated.
+    assert RULE.steps_per_epoch(num_train=800, num_split=2000, batch_size=32) == 25
+    study_epoch = sweep.get_sweep_plan("quick").rule  # The plans': the whole split's photos, the study's epoch.
+    assert study_epoch.epoch_photos(num_train=80, num_split=1999) == 1999
+    assert study_epoch.steps_per_epoch(num_train=80, num_split=1999, batch_size=32) == 63
 
 
 def test_training_stops_when_validation_stops_improving_and_keeps_the_best_epoch():
@@ -118,11 +121,11 @@ def test_bad_sizes_are_refused_naming_the_value(sizes, message):
 
 def test_the_plans_fit_their_presets():
     quick = sweep.get_sweep_plan("quick")
-    assert quick.sizes == (100, 250, 500, 1000) and quick.num_seeds == 1
+    assert quick.sizes == (100, 300, 1000) and quick.num_seeds == 1
     default = sweep.get_sweep_plan("default")
     assert default.sizes[-1] == 0 and default.num_seeds >= 2  # Up to the whole training split, several seeds.
     assert default.rule == quick.rule  # One rule: the default plan only adds sizes and seeds.
-    assert sweep.get_sweep_plan("smoke").rule.min_epoch_photos == 0  # Epochs of the smoke preset's few photos.
+    assert all(plan.rule.min_epoch_photos is None for plan in sweep.SWEEP_PLANS.values())  # The study's epoch.
     assert sweep.get_sweep_plan("quick", num_seeds=3).num_seeds == 3
     with pytest.raises(InputError, match="num_seeds=0"):
         sweep.get_sweep_plan("quick", num_seeds=0)
@@ -141,7 +144,7 @@ def fake_sweep() -> dict:
     plan = sweep.get_sweep_plan("quick", sizes=(100, 1000), num_seeds=2)
     stopping = {"patience": 8, "max_epochs": {"scratch": 55, "transfer": 20, "finetuned": 3}}
     return {"points": points, "sizes": [100, 1000], "plan": dataclasses.asdict(plan), "stopping": stopping,
-            "num_test_images": 1000, "seconds": 60.0}  # fmt: skip
+            "num_test_images": 1000, "num_train_photos": 1999, "seconds": 60.0}  # fmt: skip
 
 
 def test_the_summary_averages_seeds_and_gives_the_interval_and_the_seeds_range():
@@ -165,7 +168,7 @@ def test_the_table_has_one_row_per_size_with_intervals_seed_ranges_and_times():
 def test_the_report_states_the_rule_and_how_each_point_stopped():
     text = "\n".join(report.describe_sweep(fake_sweep()))
     assert "20% for validation (at least 2 photos per class)" in text
-    assert "an epoch is a pass over the training part, or over 500 photos if the part is smaller" in text
+    assert "An epoch is as many photos as the whole training split holds (1,999, the study's epoch)" in text
     assert "not improved for 8 epochs, at most 55 (scratch), 20 (the head) or 3 (fine-tuning)" in text
     assert "| 100 (80 + 20) | 12 / 21; 12 / 22 |" in text  # Stopped early: no star.
     assert "| 1,000 (800 + 200) | 12 / 21*; 12 / 22* |" in text  # Ran up to the cap.
