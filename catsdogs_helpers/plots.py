@@ -353,18 +353,22 @@ def plot_grad_cam(
 _SWEEP_MARKERS = ("o", "s", "^", "D")
 
 
-def plot_sweep(summary: Sequence[Mapping[str, object]], points: Sequence[Mapping[str, object]] = ()) -> Figure:
-    """Plots test accuracy and training time against training photos, one line per approach.
+def plot_sweep(
+    summary: Sequence[Mapping[str, object]], points: Sequence[Mapping[str, object]] = (), title: str | None = None
+) -> Figure:
+    """Plots test accuracy and training time against the photos of each subset, one line per approach.
 
     Args:
         summary: Rows of `sweep.summarize_sweep`: `approach`, `size`, `accuracy`,
             `accuracy_interval` (95%, fractions) and `train_seconds` per approach and size.
         points: The sweep's single points (one per seed); with more than one
             seed per size, each is drawn as a faint dot. Defaults to `()`.
+        title: A title over both panels (what was run, on what), or `None`. Defaults to `None`.
 
     Returns:
         The figure: accuracy (%, with the intervals as error bars) on the left,
-        training time (s) on the right; both against training photos on a log scale.
+        training time (s) on the right; both against the subset's photos
+        (its training and validation parts together) on a log scale.
     """
     approaches = list(dict.fromkeys(str(row["approach"]) for row in summary))
     palette = _colors_for(approaches, None)
@@ -390,7 +394,7 @@ def plot_sweep(summary: Sequence[Mapping[str, object]], points: Sequence[Mapping
     all_sizes = sorted({row["size"] for row in summary})
     for ax in (accuracy_ax, time_ax):
         ax.set_xscale("log")
-        ax.set_xlabel("training photos (log scale)")
+        ax.set_xlabel("photos in the subset, training + validation parts (log scale)")
         ax.grid(alpha=0.3, which="major")
         ax.set_xticks(all_sizes, [f"{size:,}" for size in all_sizes])
         ax.xaxis.set_minor_locator(NullLocator())
@@ -404,6 +408,8 @@ def plot_sweep(summary: Sequence[Mapping[str, object]], points: Sequence[Mapping
     time_ax.set_title("Training time per point", fontsize=11)
     handles, labels = accuracy_ax.get_legend_handles_labels()
     figure.legend(handles, labels, loc="outside lower center", ncols=max(1, len(labels)), frameon=False)
+    if title:
+        figure.suptitle(title, fontsize=11)
     return figure
 
 

@@ -179,8 +179,9 @@ def sweep_training_sizes(
                                train_labels, verbose)  # fmt: skip
     num_train = len(train_labels)
     described = ", ".join(str(size or num_train) for size in sizes)
-    print(f"[sweep] subsets of {described} training photos, {plan.num_seeds} seed(s); each point scored on "
-          f"{len(cached.test_labels)} test photos.", flush=True)  # fmt: skip
+    print(f"[sweep] subsets of {described} photos of the training split ({100 * plan.rule.validation_fraction:.0f}% "
+          f"of each to validate on), {plan.num_seeds} seed(s); each point scored once on {len(cached.test_labels)} "
+          "test photos.", flush=True)  # fmt: skip
     points: list[dict[str, object]] = []
     for seed in seeds:
         for indices in subsets[seed]:

@@ -176,9 +176,11 @@ def test_the_report_states_the_rule_and_how_each_point_stopped():
 
 def test_the_figure_shows_accuracy_and_time_against_photos_on_log_scales(tmp_path):
     data = fake_sweep()
-    figure = plots.plot_sweep(sweep.summarize_sweep(data), data["points"])
+    figure = plots.plot_sweep(sweep.summarize_sweep(data), data["points"], title="quick sweep, 2 CPU cores")
     accuracy_ax, time_ax = figure.axes
     assert accuracy_ax.get_xscale() == "log" and time_ax.get_yscale() == "log"
+    assert figure.get_suptitle() == "quick sweep, 2 CPU cores"
+    assert accuracy_ax.get_xlabel() == "photos in the subset, training + validation parts (log scale)"
     assert [label.get_text() for label in accuracy_ax.get_xticklabels()] == ["100", "1,000"]
     assert len(accuracy_ax.collections) >= 3  # The seeds' dots (and error bars) of each approach.
     path = plots.save_figure(figure, tmp_path / "sweep.png")
