@@ -114,9 +114,10 @@ def summarize_sweep(sweep: dict[str, object]) -> list[dict[str, object]]:
 
 
 def format_sweep_table(sweep: dict[str, object]) -> str:
-    """Returns a markdown table: one row per size, test accuracy (95% interval) and training time per approach."""
+    """Returns a markdown table: one row per subset size (training and validation parts together), test accuracy
+    (95% interval) and training time per approach."""
     rows = {(row["approach"], row["size"]): row for row in summarize_sweep(sweep)}
-    header = "| training photos | " + " | ".join(f"{name} | time" for name in MODEL_NAMES) + " |"
+    header = "| photos in the subset | " + " | ".join(f"{name} | time" for name in MODEL_NAMES) + " |"
     lines = [header, "|---:|" + "---:|---:|" * len(MODEL_NAMES)]
     for size in sweep["sizes"]:
         cells = []

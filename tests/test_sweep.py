@@ -160,7 +160,7 @@ def test_the_summary_averages_seeds_and_gives_the_interval_and_the_seeds_range()
 def test_the_table_has_one_row_per_size_with_intervals_seed_ranges_and_times():
     table = sweep.format_sweep_table(fake_sweep())
     lines = table.splitlines()
-    assert lines[0] == "| training photos | scratch | time | transfer | time | finetuned | time |"
+    assert lines[0] == "| photos in the subset | scratch | time | transfer | time | finetuned | time |"
     assert lines[2].startswith("| 100 | 60.1% (57.0–63.1, seeds 59.1–61.1) | 10 s | 95.1%")
     assert lines[3].startswith("| 1,000 | 61.0%")
 
@@ -207,7 +207,7 @@ def test_a_sweep_writes_its_results_and_a_rerun_reuses_the_finished_points(tmp_p
     assert saved["points"] == results["points"] and len(saved["summary"]) == 6
     assert saved["plan"]["rule"] == dataclasses.asdict(plan.rule)
     assert (tmp_path / "out" / "sweep.png").read_bytes()[:4] == b"\x89PNG"
-    assert "| training photos |" in (tmp_path / "out" / "sweep.md").read_text()
+    assert "| photos in the subset |" in (tmp_path / "out" / "sweep.md").read_text()
     capsys.readouterr()
     again = sweep.run_sweep(config, plan, verbose=0)
     assert "reusing the finished point" in capsys.readouterr().out
