@@ -2,16 +2,16 @@
 
 Transfer learning's advantage should be largest with few photos.
 `sweep_training_sizes` trains the CNN from scratch, the frozen MobileNetV2's
-head (on cached features) and the fine-tuned model on class-balanced subsets of the training split (100, 250,
-500, ... photos, each subset inside the next), scores every point on the same
-whole test split, and draws accuracy against training photos (`sweep.png`).
+head (on cached features) and the fine-tuned model on class-balanced subsets of the training split (100, 300,
+1,000, ... photos, each subset inside the next), scores every point on the same
+whole test split, and draws accuracy against the subsets' photos (`sweep.png`).
 
 Every point is trained as a user with that many photos would train it, to
 convergence (`TrainingRule`): the subset is split into a training part and a
 validation part (stratified); each approach trains with the study's recipe
-(optimizer, learning rate and its schedule, augmentation, dropout, weights)
-until the validation part's loss has not improved for `patience` epochs, at
-most `max_epochs`, and keeps its best epoch's weights. No photo outside the
+(optimizer, learning rate and its schedule, augmentation, dropout, weights),
+its maximum epochs and patience, an epoch being the study's, until the
+validation part's loss stops improving, and keeps its best epoch's weights. No photo outside the
 subset shapes a point, and the test split is scored once per point. The
 frozen base's features are computed once, for the photos some point uses and
 for the test split; the head then trains in seconds, and fine-tuning starts
@@ -111,9 +111,8 @@ def build_point_manifest(config: StudyConfig, plan: SweepPlan, splits: ImageSpli
     """Returns what identifies a sweep's points, so that a rerun reuses only points trained the same way.
 
     Like a study stage's manifest (`study.build_stage_manifest`): the settings
-    the points depend on (`config.depends_on("sweep")`; a weights file named by its SHA-256),
-    the study's epochs and patience among them), the plan's `TrainingRule`, the splits' content key and the
-    library versions.
+    the points depend on (`config.depends_on("sweep")`, the study's epochs and patience among them; a weights
+    file named by its SHA-256), the plan's `TrainingRule`, the splits' content key and the library versions.
     """
     settings: dict[str, object] = {name: getattr(config, name) for name in depends_on("sweep")}
     if settings["weights"] not in (None, "imagenet"):
@@ -271,14 +270,15 @@ def _train_point(
 ) -> list[dict[str, object]]:
     """Trains and scores the three approaches on one subset (one point each), split into training and validation."""
     (train, validation), seed, batch_size = parts, int(key["seed"]), config.batch_size
+    epoch_photos = rule.epoch_photos(len(train), len(cached.train_labels))
     steps = rule.steps_per_epoch(len(train), len(cached.train_labels), batch_size)
-    repeat = steps if rule.epoch_photos(len(train), len(cached.train_labels)) > len(train) else None  # Or one pass.
+    repeated = epoch_photos > len(train)
+    fit_steps = steps if repeated else None  # None: an epoch is one pass over the part, as Keras counts it.
     runtime.set_seeds(seed)
-    images = _subset_dataset(splits, train, batch_size, seed, repeat=repeat is not None)
+    images = _subset_dataset(splits, train, batch_size, seed, repeat=repeated)
     validation_images = _subset_dataset(splits, validation, batch_size, None)
     test_images = splits.test.map(lambda batch, labels: batch)
-    sizes = {"num_train": len(train), "num_validation": len(validation),
-             "epoch_photos": rule.epoch_photos(len(train), len(cached.train_labels))}  # fmt: skip
+    sizes = {"num_train": len(train), "num_validation": len(validation), "epoch_photos": epoch_photos}
 
     def point(approach: str, fitted: dict[str, object], logits: np.ndarray) -> dict[str, object]:
         found = {"approach": approach, **key, **sizes, **fitted, **_score(logits, cached.test_labels)}
@@ -291,23 +291,20 @@ def _train_point(
     head = models.compile_model(features.build_head(model), config.transfer_learning_rate)
     head_data = tf.data.Dataset.from_tensor_slices((cached.train_features[train], cached.train_labels[train]))
     head_data = head_data.shuffle(len(train), seed=seed, reshuffle_each_iteration=True)
-    head_data = (head_data.repeat() if repeat else head_data).batch(batch_size)
+    head_data = (head_data.repeat() if repeated else head_data).batch(batch_size)
     head_validation = (cached.train_features[validation], cached.train_labels[validation])
     head_validation = tf.data.Dataset.from_tensor_slices(head_validation).batch(batch_size)
-    fitted = _fit(head, head_data, head_validation, config.transfer_epochs, repeat, config.patience, 0)
+    fitted = _fit(head, head_data, head_validation, config.transfer_epochs, fit_steps, config.patience, 0)
     fitted["train_seconds"] += cached.seconds_per_photo * (len(train) + len(validation))
     found = [point("transfer", fitted, head.predict(cached.test_features, verbose=0))]
 
-    # Fine-tuning, from that head, on the parts' photos.
-    models.unfreeze_base(model, fine_tune_at=config.fine_tune_at)
-    models.compile_model(model, config.fine_tune_learning_rate)
-    tuned = _fit(model, images, validation_images, config.fine_tune_epochs, repeat, config.patience, verbose)
-    tuned = {
-        **tuned,
-        "head_epochs": fitted["epochs"],
-        "train_seconds": fitted["train_seconds"] + tuned["train_seconds"],
-    }
-    found.append(point("finetuned", tuned, model.predict(test_images, verbose=0)))
+    if config.fine_tune_epochs:  # Fine-tuning, from that head, on the parts' photos (0 epochs: none, as in the study).
+        models.unfreeze_base(model, fine_tune_at=config.fine_tune_at)
+        models.compile_model(model, config.fine_tune_learning_rate)
+        tuned = _fit(model, images, validation_images, config.fine_tune_epochs, fit_steps, config.patience, verbose)
+        tuned["head_epochs"] = fitted["epochs"]
+        tuned["train_seconds"] += fitted["train_seconds"]  # The head's time included, as in the study.
+        found.append(point("finetuned", tuned, model.predict(test_images, verbose=0)))
 
     # The CNN from scratch, on the same photos.
     augmentation = models.build_augmentation(seed, config.augmentation_strength)
@@ -315,7 +312,7 @@ def _train_point(
                                      augmentation=augmentation)  # fmt: skip
     models.compile_model(model, config.scratch_learning_rate, decay_steps=config.scratch_epochs * steps,
                          weight_decay=config.scratch_weight_decay)  # fmt: skip
-    fitted = _fit(model, images, validation_images, config.scratch_epochs, repeat, config.patience, verbose)
+    fitted = _fit(model, images, validation_images, config.scratch_epochs, fit_steps, config.patience, verbose)
     found.append(point("scratch", fitted, model.predict(test_images, verbose=0)))
     return found
 
