@@ -97,14 +97,16 @@ def _fit(
     """Trains until the validation loss stops improving (at most `epochs`); keeps the best epoch's weights.
 
     Returns:
-        `{"epochs", "best_epoch", "stopped_early", "train_seconds"}` (epochs counted from 1).
+        `{"epochs", "best_epoch", "stopped_early", "train_seconds", "val_loss"}`: epochs counted from 1,
+        `val_loss` the validation loss after each epoch.
     """
     stopping = keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True)
     start = time.perf_counter()
     history = model.fit(train, validation_data=validation, epochs=epochs, steps_per_epoch=steps, shuffle=False,
                         callbacks=[stopping], verbose=verbose)  # fmt: skip  # tf.data shuffles.
     return {"epochs": len(history.history["loss"]), "best_epoch": stopping.best_epoch + 1,
-            "stopped_early": stopping.stopped_epoch > 0, "train_seconds": time.perf_counter() - start}  # fmt: skip
+            "stopped_early": stopping.stopped_epoch > 0, "train_seconds": time.perf_counter() - start,
+            "val_loss": [float(value) for value in history.history["val_loss"]]}  # fmt: skip
 
 
 def build_point_manifest(config: StudyConfig, plan: SweepPlan, splits: ImageSplits) -> dict[str, object]:
@@ -153,7 +155,7 @@ def sweep_training_sizes(
         The sweep's results (what `sweep.json` holds): `"points"`, one dict per
         approach, size and seed (`accuracy`, `num_correct`, `num_images`,
         `accuracy_interval`, `num_train`, `num_validation`, `epoch_photos`, `epochs`,
-        `best_epoch`, `stopped_early`, `train_seconds`); `"sizes"` (the sizes
+        `best_epoch`, `stopped_early`, `val_loss` per epoch, `train_seconds`); `"sizes"` (the sizes
         run, in photos); `"plan"`; `"stopping"` (the study's patience and
         maximum epochs); `"num_test_images"`; `"num_train_photos"` (the
         training split's); `"seconds"` (wall time).
