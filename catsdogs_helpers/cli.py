@@ -80,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
         "scores every point once on the whole test split, and writes sweep.json, sweep.png and "
         "sweep.md into --output. Interrupted (Ctrl-C), the same command reuses the finished points.\n\n"
         f"presets:\n{presets}\n\n"
-        "Each preset has its own subset sizes and seeds (quick: 100, 250, 500 and 1,000 photos, one seed; "
+        "Each preset has its own subset sizes and seeds (quick: 100, 300 and 1,000 photos, one seed; "
         "default: up to the whole split, two seeds); benchmarks/results/sweep.md gives measured times.",
         epilog="example: catsdogs sweep --preset quick --data path/to/photos --output outputs/sweep",
     )

@@ -191,11 +191,14 @@ def describe_sweep(sweep: dict[str, object]) -> list[str]:
     """Returns the sweep's section of a report, as markdown lines: what was run, the tables, the figure."""
     plan = sweep["plan"]
     seeds = f"{plan['num_seeds']} seed{'s' if plan['num_seeds'] > 1 else ''}"
+    how = "Each point trained for a fixed budget (an earlier version's sweep)."
+    if "stopping" in sweep:
+        how = describe_rule(sweep)
     lines = [
         "## How much data each approach needs",
         "",
         f"Each approach trained on class-balanced subsets of the training split (each inside the next; {seeds}) and",
-        f"scored once on the same {sweep['num_test_images']} test photos. {describe_rule(sweep)}",
+        f"scored once on the same {sweep['num_test_images']} test photos. {how}",
         "",
         "Test accuracy (95% Wilson interval for the test split's size) and training time per point:",
         "",

@@ -172,6 +172,12 @@ def test_the_report_states_the_rule_and_how_each_point_stopped():
     assert "not improved for 8 epochs, at most 55 (scratch), 20 (the head) or 3 (fine-tuning)" in text
     assert "| 100 (80 + 20) | 12 / 21; 12 / 22 |" in text  # Stopped early: no star.
     assert "| 1,000 (800 + 200) | 12 / 21*; 12 / 22* |" in text  # Ran up to the cap.
+    earlier = fake_sweep()  # A sweep.json from before the rule (a report rewritten into an old folder).
+    del earlier["stopping"]
+    for point in earlier["points"]:
+        del point["best_epoch"]
+    text = "\n".join(report.describe_sweep(earlier))
+    assert "fixed budget" in text and "Epochs per point" not in text
 
 
 def test_the_figure_shows_accuracy_and_time_against_photos_on_log_scales(tmp_path):
