@@ -76,11 +76,12 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="How much data each approach needs: trains the CNN from scratch, the frozen MobileNetV2's "
         "head (on cached features) and the fine-tuned model on class-balanced subsets of the training split, each "
-        "inside the next, scores every point on the whole test split, and writes sweep.json, sweep.png and "
+        "inside the next, each trained until a validation part carved from the subset (20%) stops improving, "
+        "scores every point once on the whole test split, and writes sweep.json, sweep.png and "
         "sweep.md into --output. Interrupted (Ctrl-C), the same command reuses the finished points.\n\n"
         f"presets:\n{presets}\n\n"
-        "Each preset has its own subset sizes, seeds and epoch budgets (quick: 100, 250, 500 and 1,000 photos, "
-        "one seed, under 30 minutes on 2 CPU cores; default: up to the whole split, two seeds).",
+        "Each preset has its own subset sizes and seeds (quick: 100, 300 and 1,000 photos, one seed; "
+        "default: up to the whole split, two seeds); benchmarks/results/sweep.md gives measured times.",
         epilog="example: catsdogs sweep --preset quick --data path/to/photos --output outputs/sweep",
     )
     add_study_options(sweep)
@@ -89,8 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument(
         "--sizes",
         default=None,
-        help="training photos per subset, comma-separated and increasing; 0 (last) for the whole split. "
-        "Default: the preset's",
+        help="photos per subset (its training and validation parts together), comma-separated and increasing, "
+        "at least 6; 0 (last) for the whole split. Default: the preset's",
     )
     sweep.add_argument("--seeds", type=int, default=None, help="repeats of every point. Default: the preset's")
 

@@ -353,21 +353,27 @@ def plot_grad_cam(
 _SWEEP_MARKERS = ("o", "s", "^", "D")
 
 
-def plot_sweep(summary: Sequence[Mapping[str, object]], points: Sequence[Mapping[str, object]] = ()) -> Figure:
-    """Plots test accuracy and training time against training photos, one line per approach.
+def plot_sweep(
+    summary: Sequence[Mapping[str, object]], points: Sequence[Mapping[str, object]] = (), title: str | None = None
+) -> Figure:
+    """Plots test accuracy and training time against the photos of each subset, one line per approach.
 
     Args:
         summary: Rows of `sweep.summarize_sweep`: `approach`, `size`, `accuracy`,
             `accuracy_interval` (95%, fractions) and `train_seconds` per approach and size.
         points: The sweep's single points (one per seed); with more than one
             seed per size, each is drawn as a faint dot. Defaults to `()`.
+        title: A title over both panels (what was run, on what), or `None`. Defaults to `None`.
 
     Returns:
-        The figure: accuracy (%, with the intervals as error bars) on the left,
-        training time (s) on the right; both against training photos on a log scale.
+        The figure: accuracy (%, with the intervals as error bars, each value
+        written by its bar) on the left, training time (s) on the right; both against the subset's photos
+        (its training and validation parts together) on a log scale.
     """
     approaches = list(dict.fromkeys(str(row["approach"]) for row in summary))
     palette = _colors_for(approaches, None)
+    means = {name: np.mean([row["accuracy"] for row in summary if row["approach"] == name]) for name in approaches}
+    top = max(approaches, key=means.get)  # Its values are written above its points, the others' below.
     figure = _Figure(figsize=(11, 4.2), layout="constrained")
     accuracy_ax, time_ax = figure.subplots(1, 2)
     for index, approach in enumerate(approaches):
@@ -382,6 +388,11 @@ def plot_sweep(summary: Sequence[Mapping[str, object]], points: Sequence[Mapping
         color = palette[approach]
         accuracy_ax.errorbar(shifted, accuracy, yerr=[accuracy - interval[:, 0], interval[:, 1] - accuracy],
                              color=color, marker=marker, capsize=3, label=approach)  # fmt: skip
+        for x, value, (low, high) in zip(shifted, accuracy, interval):
+            above = approach == top
+            accuracy_ax.annotate(f"{value:.1f}", (x, high if above else low), xytext=(0, 3 if above else -3),
+                                 textcoords="offset points", ha="center", va="bottom" if above else "top",
+                                 fontsize=8, color=color)  # fmt: skip
         own = [point for point in points if point["approach"] == approach]
         if len(own) > len(rows):
             accuracy_ax.scatter([p["size"] for p in own], [100 * p["accuracy"] for p in own], s=12,
@@ -390,10 +401,13 @@ def plot_sweep(summary: Sequence[Mapping[str, object]], points: Sequence[Mapping
     all_sizes = sorted({row["size"] for row in summary})
     for ax in (accuracy_ax, time_ax):
         ax.set_xscale("log")
-        ax.set_xlabel("training photos (log scale)")
+        ax.set_xlabel("photos in the subset, training + validation parts (log scale)")
         ax.grid(alpha=0.3, which="major")
         ax.set_xticks(all_sizes, [f"{size:,}" for size in all_sizes])
         ax.xaxis.set_minor_locator(NullLocator())
+    lows = [100 * row["accuracy_interval"][0] for row in summary]
+    highs = [100 * row["accuracy_interval"][1] for row in summary]
+    accuracy_ax.set_ylim(min(lows) - 4, max(highs) + 2.5)  # Room for the values written below and above the bars.
     accuracy_ax.set_ylabel("test accuracy (%)")
     accuracy_ax.set_title("Test accuracy (bars: 95% interval for the test split's size)", fontsize=11)
     time_ax.set_yscale("log")
@@ -401,9 +415,11 @@ def plot_sweep(summary: Sequence[Mapping[str, object]], points: Sequence[Mapping
     time_ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))  # 100, not 10^2.
     time_ax.yaxis.set_minor_formatter(NullFormatter())
     time_ax.set_ylabel("training time (s, log scale)")
-    time_ax.set_title("Training time per point", fontsize=11)
+    time_ax.set_title("Training time per point (finetuned: the head's included)", fontsize=11)
     handles, labels = accuracy_ax.get_legend_handles_labels()
     figure.legend(handles, labels, loc="outside lower center", ncols=max(1, len(labels)), frameon=False)
+    if title:
+        figure.suptitle(title, fontsize=11)
     return figure
 
 

@@ -114,9 +114,10 @@ def summarize_sweep(sweep: dict[str, object]) -> list[dict[str, object]]:
 
 
 def format_sweep_table(sweep: dict[str, object]) -> str:
-    """Returns a markdown table: one row per size, test accuracy (95% interval) and training time per approach."""
+    """Returns a markdown table: one row per subset size (training and validation parts together), test accuracy
+    (95% interval) and training time per approach."""
     rows = {(row["approach"], row["size"]): row for row in summarize_sweep(sweep)}
-    header = "| training photos | " + " | ".join(f"{name} | time" for name in MODEL_NAMES) + " |"
+    header = "| photos in the subset | " + " | ".join(f"{name} | time" for name in MODEL_NAMES) + " |"
     lines = [header, "|---:|" + "---:|---:|" * len(MODEL_NAMES)]
     for size in sweep["sizes"]:
         cells = []
@@ -147,21 +148,64 @@ def write_sweep(output_dir: str | os.PathLike, sweep: dict[str, object], figure:
     return write_text_atomically(output / "sweep.md", "\n".join(describe_sweep(sweep)) + "\n")
 
 
+def format_sweep_epochs(sweep: dict[str, object]) -> str:
+    """Returns a markdown table of how each point stopped: epochs run, the best (kept) epoch, early or at the cap.
+
+    A cell reads `best / run` epochs per seed, with `*` where training ran up to its cap instead of stopping early;
+    the fine-tuned model's epochs are its own (the head's are the transfer column's).
+    """
+    lines = ["| photos (train + validation) | " + " | ".join(MODEL_NAMES) + " |", "|---:|" + "---:|" * len(MODEL_NAMES)]
+    for size in sweep["sizes"]:
+        points = [p for p in sweep["points"] if p["size"] == size]
+        if not points:
+            continue
+        cells = []
+        for approach in MODEL_NAMES:
+            own = sorted((p for p in points if p["approach"] == approach), key=lambda p: p["seed"])
+            runs = [f"{p['best_epoch']} / {p['epochs']}{'' if p['stopped_early'] else '*'}" for p in own]
+            cells.append("; ".join(runs) or "–")
+        parts = f"{points[0]['num_train']:,} + {points[0]['num_validation']:,}"
+        lines.append(f"| {size:,} ({parts}) | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def describe_rule(sweep: Mapping[str, object]) -> str:
+    """Returns how the sweep's points trained (its plan's `TrainingRule` and the study's epochs) in one paragraph."""
+    rule, stopping = sweep["plan"]["rule"], sweep["stopping"]
+    caps = stopping["max_epochs"]
+    minimum = rule["min_epoch_photos"]
+    epoch = f"a pass over the training part or {minimum} photos, whichever is more"
+    if minimum is None:
+        epoch = f"as many photos as the whole training split holds ({sweep['num_train_photos']:,}, the study's epoch)"
+    return (
+        f"Each subset is split, class by class, into {100 * rule['validation_fraction']:.0f}% for validation (at "
+        f"least {rule['min_validation_per_class']} photos per class) and the rest for training. An epoch is {epoch}, "
+        f"the training part repeated as needed. Each approach trains with the study's recipe until the validation "
+        f"loss has not improved for {stopping['patience']} epochs, at most {caps['scratch']} (scratch), "
+        f"{caps['transfer']} (the head) or {caps['finetuned']} (fine-tuning) epochs, and keeps its best epoch's "
+        "weights."
+    )
+
+
 def describe_sweep(sweep: dict[str, object]) -> list[str]:
-    """Returns the sweep's section of a report, as markdown lines: what was run, the table, the figure."""
+    """Returns the sweep's section of a report, as markdown lines: what was run, the tables, the figure."""
     plan = sweep["plan"]
     seeds = f"{plan['num_seeds']} seed{'s' if plan['num_seeds'] > 1 else ''}"
-    return [
+    how = "Each point trained for a fixed budget (an earlier version's sweep)."
+    if "stopping" in sweep:
+        how = describe_rule(sweep)
+    lines = [
         "## How much data each approach needs",
         "",
         f"Each approach trained on class-balanced subsets of the training split (each inside the next; {seeds}) and",
-        f"scored on the same {sweep['num_test_images']} test photos; fixed epoch budgets, last weights, no validation.",
+        f"scored once on the same {sweep['num_test_images']} test photos. {how}",
+        "",
         "Test accuracy (95% Wilson interval for the test split's size) and training time per point:",
         "",
         format_sweep_table(sweep),
         "",
-        f"![sweep]({SWEEP_FIGURE}.png)",
-        "",
-        f"The whole sweep took {sweep['seconds'] / 60:.1f} min.",
-        "",
     ]
+    if all("best_epoch" in point for point in sweep["points"]):
+        lines += ["Epochs per point, best (kept) / run; `*`: ran up to its cap, not stopped early:", "",
+                  format_sweep_epochs(sweep), ""]  # fmt: skip
+    return [*lines, f"![sweep]({SWEEP_FIGURE}.png)", "", f"The whole sweep took {sweep['seconds'] / 60:.1f} min.", ""]

@@ -2,31 +2,32 @@
 
 Transfer learning's advantage should be largest with few photos.
 `sweep_training_sizes` trains the CNN from scratch, the frozen MobileNetV2's
-head (on cached features) and the fine-tuned model on class-balanced subsets of the training split (100, 250,
-500, ... photos, each subset inside the next), scores every point on the same
-whole test split, and draws accuracy against training photos (`sweep.png`).
+head (on cached features) and the fine-tuned model on class-balanced subsets of the training split (100, 300,
+1,000, ... photos, each subset inside the next), scores every point on the same
+whole test split, and draws accuracy against the subsets' photos (`sweep.png`).
 
-Every point trains for a fixed budget and keeps its last weights: no
-validation split, no early stopping, so no photo outside the subset shapes the
-point, and the test split is scored once per point. Epochs per point follow an
-`EpochBudget`: small subsets get more epochs, up to a cap. The frozen base's
-features are computed once, for the training photos some point trains on and
+Every point is trained as a user with that many photos would train it, to
+convergence (`TrainingRule`): the subset is split into a training part and a
+validation part (stratified); each approach trains with the study's recipe
+(optimizer, learning rate and its schedule, augmentation, dropout, weights),
+its maximum epochs and patience, an epoch being the study's, until the
+validation part's loss stops improving, and keeps its best epoch's weights. No photo outside the
+subset shapes a point, and the test split is scored once per point. The
+frozen base's features are computed once, for the photos some point uses and
 for the test split; the head then trains in seconds, and fine-tuning starts
 from that head, as in the study. Models are built on one device (no
 `MirroredStrategy`, unlike the study's stages).
 
 Each finished point is written to `sweep/points/` with what identifies it (a
-manifest, as the study's stages have): an interrupted sweep rerun into the same
-folder skips the points it already has.
+manifest, as the study's stages have, the rule's settings included): an
+interrupted sweep rerun into the same folder skips the points it already has.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import time
-from collections.abc import Sequence
 from pathlib import Path
 
 import keras
@@ -37,197 +38,26 @@ from catsdogs_helpers import features, models, runtime, study
 from catsdogs_helpers.config import StudyConfig, depends_on
 from catsdogs_helpers.data import ImageSplits
 from catsdogs_helpers.digests import hash_file, hash_json
-from catsdogs_helpers.errors import InputError
 from catsdogs_helpers.evaluation import compute_test_metrics
 from catsdogs_helpers.output_lock import write_text_atomically
 from catsdogs_helpers.plots import plot_sweep
 from catsdogs_helpers.report import REPORT_FILE, RESULTS_FILE, format_sweep_table, summarize_sweep, write_sweep
 from catsdogs_helpers.results import load_results
+from catsdogs_helpers.sweep_plan import SWEEP_PLANS, SweepPlan, TrainingRule, choose_subsets, fit_sizes, get_sweep_plan
+
+__all__ = [  # With what the notebook and the command line take from here: the plans and the sweep's files.
+    "SWEEP_PLANS", "SweepPlan", "TrainingRule", "build_point_manifest", "choose_subsets", "fit_sizes",
+    "format_sweep_table", "get_sweep_plan", "run_sweep", "summarize_sweep", "sweep_training_sizes", "write_sweep",
+]  # fmt: skip
 
 
-@dataclasses.dataclass(frozen=True)
-class EpochBudget:
-    """Epochs per point: `ceil(photo_epochs / num_photos)`, between `min_epochs` and `max_epochs`.
+def _subset_dataset(
+    splits: ImageSplits, indices: np.ndarray, batch_size: int, seed: int | None, repeat: bool = False
+) -> tf.data.Dataset:
+    """Batches of the training photos at `indices`: in the split's order, or reshuffled every pass with a seed.
 
-    A fixed number of photo-epochs (photos seen in training) per point gives
-    small subsets more epochs, so each point trains to a comparable extent
-    at a bounded cost; the cap keeps the smallest subsets from training for ever.
+    With `repeat`, the photos repeat without end (reshuffled every pass), for `model.fit(steps_per_epoch=...)`.
     """
-
-    photo_epochs: int
-    min_epochs: int
-    max_epochs: int
-
-    def epochs_for(self, num_photos: int) -> int:
-        """Returns the epochs a subset of `num_photos` photos trains for."""
-        return max(self.min_epochs, min(self.max_epochs, math.ceil(self.photo_epochs / num_photos)))
-
-
-@dataclasses.dataclass(frozen=True)
-class SweepPlan:
-    """What a sweep trains.
-
-    Attributes:
-        sizes: Training photos per subset, increasing; `0` means the whole
-            training split. Sizes larger than the training split allows
-            (class-balanced) are left out.
-        num_seeds: Repeats of every point, each with its own subsets and seed.
-        scratch: Epoch budget of the CNN from scratch.
-        head: Epoch budget of the frozen model's head (on cached features).
-        fine_tune: Epoch budget of fine-tuning.
-    """
-
-    sizes: tuple[int, ...]
-    num_seeds: int
-    scratch: EpochBudget
-    head: EpochBudget
-    fine_tune: EpochBudget
-
-    def replace(self, **changes: object) -> SweepPlan:
-        """Returns a copy with some fields changed."""
-        return dataclasses.replace(self, **changes)
-
-
-# The quick plan is made for a CPU (measured: benchmarks/results/sweep.md); default goes to the whole split.
-SWEEP_PLANS = {
-    "default": SweepPlan(
-        sizes=(100, 250, 500, 1000, 2500, 5000, 0),
-        num_seeds=2,
-        scratch=EpochBudget(150_000, 10, 150),
-        head=EpochBudget(40_000, 20, 200),
-        fine_tune=EpochBudget(30_000, 3, 30),
-    ),
-    "quick": SweepPlan(
-        sizes=(100, 250, 500, 1000),
-        num_seeds=1,
-        scratch=EpochBudget(12_000, 10, 60),
-        head=EpochBudget(40_000, 20, 200),
-        fine_tune=EpochBudget(1_500, 2, 15),
-    ),
-    "smoke": SweepPlan(
-        sizes=(8, 16),
-        num_seeds=1,
-        scratch=EpochBudget(16, 1, 1),
-        head=EpochBudget(16, 1, 1),
-        fine_tune=EpochBudget(16, 1, 1),
-    ),
-}
-
-
-def get_sweep_plan(preset: str, sizes: Sequence[int] | None = None, num_seeds: int | None = None) -> SweepPlan:
-    """Returns a preset's sweep plan, with its sizes or number of seeds changed.
-
-    Args:
-        preset: `"default"`, `"quick"` or `"smoke"`.
-        sizes: Training photos per subset (at least 2, increasing; `0` for the
-            whole split), or `None` for the preset's. Defaults to `None`.
-        num_seeds: Repeats of every point, or `None` for the preset's. Defaults to `None`.
-
-    Returns:
-        A `SweepPlan`.
-
-    Raises:
-        InputError: If the preset is unknown, or `sizes` or `num_seeds` is invalid.
-    """
-    if preset not in SWEEP_PLANS:
-        raise InputError(f"Unknown preset: expected one of {tuple(SWEEP_PLANS)}. Received: preset={preset!r}")
-    plan = SWEEP_PLANS[preset]
-    if sizes is not None:
-        sizes = tuple(int(size) for size in sizes)
-        positive = [size for size in sizes if size != 0]
-        if not sizes or any(size < 0 for size in sizes) or positive != sorted(set(positive)) or sizes.count(0) > 1:
-            raise InputError(
-                "sizes must be positive, distinct and increasing numbers of training photos (0, last, for the "
-                f"whole training split), e.g. 100,250,500. Received: sizes={','.join(map(str, sizes))}"
-            )
-        if 0 in sizes and sizes[-1] != 0:
-            raise InputError(f"0 (the whole training split) must come last. Received: sizes={sizes}")
-        if positive and positive[0] < 2:
-            raise InputError(
-                f"A class-balanced subset needs at least 2 training photos (one of each class); {positive[0]} would "
-                f"train on one class only. Pass sizes of 2 or more. Received: sizes={','.join(map(str, sizes))}"
-            )
-        plan = plan.replace(sizes=sizes)
-    if num_seeds is not None:
-        if not isinstance(num_seeds, int) or num_seeds < 1:
-            raise InputError(f"num_seeds must be a positive integer. Received: num_seeds={num_seeds!r}")
-        plan = plan.replace(num_seeds=num_seeds)
-    return plan
-
-
-def choose_subsets(labels: np.ndarray, sizes: Sequence[int], seed: int) -> list[np.ndarray]:
-    """Chooses nested, class-balanced subsets of a split's photos.
-
-    Each class's photos are put in a seeded random order; a subset of `n`
-    photos takes the first `n // k` of every one of the `k` classes (the first
-    `n % k` classes one more), so every subset holds the previous one. Size `0`
-    is the whole split, as it is (not balanced).
-
-    Args:
-        labels: The split's labels in order, int, shape `(N,)`.
-        sizes: Subset sizes, increasing; `0` (last) for the whole split.
-        seed: Seed of the order.
-
-    Returns:
-        One sorted int64 index array per size.
-
-    Raises:
-        InputError: If a class has too few photos for a size.
-    """
-    labels = np.asarray(labels)
-    rng = np.random.default_rng(seed)
-    classes = np.unique(labels)
-    orders = [rng.permutation(np.flatnonzero(labels == label)) for label in classes]
-    subsets = []
-    for size in sizes:
-        if size == 0:
-            subsets.append(np.arange(len(labels), dtype=np.int64))
-            continue
-        takes = [size // len(classes) + (index < size % len(classes)) for index in range(len(classes))]
-        if any(take > len(order) for take, order in zip(takes, orders)):
-            counts = ", ".join(f"class {label}: {len(order)}" for label, order in zip(classes, orders))
-            raise InputError(
-                f"A class-balanced subset of {size} training photos needs {max(takes)} of each class; the training "
-                f"split has {counts}. Choose smaller sizes. Received: sizes={tuple(sizes)}"
-            )
-        subsets.append(np.sort(np.concatenate([order[:take] for take, order in zip(takes, orders)])))
-    return subsets
-
-
-def fit_sizes(plan: SweepPlan, labels: np.ndarray) -> tuple[tuple[int, ...], list[str]]:
-    """Returns the plan's sizes that the training split can hold, class-balanced, and what was left out and why.
-
-    A size larger than the class-balanced split is left out; `0` (the whole
-    split) is left out when the largest size kept already is the whole split.
-
-    Raises:
-        InputError: If none of the plan's sizes fits.
-    """
-    counts = np.bincount(np.asarray(labels))
-    counts = counts[counts > 0]
-    largest, total = int(counts.min()) * len(counts), len(labels)
-    sizes = tuple(size for size in plan.sizes if size == 0 or size <= largest)
-    if not sizes:
-        raise InputError(
-            f"The training split holds {total} photos ({largest} class-balanced): too few for the sweep's "
-            f"smallest subset of {min(plan.sizes)}. Pass smaller sizes, e.g. --sizes {max(2, largest // 4)},"
-            f"{max(2, largest // 2)}. Received: sizes={plan.sizes}"
-        )
-    notes = []
-    left_out = [str(size) for size in plan.sizes if size not in sizes]
-    if left_out:
-        notes.append(f"{', '.join(left_out)} left out: the training split holds {total} photos, {largest} "
-                     "class-balanced (pass sizes up to that, or 0 for the whole split)")  # fmt: skip
-    if len(sizes) > 1 and sizes[-1] == 0 and sizes[-2] == total:
-        sizes = sizes[:-1]
-        notes.append(f"0 (the whole split) left out: it is the subset of {total} photos already in the list")
-    elif sizes[-1] == 0:
-        notes.append(f"0 stands for the whole split: {total} photos{', not class-balanced' * (total != largest)}")
-    return sizes, notes
-
-
-def _subset_dataset(splits: ImageSplits, indices: np.ndarray, batch_size: int, seed: int | None) -> tf.data.Dataset:
-    """Batches of the training photos at `indices`, in the split's order, or reshuffled every epoch with a seed."""
     mask = np.zeros(splits.num_images("train"), dtype=bool)
     mask[indices] = True
     mask = tf.constant(mask)
@@ -238,11 +68,12 @@ def _subset_dataset(splits: ImageSplits, indices: np.ndarray, batch_size: int, s
         .map(lambda index, item: item)
     )
     dataset = dataset.apply(tf.data.experimental.assert_cardinality(len(indices)))  # Keras then knows an epoch's end.
-    if seed is None:
-        return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
     if len(indices) < splits.num_images("train"):
         dataset = dataset.cache()  # The subset only: a pass then reads these photos, not the whole split.
-    dataset = dataset.shuffle(len(indices), seed=seed, reshuffle_each_iteration=True)
+    if seed is not None:
+        dataset = dataset.shuffle(len(indices), seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        dataset = dataset.repeat()
     return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
@@ -254,26 +85,43 @@ def _score(logits: np.ndarray, labels: np.ndarray) -> dict[str, object]:
             "accuracy_interval": metrics["accuracy_interval"]}  # fmt: skip
 
 
-def _fit(model: keras.Model, dataset, epochs: int, verbose: int) -> float:
+def _fit(
+    model: keras.Model,
+    train: tf.data.Dataset,
+    validation: tf.data.Dataset,
+    epochs: int,
+    steps: int | None,
+    patience: int,
+    verbose: int,
+) -> dict[str, object]:
+    """Trains until the validation loss stops improving (at most `epochs`); keeps the best epoch's weights.
+
+    Returns:
+        `{"epochs", "best_epoch", "stopped_early", "train_seconds", "val_loss"}`: epochs counted from 1,
+        `val_loss` the validation loss after each epoch.
+    """
+    stopping = keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True)
     start = time.perf_counter()
-    model.fit(dataset, epochs=epochs, shuffle=False, verbose=verbose)  # tf.data shuffles.
-    return time.perf_counter() - start
+    history = model.fit(train, validation_data=validation, epochs=epochs, steps_per_epoch=steps, shuffle=False,
+                        callbacks=[stopping], verbose=verbose)  # fmt: skip  # tf.data shuffles.
+    return {"epochs": len(history.history["loss"]), "best_epoch": stopping.best_epoch + 1,
+            "stopped_early": stopping.stopped_epoch > 0, "train_seconds": time.perf_counter() - start,
+            "val_loss": [float(value) for value in history.history["val_loss"]]}  # fmt: skip
 
 
 def build_point_manifest(config: StudyConfig, plan: SweepPlan, splits: ImageSplits) -> dict[str, object]:
     """Returns what identifies a sweep's points, so that a rerun reuses only points trained the same way.
 
     Like a study stage's manifest (`study.build_stage_manifest`): the settings
-    the points depend on (`config.depends_on("sweep")`; a weights file named by its SHA-256),
-    the plan's epoch budgets, the splits' content key and the library versions.
+    the points depend on (`config.depends_on("sweep")`, the study's epochs and patience among them; a weights
+    file named by its SHA-256), the plan's `TrainingRule`, the splits' content key and the library versions.
     """
     settings: dict[str, object] = {name: getattr(config, name) for name in depends_on("sweep")}
     if settings["weights"] not in (None, "imagenet"):
         settings["weights"] = f"sha256:{hash_file(str(config.weights))}"
-    budgets = {name: dataclasses.asdict(getattr(plan, name)) for name in ("scratch", "head", "fine_tune")}
     return {
         "settings": settings,
-        "budgets": budgets,
+        "rule": dataclasses.asdict(plan.rule),
         "data": splits.content_key,
         "versions": runtime.describe_training_versions(),
     }
@@ -287,12 +135,13 @@ def sweep_training_sizes(
 ) -> dict[str, object]:
     """Trains the three approaches on nested subsets of the training split and scores each on the test split.
 
-    For every seed (`config.seed + i`) and subset size: the frozen model's
-    head trains on the subset's cached features (`plan.head` epochs), fine-tuning
-    continues from that head on the subset's photos (`plan.fine_tune` epochs,
-    from base layer `config.fine_tune_at`), and the CNN from scratch trains on
-    the same photos (`plan.scratch` epochs, cosine decay). Augmentation,
-    learning rates, dropout and weights are the study's (`config`).
+    For every seed (`config.seed + i`) and subset size, the subset is split
+    into a training and a validation part (`plan.rule`); the frozen model's
+    head trains on the parts' cached features, fine-tuning continues from that
+    head on the parts' photos (from base layer `config.fine_tune_at`), and the
+    CNN from scratch trains on the same photos (cosine decay over its cap); each
+    until the validation loss stops improving (see `TrainingRule`).
+    Augmentation, learning rates, dropout and weights are the study's (`config`).
 
     Args:
         config: The study's settings (`get_config(...)`); its preset picks the
@@ -305,8 +154,11 @@ def sweep_training_sizes(
     Returns:
         The sweep's results (what `sweep.json` holds): `"points"`, one dict per
         approach, size and seed (`accuracy`, `num_correct`, `num_images`,
-        `accuracy_interval`, `epochs`, `train_seconds`); `"sizes"` (the sizes
-        run, in photos); `"plan"`; `"num_test_images"`; `"seconds"` (wall time).
+        `accuracy_interval`, `num_train`, `num_validation`, `epoch_photos`, `epochs`,
+        `best_epoch`, `stopped_early`, `val_loss` per epoch, `train_seconds`); `"sizes"` (the sizes
+        run, in photos); `"plan"`; `"stopping"` (the study's patience and
+        maximum epochs); `"num_test_images"`; `"num_train_photos"` (the
+        training split's); `"seconds"` (wall time).
 
     Raises:
         InputError: If the training split is too small for every size of the plan.
@@ -328,12 +180,15 @@ def sweep_training_sizes(
                                train_labels, verbose)  # fmt: skip
     num_train = len(train_labels)
     described = ", ".join(str(size or num_train) for size in sizes)
-    print(f"[sweep] subsets of {described} training photos, {plan.num_seeds} seed(s); each point scored on "
-          f"{len(cached.test_labels)} test photos.", flush=True)  # fmt: skip
+    print(f"[sweep] subsets of {described} photos of the training split ({100 * plan.rule.validation_fraction:.0f}% "
+          f"of each to validate on), {plan.num_seeds} seed(s); each point scored once on {len(cached.test_labels)} "
+          "test photos.", flush=True)  # fmt: skip
     points: list[dict[str, object]] = []
     for seed in seeds:
         for indices in subsets[seed]:
-            key = {"size": len(indices), "seed": seed, "indices": hash_json(indices.tolist())}
+            parts = plan.rule.split(train_labels, indices, seed)
+            key = {"size": len(indices), "seed": seed, "indices": hash_json(indices.tolist()),
+                   "validation": hash_json(parts[1].tolist())}  # fmt: skip
             path = points_dir / f"{key['size']}-seed{seed}.json"
             identity = json.loads(json.dumps({**manifest, **key}))
             saved = _read_point(path)
@@ -341,17 +196,23 @@ def sweep_training_sizes(
                 print(f"[sweep] {key['size']} photos, seed {seed}: reusing the finished point in {path}", flush=True)
                 points += saved["points"]
                 continue
-            found = _train_point(config, plan, splits, cached, indices, key, verbose)
+            found = _train_point(config, plan.rule, splits, cached, parts, key, verbose)
             write_text_atomically(path, json.dumps({"manifest": identity, "points": found}, indent=1))
             points += found
     return {
         "points": points,
         "sizes": [size or num_train for size in sizes],
         "plan": dataclasses.asdict(plan),
+        "stopping": {"patience": config.patience, "max_epochs": _max_epochs(config)},
         "num_test_images": len(cached.test_labels),
+        "num_train_photos": num_train,
         "class_names": list(splits.class_names),
         "seconds": time.perf_counter() - start,
     }
+
+
+def _max_epochs(config: StudyConfig) -> dict[str, int]:
+    return {"scratch": config.scratch_epochs, "transfer": config.transfer_epochs, "finetuned": config.fine_tune_epochs}
 
 
 def _read_point(path: Path) -> dict[str, object]:
@@ -402,65 +263,69 @@ def _compute_features(
 
 def _train_point(
     config: StudyConfig,
-    plan: SweepPlan,
+    rule: TrainingRule,
     splits: ImageSplits,
     cached: _CachedFeatures,
-    indices: np.ndarray,
+    parts: tuple[np.ndarray, np.ndarray],
     key: dict[str, object],
     verbose: int,
 ) -> list[dict[str, object]]:
-    """Trains and scores the three approaches on one subset (one point each)."""
-    size, seed = len(indices), int(key["seed"])
+    """Trains and scores the three approaches on one subset (one point each), split into training and validation."""
+    (train, validation), seed, batch_size = parts, int(key["seed"]), config.batch_size
+    epoch_photos = rule.epoch_photos(len(train), len(cached.train_labels))
+    steps = rule.steps_per_epoch(len(train), len(cached.train_labels), batch_size)
+    repeated = epoch_photos > len(train)
+    fit_steps = steps if repeated else None  # None: an epoch is one pass over the part, as Keras counts it.
     runtime.set_seeds(seed)
-    images = _subset_dataset(splits, indices, config.batch_size, seed)
+    images = _subset_dataset(splits, train, batch_size, seed, repeat=repeated)
+    validation_images = _subset_dataset(splits, validation, batch_size, None)
     test_images = splits.test.map(lambda batch, labels: batch)
-    augmentation = models.build_augmentation(seed, config.augmentation_strength)
+    sizes = {"num_train": len(train), "num_validation": len(validation), "epoch_photos": epoch_photos}
 
-    def point(approach: str, epochs: int, seconds: float, logits: np.ndarray) -> dict[str, object]:
-        found = {"approach": approach, **key, "epochs": epochs, "train_seconds": seconds,
-                 **_score(logits, cached.test_labels)}  # fmt: skip
+    def point(approach: str, fitted: dict[str, object], logits: np.ndarray) -> dict[str, object]:
+        found = {"approach": approach, **key, **sizes, **fitted, **_score(logits, cached.test_labels)}
         _say(found)
         return found
 
-    # The frozen model: its head on the subset's cached features (their cost counted per photo).
+    # The frozen model: its head on the parts' cached features (their cost counted per photo).
+    augmentation = models.build_augmentation(seed, config.augmentation_strength)
     model = models.build_transfer_model(config.image_size, config.weights, config.alpha, config.dropout, augmentation)
     head = models.compile_model(features.build_head(model), config.transfer_learning_rate)
-    head_epochs = plan.head.epochs_for(size)
-    head_data = (
-        tf.data.Dataset.from_tensor_slices((cached.train_features[indices], cached.train_labels[indices]))
-        .shuffle(size, seed=seed, reshuffle_each_iteration=True)
-        .batch(config.batch_size)
-    )
-    head_seconds = _fit(head, head_data, head_epochs, 0) + cached.seconds_per_photo * size
-    found = [point("transfer", head_epochs, head_seconds, head.predict(cached.test_features, verbose=0))]
+    head_data = tf.data.Dataset.from_tensor_slices((cached.train_features[train], cached.train_labels[train]))
+    head_data = head_data.shuffle(len(train), seed=seed, reshuffle_each_iteration=True)
+    head_data = (head_data.repeat() if repeated else head_data).batch(batch_size)
+    head_validation = (cached.train_features[validation], cached.train_labels[validation])
+    head_validation = tf.data.Dataset.from_tensor_slices(head_validation).batch(batch_size)
+    fitted = _fit(head, head_data, head_validation, config.transfer_epochs, fit_steps, config.patience, 0)
+    fitted["train_seconds"] += cached.seconds_per_photo * (len(train) + len(validation))
+    found = [point("transfer", fitted, head.predict(cached.test_features, verbose=0))]
 
-    # Fine-tuning, from that head, on the subset's photos.
-    models.unfreeze_base(model, fine_tune_at=config.fine_tune_at)
-    models.compile_model(model, config.fine_tune_learning_rate)
-    epochs = plan.fine_tune.epochs_for(size)
-    seconds = head_seconds + _fit(model, images, epochs, verbose)
-    found.append(point("finetuned", head_epochs + epochs, seconds, model.predict(test_images, verbose=0)))
+    if config.fine_tune_epochs:  # Fine-tuning, from that head, on the parts' photos (0 epochs: none, as in the study).
+        models.unfreeze_base(model, fine_tune_at=config.fine_tune_at)
+        models.compile_model(model, config.fine_tune_learning_rate)
+        tuned = _fit(model, images, validation_images, config.fine_tune_epochs, fit_steps, config.patience, verbose)
+        tuned["head_epochs"] = fitted["epochs"]
+        tuned["train_seconds"] += fitted["train_seconds"]  # The head's time included, as in the study.
+        found.append(point("finetuned", tuned, model.predict(test_images, verbose=0)))
 
     # The CNN from scratch, on the same photos.
-    epochs = plan.scratch.epochs_for(size)
     augmentation = models.build_augmentation(seed, config.augmentation_strength)
     model = models.build_scratch_cnn(config.image_size, config.scratch_image_size, dropout=config.scratch_dropout,
                                      augmentation=augmentation)  # fmt: skip
-    decay_steps = epochs * math.ceil(size / config.batch_size)
-    models.compile_model(
-        model, config.scratch_learning_rate, decay_steps=decay_steps, weight_decay=config.scratch_weight_decay
-    )
-    seconds = _fit(model, images, epochs, verbose)
-    found.append(point("scratch", epochs, seconds, model.predict(test_images, verbose=0)))
+    models.compile_model(model, config.scratch_learning_rate, decay_steps=config.scratch_epochs * steps,
+                         weight_decay=config.scratch_weight_decay)  # fmt: skip
+    fitted = _fit(model, images, validation_images, config.scratch_epochs, fit_steps, config.patience, verbose)
+    found.append(point("scratch", fitted, model.predict(test_images, verbose=0)))
     return found
 
 
 def _say(point: dict[str, object]) -> None:
     low, high = point["accuracy_interval"]
     included = " (the head's included)" if point["approach"] == "finetuned" else ""
+    how = "stopped early" if point["stopped_early"] else "the cap"
     print(f"[sweep] {point['size']} photos, seed {point['seed']}, {point['approach']}: "
-          f"{100 * point['accuracy']:.1f}% ({100 * low:.1f}-{100 * high:.1f}) after {point['epochs']} epochs"
-          f"{included}, {point['train_seconds']:.0f} s", flush=True)  # fmt: skip
+          f"{100 * point['accuracy']:.1f}% ({100 * low:.1f}-{100 * high:.1f}), best epoch {point['best_epoch']} of "
+          f"{point['epochs']} ({how}), {point['train_seconds']:.0f} s{included}", flush=True)  # fmt: skip
 
 
 def run_sweep(config: StudyConfig, plan: SweepPlan | None = None, verbose: int | None = None) -> dict[str, object]:

@@ -350,7 +350,7 @@ def test_bad_sweep_sizes_and_export_options_are_refused_in_one_line(capsys, tmp_
     photos = str(make_photo_folder(tmp_path / "photos", num_per_class=2))
     sweep = ["sweep", "--preset", "smoke", "--data", photos, "--output", str(tmp_path / "out"), "--sizes"]
     assert "must be positive" in one_line_error(capsys, [*sweep, "-5,10"])
-    assert "at least 2 training photos" in one_line_error(capsys, [*sweep, "1"])
+    assert "at least 6 photos: 3 of each class" in one_line_error(capsys, [*sweep, "1"])
     export = ["export", "--model", "absent.keras", "--format", "litert", "--output", str(tmp_path / "m")]
     for number in ("0", "-3"):
         message = one_line_error(capsys, [*export, "--num-check-photos", number])

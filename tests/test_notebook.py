@@ -165,7 +165,7 @@ def test_no_engineering_before_the_results_and_no_exercise_runs(notebook):
 def test_smoke_run_sweeps_the_training_set_size_and_reports_it(executed_notebook):
     cell = find_cell(executed_notebook, "sweep.sweep_training_sizes(")
     assert any("image/png" in output.get("data", {}) for output in cell.outputs)
-    assert "| training photos |" in json.dumps(cell.outputs)
+    assert "| photos in the subset |" in json.dumps(cell.outputs)
     output = Path(executed_notebook.metadata["workdir"]) / "outputs"
     assert json.loads((output / "sweep.json").read_text())["sizes"] == [8, 16]
     assert "## How much data each approach needs" in (output / "report.md").read_text()

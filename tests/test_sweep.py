@@ -1,15 +1,17 @@
-"""The data-efficiency sweep: nested class-balanced subsets, epoch budgets, the table, the figure, a real run."""
+"""The data-efficiency sweep: nested class-balanced subsets, the training rule, the table, the figure, a real run."""
 
 import dataclasses
 import itertools
 import json
 
+import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 from conftest import run_cli
 from photo_factory import make_presplit_folder
 
-from catsdogs_helpers import plots, sweep
+from catsdogs_helpers import plots, report, sweep
 from catsdogs_helpers.config import MODEL_NAMES, get_config
 from catsdogs_helpers.errors import InputError
 
@@ -57,9 +59,46 @@ def test_sizes_the_split_cannot_hold_are_left_out_saying_so_and_none_fitting_is_
         sweep.fit_sizes(sweep.get_sweep_plan("quick", sizes=(100, 250)), LABELS)
 
 
-def test_epoch_budgets_give_small_subsets_more_epochs_within_bounds():
-    budget = sweep.EpochBudget(photo_epochs=12_000, min_epochs=10, max_epochs=60)
-    assert [budget.epochs_for(size) for size in (100, 250, 500, 1000, 2000)] == [60, 48, 24, 12, 10]
+RULE = sweep.TrainingRule(validation_fraction=0.2, min_validation_per_class=2, min_epoch_photos=100)
+
+
+def test_the_rule_carves_a_stratified_validation_part_from_the_subset_itself():
+    (subset,) = sweep.choose_subsets(LABELS, (30,), seed=3)
+    train, validation = RULE.split(LABELS, subset, seed=3)
+    assert np.bincount(LABELS[validation]).tolist() == [3, 3]  # 20% of each class's 15.
+    assert not set(train) & set(validation) and np.array_equal(np.sort(np.concatenate([train, validation])), subset)
+    assert np.array_equal(RULE.split(LABELS, subset, seed=3)[1], validation)  # Seeded.
+    assert not np.array_equal(RULE.split(LABELS, subset, seed=4)[1], validation)
+    (small,) = sweep.choose_subsets(LABELS, (6,), seed=3)  # 3 per class: 2 to validate (the minimum), 1 to train.
+    train, validation = RULE.split(LABELS, small, seed=3)
+    assert np.bincount(LABELS[validation]).tolist() == [2, 2] and np.bincount(LABELS[train]).tolist() == [1, 1]
+    (too_small,) = sweep.choose_subsets(LABELS, (4,), seed=3)
+    with pytest.raises(InputError, match="too few to keep 2 for validation"):
+        RULE.split(LABELS, too_small, seed=3)
+
+
+def test_an_epoch_is_the_training_part_or_the_rules_minimum_of_photos():
+    assert RULE.steps_per_epoch(num_train=40, num_split=2000, batch_size=32) == 4  # 100 photos: the part repeated.
+    assert RULE.steps_per_epoch(num_train=800, num_split=2000, batch_size=32) == 25
+    study_epoch = sweep.get_sweep_plan("quick").rule  # The plans': the whole split's photos, the study's epoch.
+    assert study_epoch.epoch_photos(num_train=80, num_split=1999) == 1999
+    assert study_epoch.steps_per_epoch(num_train=80, num_split=1999, batch_size=32) == 63
+
+
+def test_training_stops_when_validation_stops_improving_and_keeps_the_best_epoch():
+    keras.utils.set_random_seed(0)
+    x = np.random.default_rng(0).normal(size=(64, 4)).astype("float32")
+    y = (x[:, 0] > 0).astype("float32")
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+    model.compile(keras.optimizers.SGD(0.5), keras.losses.BinaryCrossentropy(from_logits=True))
+    train = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
+    wrong = tf.data.Dataset.from_tensor_slices((x, 1 - y)).batch(16)  # Learning the training part hurts it.
+    fitted = sweep._fit(model, train, wrong, epochs=50, steps=None, patience=2, verbose=0)
+    assert fitted["stopped_early"] and fitted["epochs"] == 3 and fitted["best_epoch"] == 1
+    assert fitted["train_seconds"] > 0 and len(fitted["val_loss"]) == 3
+    assert min(fitted["val_loss"]) == fitted["val_loss"][0] < fitted["val_loss"][-1]
+    # The weights kept are the best epoch's, not the last's.
+    assert model.evaluate(wrong, verbose=0) == pytest.approx(fitted["val_loss"][0], rel=1e-5)
 
 
 @pytest.mark.parametrize(
@@ -70,7 +109,8 @@ def test_epoch_budgets_give_small_subsets_more_epochs_within_bounds():
         ((-5,), "positive"),
         ((0, 100), "must come last"),
         ((), ""),
-        ((1,), "at least 2 training photos (one of each class)"),
+        ((1,), "at least 6 photos: 3 of each class, 2 to validate on and one to train on"),
+        ((5, 10), "at least 6 photos"),
     ],
 )
 def test_bad_sizes_are_refused_naming_the_value(sizes, message):
@@ -81,9 +121,11 @@ def test_bad_sizes_are_refused_naming_the_value(sizes, message):
 
 def test_the_plans_fit_their_presets():
     quick = sweep.get_sweep_plan("quick")
-    assert quick.sizes == (100, 250, 500, 1000) and quick.num_seeds == 1
+    assert quick.sizes == (100, 300, 1000) and quick.num_seeds == 1
     default = sweep.get_sweep_plan("default")
     assert default.sizes[-1] == 0 and default.num_seeds >= 2  # Up to the whole training split, several seeds.
+    assert default.rule == quick.rule  # One rule: the default plan only adds sizes and seeds.
+    assert all(plan.rule.min_epoch_photos is None for plan in sweep.SWEEP_PLANS.values())  # The study's epoch.
     assert sweep.get_sweep_plan("quick", num_seeds=3).num_seeds == 3
     with pytest.raises(InputError, match="num_seeds=0"):
         sweep.get_sweep_plan("quick", num_seeds=0)
@@ -96,10 +138,13 @@ def fake_sweep() -> dict:
             for seed, delta in ((1, -0.01), (2, 0.01)):
                 correct = round((accuracy + delta + size / 1e5) * 1000)
                 points.append({"approach": approach, "size": size, "seed": seed, "accuracy": correct / 1000,
-                               "num_correct": correct, "num_images": 1000, "train_seconds": size / 10.0})  # fmt: skip
+                               "num_correct": correct, "num_images": 1000, "train_seconds": size / 10.0,
+                               "num_train": size * 4 // 5, "num_validation": size // 5, "epochs": 20 + seed,
+                               "best_epoch": 12, "stopped_early": size == 100})  # fmt: skip
     plan = sweep.get_sweep_plan("quick", sizes=(100, 1000), num_seeds=2)
-    return {"points": points, "sizes": [100, 1000], "plan": dataclasses.asdict(plan),
-            "num_test_images": 1000, "seconds": 60.0}  # fmt: skip
+    stopping = {"patience": 8, "max_epochs": {"scratch": 55, "transfer": 20, "finetuned": 3}}
+    return {"points": points, "sizes": [100, 1000], "plan": dataclasses.asdict(plan), "stopping": stopping,
+            "num_test_images": 1000, "num_train_photos": 1999, "seconds": 60.0}  # fmt: skip
 
 
 def test_the_summary_averages_seeds_and_gives_the_interval_and_the_seeds_range():
@@ -115,16 +160,33 @@ def test_the_summary_averages_seeds_and_gives_the_interval_and_the_seeds_range()
 def test_the_table_has_one_row_per_size_with_intervals_seed_ranges_and_times():
     table = sweep.format_sweep_table(fake_sweep())
     lines = table.splitlines()
-    assert lines[0] == "| training photos | scratch | time | transfer | time | finetuned | time |"
+    assert lines[0] == "| photos in the subset | scratch | time | transfer | time | finetuned | time |"
     assert lines[2].startswith("| 100 | 60.1% (57.0–63.1, seeds 59.1–61.1) | 10 s | 95.1%")
     assert lines[3].startswith("| 1,000 | 61.0%")
 
 
+def test_the_report_states_the_rule_and_how_each_point_stopped():
+    text = "\n".join(report.describe_sweep(fake_sweep()))
+    assert "20% for validation (at least 2 photos per class)" in text
+    assert "An epoch is as many photos as the whole training split holds (1,999, the study's epoch)" in text
+    assert "not improved for 8 epochs, at most 55 (scratch), 20 (the head) or 3 (fine-tuning)" in text
+    assert "| 100 (80 + 20) | 12 / 21; 12 / 22 |" in text  # Stopped early: no star.
+    assert "| 1,000 (800 + 200) | 12 / 21*; 12 / 22* |" in text  # Ran up to the cap.
+    earlier = fake_sweep()  # A sweep.json from before the rule (a report rewritten into an old folder).
+    del earlier["stopping"]
+    for point in earlier["points"]:
+        del point["best_epoch"]
+    text = "\n".join(report.describe_sweep(earlier))
+    assert "fixed budget" in text and "Epochs per point" not in text
+
+
 def test_the_figure_shows_accuracy_and_time_against_photos_on_log_scales(tmp_path):
     data = fake_sweep()
-    figure = plots.plot_sweep(sweep.summarize_sweep(data), data["points"])
+    figure = plots.plot_sweep(sweep.summarize_sweep(data), data["points"], title="quick sweep, 2 CPU cores")
     accuracy_ax, time_ax = figure.axes
     assert accuracy_ax.get_xscale() == "log" and time_ax.get_yscale() == "log"
+    assert figure.get_suptitle() == "quick sweep, 2 CPU cores"
+    assert accuracy_ax.get_xlabel() == "photos in the subset, training + validation parts (log scale)"
     assert [label.get_text() for label in accuracy_ax.get_xticklabels()] == ["100", "1,000"]
     assert len(accuracy_ax.collections) >= 3  # The seeds' dots (and error bars) of each approach.
     path = plots.save_figure(figure, tmp_path / "sweep.png")
@@ -135,27 +197,33 @@ def test_the_figure_shows_accuracy_and_time_against_photos_on_log_scales(tmp_pat
 def test_a_sweep_writes_its_results_and_a_rerun_reuses_the_finished_points(tmp_path, capsys):
     photos = make_presplit_folder(tmp_path / "photos", {"train": 8, "validation": 2, "test": 5})
     config = get_config("smoke", data=str(photos), output_dir=str(tmp_path / "out"))
-    plan = sweep.get_sweep_plan("smoke", sizes=(4, 0))
+    plan = sweep.get_sweep_plan("smoke", sizes=(6, 0))
     results = sweep.run_sweep(config, plan, verbose=0)
-    assert results["sizes"] == [4, 16]
+    assert results["sizes"] == [6, 16]
     assert {(p["approach"], p["size"]) for p in results["points"]} == {
-        (approach, size) for approach in MODEL_NAMES for size in (4, 16)
+        (approach, size) for approach in MODEL_NAMES for size in (6, 16)
     }
     for point in results["points"]:
         assert point["num_images"] == 10  # The whole test split, every point.
         assert point["num_correct"] == round(point["accuracy"] * 10)
         assert point["accuracy_interval"][0] <= point["accuracy"] <= point["accuracy_interval"][1]
+        assert (point["num_train"], point["num_validation"]) == ((2, 4) if point["size"] == 6 else (12, 4))
+        assert point["best_epoch"] == point["epochs"] == 1  # The smoke preset's 1 epoch of each.
     saved = json.loads((tmp_path / "out" / "sweep.json").read_text())
     assert saved["points"] == results["points"] and len(saved["summary"]) == 6
+    assert saved["plan"]["rule"] == dataclasses.asdict(plan.rule)
     assert (tmp_path / "out" / "sweep.png").read_bytes()[:4] == b"\x89PNG"
-    assert "| training photos |" in (tmp_path / "out" / "sweep.md").read_text()
+    assert "| photos in the subset |" in (tmp_path / "out" / "sweep.md").read_text()
     capsys.readouterr()
     again = sweep.run_sweep(config, plan, verbose=0)
     assert "reusing the finished point" in capsys.readouterr().out
     assert again["points"] == results["points"]
-    other = sweep.run_sweep(config.replace(scratch_learning_rate=0.01), sweep.get_sweep_plan("smoke", sizes=(4,)), 0)
+    other = sweep.run_sweep(config.replace(fine_tune_epochs=0), sweep.get_sweep_plan("smoke", sizes=(6,)), 0)
     assert "reusing" not in capsys.readouterr().out  # Another setting: trained again.
-    assert len(other["points"]) == 3
+    assert [p["approach"] for p in other["points"]] == ["transfer", "scratch"]  # 0 epochs: no fine-tuning.
+    longer = plan.replace(sizes=(6,), rule=dataclasses.replace(plan.rule, min_epoch_photos=8))
+    sweep.run_sweep(config, longer, verbose=0)
+    assert "reusing" not in capsys.readouterr().out  # Another rule: trained again.
 
 
 def test_the_command_line_refuses_bad_sizes_in_one_line(tmp_path):
