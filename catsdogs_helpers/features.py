@@ -37,6 +37,20 @@ def build_head(model: keras.Model) -> keras.Model:
     return keras.Model(features, outputs, name=f"{model.name}_head")
 
 
+def build_compiled_head(model: keras.Model) -> keras.Model:
+    """Returns `build_head(model)`, compiled anew as `model` is (optimizer, learning rate or schedule, loss, metrics).
+
+    Raises:
+        ValueError: If the model is not compiled.
+    """
+    if not getattr(model, "compiled", False):
+        raise ValueError(f"Compile the model before training its head: the head is compiled as it is. Received: "
+                         f"model={model.name!r}, not compiled")  # fmt: skip
+    head = build_head(model)
+    head.compile_from_config(model.get_compile_config())
+    return head
+
+
 def extract_features(
     extractor: keras.Model, dataset: tf.data.Dataset, verbose: int = 0
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -99,12 +113,10 @@ def train_head_on_features(
     Raises:
         ValueError: If the model is not compiled.
     """
-    if not getattr(model, "compiled", False):
-        raise ValueError(f"Compile the model before training its head: the head is compiled as it is. Received: "
-                         f"model={model.name!r}, not compiled")  # fmt: skip
     strategy = model.distribute_strategy
     with strategy.scope():
-        finished = load_finished_stage(build_head(model), name, output_dir, manifest, verbose)
+        head = build_compiled_head(model)
+        finished = load_finished_stage(head, name, output_dir, manifest, verbose)
     if finished is not None:
         return finished
     start = time.perf_counter()
@@ -119,9 +131,6 @@ def train_head_on_features(
         print(
             f"[{name}] features for {len(train_labels) + len(validation_labels)} photos in {extraction_seconds:.1f} s."
         )
-    with strategy.scope():
-        head = build_head(model)
-        head.compile_from_config(model.get_compile_config())
     train = (
         tf.data.Dataset.from_tensor_slices((train_features, train_labels))
         .shuffle(len(train_labels), seed=seed, reshuffle_each_iteration=True)

@@ -93,5 +93,21 @@ def build_fine_tuned_model(config: StudyConfig, frozen: object, num_replicas: in
     with warnings.catch_warnings():  # The head's optimizer state is not needed: the model is compiled anew.
         warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
         model = models.load_model(getattr(frozen, "path", frozen))
+    return prepare_fine_tuning(config, model, num_replicas)
+
+
+def prepare_fine_tuning(config: StudyConfig, model: keras.Model, num_replicas: int = 1) -> keras.Model:
+    """Unfreezes a trained frozen model's base from `fine_tune_at` in place and compiles it anew.
+
+    The base's BatchNormalization layers stay frozen; Adam at `fine_tune_learning_rate`.
+
+    Args:
+        config: The study's settings.
+        model: The trained frozen model, changed in place.
+        num_replicas: Devices the model trains on. Defaults to `1`.
+
+    Returns:
+        The same model, compiled.
+    """
     models.unfreeze_base(model, fine_tune_at=config.fine_tune_at)
     return models.compile_model(model, config.fine_tune_learning_rate * num_replicas)

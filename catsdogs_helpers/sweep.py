@@ -8,8 +8,8 @@ whole test split, and draws accuracy against the subsets' photos (`sweep.png`).
 
 Every point is trained as a user with that many photos would train it, to
 convergence (`TrainingRule`): the subset is split into a training part and a
-validation part (stratified); each approach trains with the study's recipe
-(optimizer, learning rate and its schedule, augmentation, dropout, weights),
+validation part (stratified); each approach is built and compiled by the
+study's recipe (`recipes.py`, the point's seed in place of the study's),
 its maximum epochs and patience, an epoch being the study's, until the
 validation part's loss stops improving, and keeps its best epoch's weights. No photo outside the
 subset shapes a point, and the test split is scored once per point. The
@@ -34,7 +34,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from catsdogs_helpers import features, models, runtime, study
+from catsdogs_helpers import features, recipes, runtime, study
 from catsdogs_helpers.config import StudyConfig, depends_on
 from catsdogs_helpers.data import ImageSplits
 from catsdogs_helpers.digests import hash_file, hash_json
@@ -245,8 +245,7 @@ def _compute_features(
     config: StudyConfig, splits: ImageSplits, indices: np.ndarray, train_labels: np.ndarray, verbose: int
 ) -> _CachedFeatures:
     """Runs the frozen base once over the training photos at `indices` and over the test split."""
-    model = models.build_transfer_model(config.image_size, config.weights, config.alpha, config.dropout)
-    extractor = features.build_feature_extractor(model)
+    extractor = features.build_feature_extractor(recipes.build_frozen_model(config))
     print(f"[sweep] computing the frozen base's features of {len(indices)} training and "
           f"{splits.num_images('test')} test photos once...", flush=True)  # fmt: skip
     start = time.perf_counter()
@@ -288,9 +287,9 @@ def _train_point(
         return found
 
     # The frozen model: its head on the parts' cached features (their cost counted per photo).
-    augmentation = models.build_augmentation(seed, config.augmentation_strength)
-    model = models.build_transfer_model(config.image_size, config.weights, config.alpha, config.dropout, augmentation)
-    head = models.compile_model(features.build_head(model), config.transfer_learning_rate)
+    recipe = config.replace(seed=seed)
+    model = recipes.build_frozen_model(recipe)
+    head = features.build_compiled_head(model)
     head_data = tf.data.Dataset.from_tensor_slices((cached.train_features[train], cached.train_labels[train]))
     head_data = head_data.shuffle(len(train), seed=seed, reshuffle_each_iteration=True)
     head_data = (head_data.repeat() if repeated else head_data).batch(batch_size)
@@ -301,19 +300,14 @@ def _train_point(
     found = [point("transfer", fitted, head.predict(cached.test_features, verbose=0))]
 
     if config.fine_tune_epochs:  # Fine-tuning, from that head, on the parts' photos (0 epochs: none, as in the study).
-        models.unfreeze_base(model, fine_tune_at=config.fine_tune_at)
-        models.compile_model(model, config.fine_tune_learning_rate)
+        recipes.prepare_fine_tuning(recipe, model)
         tuned = _fit(model, images, validation_images, config.fine_tune_epochs, fit_steps, config.patience, verbose)
         tuned["head_epochs"] = fitted["epochs"]
         tuned["train_seconds"] += fitted["train_seconds"]  # The head's time included, as in the study.
         found.append(point("finetuned", tuned, model.predict(test_images, verbose=0)))
 
     # The CNN from scratch, on the same photos.
-    augmentation = models.build_augmentation(seed, config.augmentation_strength)
-    model = models.build_scratch_cnn(config.image_size, config.scratch_image_size, dropout=config.scratch_dropout,
-                                     augmentation=augmentation)  # fmt: skip
-    models.compile_model(model, config.scratch_learning_rate, decay_steps=config.scratch_epochs * steps,
-                         weight_decay=config.scratch_weight_decay)  # fmt: skip
+    model = recipes.build_scratch_cnn(recipe, num_train_images=epoch_photos)  # Its cosine spans the point's steps.
     fitted = _fit(model, images, validation_images, config.scratch_epochs, fit_steps, config.patience, verbose)
     found.append(point("scratch", fitted, model.predict(test_images, verbose=0)))
     return found

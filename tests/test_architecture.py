@@ -35,3 +35,20 @@ def test_no_module_of_the_package_imports_itself_through_others():
 
     circles = [circle for name in sorted(graph) if (circle := circle_from(name))]
     assert not circles, f"import circle: {' -> '.join(circles[0])}"
+
+
+def test_only_the_recipes_build_and_compile_the_studys_models():
+    """One recipe per model: the study, the sweep and the rest build through `recipes.py`, never `models.*` directly."""
+    recipe_calls = {"build_scratch_cnn", "build_transfer_model", "compile_model", "unfreeze_base"}
+    found = []
+    for path in sorted(PACKAGE.glob("*.py")):
+        if path.stem in {"models", "recipes"}:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (
+                isinstance(node, ast.Attribute)
+                and node.attr in recipe_calls
+                and getattr(node.value, "id", "") == "models"
+            ):
+                found.append(f"{path.name}:{node.lineno} models.{node.attr}")
+    assert not found, f"build the study's models through recipes.py instead: {found}"
