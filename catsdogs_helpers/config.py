@@ -70,6 +70,11 @@ class StudyConfig:
             Defaults to `0.3`.
         scratch_weight_decay: Decoupled weight decay of the scratch CNN's Adam
             (AdamW; Loshchilov & Hutter, 2019), or `0.0` for none. Defaults to `0.0`.
+        scratch_patience: Early-stopping patience of the scratch CNN, in epochs,
+            or `None` to train all `scratch_epochs`: its learning rate follows a
+            cosine that reaches zero only at the last epoch, and the best
+            validation epoch's weights are kept either way. Defaults to `None`
+            (chosen on the validation split: benchmarks/results/tuning.md).
         transfer_epochs: Maximum epochs for the head on the frozen base.
             Defaults to `20`.
         transfer_learning_rate: Adam learning rate of the head. Defaults to `1e-3`.
@@ -85,7 +90,8 @@ class StudyConfig:
             train with (see `models.build_augmentation`). Defaults to `1.0`.
         dropout: Dropout rate before the transfer model's logit (the scratch CNN
             has its own, `scratch_dropout`). Defaults to `0.2`.
-        patience: Early-stopping patience, in epochs. Defaults to `8`.
+        patience: Early-stopping patience of the head and of fine-tuning (and
+            of every approach in the sweep's points), in epochs. Defaults to `8`.
         output_dir: Folder for checkpoints, figures and results. Defaults to `"outputs"`.
     """
 
@@ -109,6 +115,7 @@ class StudyConfig:
     scratch_learning_rate: float = _setting(2e-3, "scratch", "sweep")
     scratch_dropout: float = _setting(0.3, "scratch", "sweep")
     scratch_weight_decay: float = _setting(0.0, "scratch", "sweep")
+    scratch_patience: int | None = _setting(None, "scratch")
     transfer_epochs: int = _setting(20, "transfer", "sweep")
     transfer_learning_rate: float = _setting(1e-3, "transfer", "sweep")
     use_cached_features: bool = _setting(True, "transfer")
@@ -117,7 +124,7 @@ class StudyConfig:
     fine_tune_at: int = _setting(100, "finetuned", "sweep")
     augmentation_strength: float = _setting(1.0, "scratch", "transfer", "sweep")
     dropout: float = _setting(0.2, "transfer", "sweep")
-    patience: int = _setting(8, "scratch", "transfer", "finetuned", "sweep")
+    patience: int = _setting(8, "transfer", "finetuned", "sweep")
     output_dir: str = _setting("outputs")
 
     def __post_init__(self) -> None:
@@ -182,6 +189,9 @@ def _check_config(config: StudyConfig) -> None:
         value = getattr(config, name)
         if not _is_integer(value) or value < 1:
             _fail(name, value, "a positive integer")
+    patience = config.scratch_patience
+    if patience is not None and (not _is_integer(patience) or patience < 1):
+        _fail("scratch_patience", config.scratch_patience, "None (train every scratch epoch) or a positive integer")
     if not _is_integer(config.fine_tune_epochs) or config.fine_tune_epochs < 0:
         _fail("fine_tune_epochs", config.fine_tune_epochs, "an integer >= 0 (0 skips fine-tuning)")
     if not _is_integer(config.fine_tune_at) or config.fine_tune_at < 0:

@@ -267,7 +267,7 @@ def train_scratch_cnn(
             epochs=config.scratch_epochs,
             output_dir=config.output_dir,
             num_train_images=splits.num_images("train"),
-            patience=config.patience,
+            patience=config.scratch_patience or config.scratch_epochs,  # None: every epoch.
             manifest=build_stage_manifest(config, "scratch", model, splits, num_replicas=num_replicas),
             verbose=verbose,
         )

@@ -86,4 +86,5 @@ def test_a_stage_manifest_holds_the_settings_declared_for_it(base):
     for stage in MODEL_NAMES:
         assert set(manifests[stage]["settings"]) == set(depends_on(stage))
     assert {"image_size", "batch_size", "seed", "patience"} <= set(depends_on("finetuned"))
+    assert "scratch_patience" in depends_on("scratch") and "patience" not in depends_on("scratch")
     assert not {"output_dir", "cache_dir", "preset"} & {name for stage in MODEL_NAMES for name in depends_on(stage)}

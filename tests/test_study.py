@@ -151,3 +151,25 @@ def test_take_photos_keeps_only_the_photos_asked_for_and_reads_no_further():
     assert all(photo.base is None for photo in taken.values())  # Copies: a view would keep its whole batch alive.
     assert len(read) < 100  # It stopped after the batch of photo 42 instead of reading the whole split.
     assert study.take_photos(dataset, []) == {}
+
+
+@pytest.mark.parametrize(("scratch_patience", "expected"), [(None, 4), (2, 2)])
+def test_the_scratch_cnn_trains_every_epoch_unless_given_a_patience(
+    tmp_path, make_photo_folder, monkeypatch, scratch_patience, expected
+):
+    """Its cosine reaches zero only at the last epoch: by default early stopping never cuts it short."""
+    photos = make_photo_folder(tmp_path / "photos", num_per_class=20, size=32)
+    config = get_config("smoke", data=str(photos), output_dir=str(tmp_path / "out"))
+    config = config.replace(scratch_epochs=4, patience=1, scratch_patience=scratch_patience)
+    used = {}
+
+    def record(*args, **kwargs):
+        used.update(kwargs)
+        raise KeyboardInterrupt  # Nothing to train: what the stage was asked for is the point.
+
+    study.start_study(config)
+    splits = study.load_data(config, verbose=False)
+    monkeypatch.setattr(training, "train_stage", record)
+    with pytest.raises(KeyboardInterrupt):
+        study.train_scratch_cnn(config, splits, verbose=0)
+    assert (used["epochs"], used["patience"]) == (4, expected)
