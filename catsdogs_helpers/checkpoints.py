@@ -145,15 +145,31 @@ def _readable_weights(path: Path) -> bool:
     return True
 
 
+def _backup_metadata(value: object) -> bool:
+    """Whether a backup's `training_metadata.json` holds what Keras reads from it: a whole, non-negative epoch."""
+    epoch = value.get("epoch") if isinstance(value, dict) else None
+    return isinstance(epoch, int) and not isinstance(epoch, bool) and epoch >= 0
+
+
+# What a JSON file this package reads back must hold, by name; valid JSON of another shape is unreadable too.
+_JSON_SHAPES = {"training_metadata.json": _backup_metadata}
+
+
 def unreadable_file(paths: list[Path]) -> Path | None:
-    """Returns the first of some files that is missing or cannot be read through (JSON or HDF5), or `None`."""
+    """Returns the first of some files that is missing or cannot be read through (JSON or HDF5), or `None`.
+
+    A JSON file of the wrong shape (`[1, 2, 3]`, `{}`, `null`, `{"epoch": "three"}` for a backup's epoch) is
+    unreadable too: nothing a kill makes, but nothing to resume from either.
+    """
     for path in paths:
         if path.suffix == ".h5":
             if not _readable_weights(path):
                 return path
             continue
         try:
-            json.loads(path.read_text())
+            value = json.loads(path.read_text())
         except (OSError, ValueError):
+            return path
+        if not _JSON_SHAPES.get(path.name, lambda value: True)(value):
             return path
     return None

@@ -21,7 +21,7 @@ import keras
 import photo_factory
 import pytest
 from conftest import run_cli
-from model_factory import Interrupt, InterruptAfterEpoch, RecordEpochs, run_stage, tiny_model
+from model_factory import SIZE, Interrupt, InterruptAfterEpoch, RecordEpochs, run_stage, tiny_data, tiny_model
 
 from catsdogs_helpers import cli, contract, export, output_lock, sweep, training
 from catsdogs_helpers.errors import DiskFullError, as_disk_full_error
@@ -89,6 +89,42 @@ def test_a_truncated_result_json_is_unfinished_work_and_the_stage_is_trained_aga
     assert recorder.epochs == [0, 1, 2, 3]
     assert again.history["epoch"] == first.history["epoch"]
     assert json.loads(result.read_text())["result"]["history"]["epoch"] == [0, 1, 2, 3]
+
+
+WRONG_SHAPES = ["[1, 2, 3]", "{}", "null", '"x"', '{"result": [1]}', '{"result": {"name": "stage", "history": {}}}']
+
+
+BAD_HISTORY = '{"result": {"name": "stage", "history": {"epoch": ["three"]}, "train_seconds": 1, ' \
+              '"images_per_second": 1, "best_epoch": 0}}'  # fmt: skip
+
+
+@pytest.mark.parametrize("text", [*WRONG_SHAPES, BAD_HISTORY])
+def test_a_result_json_of_the_wrong_shape_is_unfinished_work_said_once_and_the_stage_is_trained_again(
+    tmp_path, capsys, text
+):
+    run_stage(tiny_model(), tmp_path)
+    result = tmp_path / "stage" / "result.json"
+    result.write_text(text)
+    recorder = RecordEpochs()
+    again = run_stage(tiny_model(), tmp_path, callbacks=[recorder])
+    assert [line for line in capsys.readouterr().out.splitlines() if "cannot be read" in line] == [
+        f"[stage] {result} cannot be read (a write cut short by a kill or a full disk): training this stage again."
+    ]
+    assert recorder.epochs == [0, 1, 2, 3] and again.history["epoch"] == [0, 1, 2, 3]
+    assert json.loads(result.read_text())["result"]["history"]["epoch"] == [0, 1, 2, 3]
+
+
+@pytest.mark.parametrize("text", ['{"epoch": "three"}', '{"epoch": -1}', '{"epoch": true}', "[1, 2, 3]", "null"])
+def test_a_backup_epoch_of_the_wrong_shape_is_unfinished_work_and_the_stage_starts_again(tmp_path, capsys, text):
+    with pytest.raises(Interrupt):
+        run_stage(tiny_model(), tmp_path, epochs=4, callbacks=[InterruptAfterEpoch(1)])
+    path = tmp_path / "stage" / "backup" / "training_metadata.json"
+    path.write_text(text)
+    recorder = RecordEpochs()
+    result = run_stage(tiny_model(), tmp_path, epochs=4, callbacks=[recorder])
+    assert f"[stage] {path} cannot be read (a write cut short by a kill or a full disk): training this stage from " \
+           "the start." in capsys.readouterr().out  # fmt: skip
+    assert recorder.epochs == [0, 1, 2, 3] and result.history["epoch"] == [0, 1, 2, 3]
 
 
 @pytest.mark.parametrize("name", ["backup/latest.weights.h5", "backup/training_metadata.json", "best.weights.h5"])
