@@ -454,6 +454,10 @@ def load_finished_stage(
     if result is None:
         print(f"[{name}] {unreadable or result_path} cannot be read (a write cut short by a kill or a full disk): "
               "training this stage again.")  # fmt: skip
+        # Without its result the stage is unfinished: a second look (the cached-features head looks before
+        # `train_stage` does) neither says it again nor trusts the file.
+        with contextlib.suppress(OSError):
+            result_path.unlink()
         return None
     _load_best_weights(model, best_path)
     if verbose:

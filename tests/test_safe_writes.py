@@ -127,6 +127,27 @@ def test_a_backup_epoch_of_the_wrong_shape_is_unfinished_work_and_the_stage_star
     assert recorder.epochs == [0, 1, 2, 3] and result.history["epoch"] == [0, 1, 2, 3]
 
 
+@pytest.mark.parametrize("text", ['{"test": {"accu', "[1, 2, 3]"])
+def test_an_unreadable_result_of_the_cached_features_head_is_said_once(tmp_path, capsys, text):
+    """The head on cached features looks for a finished stage before `train_stage` looks again: one line, not two."""
+    from catsdogs_helpers import features, models
+
+    def train() -> training.StageResult:
+        keras.utils.set_random_seed(0)
+        model = models.compile_model(models.build_transfer_model(SIZE, weights=None, alpha=0.35), 1e-2)
+        return features.train_head_on_features(model, tiny_data(), tiny_data(16, seed=1), epochs=2,
+                                               output_dir=tmp_path, verbose=1)  # fmt: skip
+
+    train()
+    result = tmp_path / "transfer" / "result.json"
+    result.write_text(text)
+    capsys.readouterr()
+    assert train().num_epochs == 2
+    assert [line for line in capsys.readouterr().out.splitlines() if "cannot be read" in line] == [
+        f"[transfer] {result} cannot be read (a write cut short by a kill or a full disk): training this stage again."
+    ]
+
+
 @pytest.mark.parametrize("name", ["backup/latest.weights.h5", "backup/training_metadata.json", "best.weights.h5"])
 def test_a_truncated_backup_is_unfinished_work_and_the_stage_starts_again(tmp_path, capsys, name):
     """What Keras's own BackupAndRestore (3.9 to 3.15) wrote in place, cut by a kill: the issue's h5py traceback."""
