@@ -39,12 +39,13 @@ ISSUES_HINT = "This is a bug: please report it with the traceback above and the 
 
 
 def path_option(text: str) -> str:
-    """An option's path, refused when empty: what `--output "$OUT"` passes when `OUT` is not set."""
+    """An option's path, `~` expanded (a quoted `"~/photos"` reaches us as typed); refused when empty: what
+    `--output "$OUT"` passes when `OUT` is not set. Every option and argument that names a path has this type."""
     if not text.strip():
         raise argparse.ArgumentTypeError(
             f"expected a path, got an empty value (an unset shell variable?): pass a file or folder. Received: {text!r}"
         )
-    return text
+    return os.path.expanduser(text)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -355,3 +355,16 @@ def test_bad_sweep_sizes_and_export_options_are_refused_in_one_line(capsys, tmp_
     for number in ("0", "-3"):
         message = one_line_error(capsys, [*export, "--num-check-photos", number])
         assert message.endswith(f"Received: --num-check-photos {number}")
+
+
+def test_a_quoted_tilde_is_the_home_folder_in_predict_and_export_paths(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    colour_model(tmp_path / "model.keras", ("dog", "cat"))
+    photo_factory.write_jpeg(tmp_path / "cat.jpg", photo_factory.synthetic_photo("cat", 32))
+    assert cli.main(["predict", "--model", "~/model.keras", "~/cat.jpg"]) == 0
+    assert capsys.readouterr().out.startswith(f"{tmp_path / 'cat.jpg'}: cat (")
+    exported = ["export", "--model", "~/model.keras", "--format", "saved_model", "--output", "~/exported"]
+    assert cli.main(exported) == 0, capsys.readouterr().err
+    assert (tmp_path / "exported" / "saved_model.pb").is_file()
+    parsed = cli.build_parser().parse_args(["evaluate", "--model", "~/m.keras", "--data", "~/photos"])
+    assert (parsed.model, parsed.data) == (str(tmp_path / "m.keras"), str(tmp_path / "photos"))
