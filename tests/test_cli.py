@@ -1,7 +1,10 @@
 """The command line end to end (smoke preset, on a folder and on tfds), and its answers to bad input."""
 
 import json
+import os
 import re
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -368,3 +371,39 @@ def test_a_quoted_tilde_is_the_home_folder_in_predict_and_export_paths(tmp_path,
     assert (tmp_path / "exported" / "saved_model.pb").is_file()
     parsed = cli.build_parser().parse_args(["evaluate", "--model", "~/m.keras", "--data", "~/photos"])
     assert (parsed.model, parsed.data) == (str(tmp_path / "m.keras"), str(tmp_path / "photos"))
+
+
+def _predict_with_a_closed_stream(tmp_path: Path, descriptor: int) -> subprocess.CompletedProcess:
+    model = str(colour_model(tmp_path / "model.keras", ("dog", "cat")))
+    photo = photo_factory.write_jpeg(tmp_path / "cat.jpg", photo_factory.synthetic_photo("cat", 32))
+    command = [sys.executable, "-m", "catsdogs_helpers", "predict", "--model", model, str(photo)]
+    return subprocess.run(command, capture_output=True, text=True, timeout=300,
+                          preexec_fn=lambda: os.close(descriptor))  # fmt: skip  # As `>&-` or `2>&-` does.
+
+
+@pytest.mark.slow
+def test_a_closed_standard_output_is_one_line_exit_74(tmp_path):
+    done = _predict_with_a_closed_stream(tmp_path, 1)
+    assert done.returncode == cli.EXIT_WRITE_FAILED, done.stderr[-3000:]
+    assert done.stderr == "error: Cannot write the standard output: Bad file descriptor\n"
+
+
+@pytest.mark.slow
+def test_a_closed_standard_error_classifies_as_usual(tmp_path):
+    done = _predict_with_a_closed_stream(tmp_path, 2)
+    assert done.returncode == 0, done
+    assert done.stdout.startswith(f"{tmp_path / 'cat.jpg'}: cat (") and done.stdout.count("\n") == 1
+
+
+@pytest.mark.parametrize("argv", [["--version"], ["--help"], ["predict", "--help"]])
+def test_version_and_help_into_a_full_output_are_one_line_and_not_exit_0(argv):
+    if not Path("/dev/full").exists():
+        pytest.skip("no /dev/full on this system")
+    with open("/dev/full", "w") as full:
+        done = subprocess.run([sys.executable, "-m", "catsdogs_helpers", *argv], stdout=full, stderr=subprocess.PIPE,
+                              text=True, timeout=120)  # fmt: skip
+    assert done.returncode == cli.EXIT_USER_ERROR  # A full output is a full disk: exit 2, as predict's.
+    assert done.stderr == (
+        "error: Cannot write the standard output: No space left on device (ENOSPC). Free some space (or write "
+        "elsewhere) and run the same command again: the work already saved is kept.\n"
+    )
