@@ -407,3 +407,18 @@ def test_version_and_help_into_a_full_output_are_one_line_and_not_exit_0(argv):
         "error: Cannot write the standard output: No space left on device (ENOSPC). Free some space (or write "
         "elsewhere) and run the same command again: the work already saved is kept.\n"
     )
+
+
+def test_evaluate_and_export_given_a_savedmodel_say_they_take_the_keras_model_and_that_predict_takes_it(
+    tmp_path, capsys
+):
+    model = str(colour_model(tmp_path / "model.keras", ("dog", "cat")))
+    exported = tmp_path / "exported"
+    assert cli.main(["export", "--model", model, "--format", "saved_model", "--output", str(exported)]) == 0
+    photos = write_class_folder(tmp_path / "photos", {"dog": "dog", "cat": "cat"}, num_per_class=2)
+    evaluate = ["evaluate", "--model", str(exported), "--data", str(photos)]
+    for argv in (evaluate, ["export", "--model", str(exported), "--format", "litert", "--output", str(tmp_path / "m")]):
+        message = one_line_error(capsys, argv)
+        assert f"{exported} is a SavedModel (an artifact of catsdogs export)" in message, message
+        assert "takes the .keras model it was exported from" in message and "catsdogs predict --model" in message
+        assert "not a .keras model nor a SavedModel" not in message
