@@ -422,3 +422,11 @@ def test_evaluate_and_export_given_a_savedmodel_say_they_take_the_keras_model_an
         assert f"{exported} is a SavedModel (an artifact of catsdogs export)" in message, message
         assert "takes the .keras model it was exported from" in message and "catsdogs predict --model" in message
         assert "not a .keras model nor a SavedModel" not in message
+
+
+@pytest.mark.parametrize("readme", ["README.md", "README.pt-BR.md"])
+def test_each_readme_lists_every_exit_code_of_the_command_line(readme):
+    text = (Path(__file__).parent.parent / readme).read_text()
+    paragraph = re.search(r"^(Exit codes|Códigos de saída): (.+?)\n\n", text, re.MULTILINE | re.DOTALL).group(2)
+    codes = {value for name, value in vars(cli).items() if name.startswith("EXIT_")}
+    assert {int(code) for code in re.findall(r"\*\*(\d+)\*\*", paragraph)} == {0, *codes}
