@@ -430,3 +430,49 @@ def test_each_readme_lists_every_exit_code_of_the_command_line(readme):
     paragraph = re.search(r"^(Exit codes|Códigos de saída): (.+?)\n\n", text, re.MULTILINE | re.DOTALL).group(2)
     codes = {value for name, value in vars(cli).items() if name.startswith("EXIT_")}
     assert {int(code) for code in re.findall(r"\*\*(\d+)\*\*", paragraph)} == {0, *codes}
+
+
+@pytest.mark.parametrize("command", ["run", "sweep"])
+def test_an_output_folder_holding_the_users_own_report_is_refused_and_left_as_it_was(
+    command, capsys, tmp_path, monkeypatch, make_photo_folder
+):
+    photos = make_photo_folder(tmp_path / "photos", num_per_class=20)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "report.md").write_text("my own report")
+    (mine / "results.json").write_text("my notes")
+    monkeypatch.chdir(mine)
+    message = one_line_error(capsys, [command, "--preset", "smoke", "--data", str(photos), "--output", "."])
+    assert f"The output folder {mine} holds files the study would write over (results.json, report.md)" in message
+    assert "pass another output folder, or an empty one" in message
+    assert sorted(item.name for item in mine.iterdir()) == ["report.md", "results.json"]  # Not even a lock.
+    assert (mine / "report.md").read_text() == "my own report" and (mine / "results.json").read_text() == "my notes"
+
+
+def test_a_folder_catsdogs_wrote_takes_the_study_again(tmp_path):
+    from catsdogs_helpers.preflight import check_output_dir_is_ours
+
+    locked, legacy, sweep_only, other = (tmp_path / name for name in ("locked", "legacy", "sweep", "other"))
+    for folder in (locked, legacy, sweep_only, other):
+        folder.mkdir()
+        (folder / "report.md").write_text("# a report")
+    (locked / ".catsdogs.lock").touch()  # Every run and sweep leaves it: killed, finished or resumed.
+    (legacy / "results.json").write_text(json.dumps({"models": {}, "config": {}}))  # Written before the lock.
+    (sweep_only / "sweep.json").write_text(json.dumps({"points": [], "sizes": []}))
+    for folder in (locked, legacy, sweep_only, tmp_path / "empty"):
+        check_output_dir_is_ours(folder)
+    (other / "results.json").write_text(json.dumps([1, 2, 3]))
+    (other / "scratch").mkdir()
+    (other / "scratch" / "history.csv").write_text("my,csv")
+    with pytest.raises(cli.InputError, match=r"\(results.json, report.md, scratch/history.csv\)"):
+        check_output_dir_is_ours(other)
+
+
+def test_export_never_writes_over_a_file_where_its_contract_goes(tmp_path, capsys):
+    model = str(colour_model(tmp_path / "model.keras", ("dog", "cat")))
+    sidecar = tmp_path / "m.tflite.contract.json"
+    sidecar.write_text("my own notes")
+    message = one_line_error(capsys, ["export", "--model", model, "--format", "litert", "--output",
+                                      str(tmp_path / "m.tflite")])  # fmt: skip
+    assert f"{sidecar} already exists" in message and sidecar.read_text() == "my own notes"
+    assert not (tmp_path / "m.tflite").exists()
