@@ -10,9 +10,11 @@ earlier version wrote) is treated as unfinished work.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import h5py
@@ -35,7 +37,7 @@ class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
         self._final_path = self.filepath
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        with written_atomically(self._final_path) as temporary:
+        with written_atomically(self._final_path) as temporary, hdf5_written_from_memory(temporary):
             self.filepath = str(temporary)
             try:
                 super().on_epoch_end(epoch, logs)
@@ -63,10 +65,62 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
             os.replace(backup, previous)
         with written_atomically(backup) as folder:
             folder.mkdir(parents=True)
-            self.model.save_weights(str(folder / "latest.weights.h5"))
+            with hdf5_written_from_memory(folder / "latest.weights.h5"):
+                self.model.save_weights(str(folder / "latest.weights.h5"))
             metadata = {"epoch": self._current_epoch, "batch": self._last_batch_seen}
             (folder / "training_metadata.json").write_text(json.dumps(metadata))
         shutil.rmtree(previous, ignore_errors=True)
+
+
+class _FileWrittenFromMemory(h5py.File):
+    """`h5py.File`, which, opened with mode "w" on the path given, builds the file in memory and writes it at close.
+
+    HDF5 writes as it goes, and again when a dataset or the file closes; when such a write fails (a full disk),
+    h5py can only print "Exception ignored in: h5py._objects.ObjectID.__dealloc__" and leaves HDF5's objects
+    half closed: the next close, or the interpreter's exit, crashes with a segmentation fault. Built in memory
+    (HDF5's "core" driver, no backing store), nothing reaches the disk until the whole image is written with
+    one ordinary Python write, whose failure is an `OSError` like any other.
+    """
+
+    def __init__(self, name: object, mode: str = "r", *args: object, target: str = "", **kwargs: object) -> None:
+        self._target = None
+        named = isinstance(name, (str, os.PathLike)) and os.path.abspath(name) == target
+        if mode == "w" and named and not args and not kwargs:
+            self._target = target
+            super().__init__(target, "w", driver="core", backing_store=False)
+            return
+        super().__init__(name, mode, *args, **kwargs)
+
+    def close(self) -> None:
+        if self._target is None or not self.id.valid:
+            super().close()
+            return
+        self.flush()
+        image = self.id.get_file_image()
+        super().close()
+        with open(self._target, "wb") as file:
+            file.write(image)
+
+
+@contextlib.contextmanager
+def hdf5_written_from_memory(path: str | os.PathLike) -> Iterator[None]:
+    """Inside, the HDF5 file `path` (a `.weights.h5` Keras writes) is built in memory and written whole at its close.
+
+    A full disk then fails one Python write, which `output_lock.written_atomically` turns into its one-line
+    `DiskFullError`, instead of HDF5's own writes, after which h5py crashes the interpreter (see
+    `_FileWrittenFromMemory`). Keras opens the file through `h5py.File(path, mode="w")`, in every Keras 3
+    release: that name is pointed at the class above while the block runs, and only for `path`.
+    """
+    real, target = h5py.File, os.path.abspath(path)
+
+    def open_file(name: object, mode: str = "r", *args: object, **kwargs: object) -> h5py.File:
+        return _FileWrittenFromMemory(name, mode, *args, target=target, **kwargs)
+
+    h5py.File = open_file
+    try:
+        yield
+    finally:
+        h5py.File = real
 
 
 def recover_backup(backup_dir: Path) -> None:
@@ -91,15 +145,31 @@ def _readable_weights(path: Path) -> bool:
     return True
 
 
+def _backup_metadata(value: object) -> bool:
+    """Whether a backup's `training_metadata.json` holds what Keras reads from it: a whole, non-negative epoch."""
+    epoch = value.get("epoch") if isinstance(value, dict) else None
+    return isinstance(epoch, int) and not isinstance(epoch, bool) and epoch >= 0
+
+
+# What a JSON file this package reads back must hold, by name; valid JSON of another shape is unreadable too.
+_JSON_SHAPES = {"training_metadata.json": _backup_metadata}
+
+
 def unreadable_file(paths: list[Path]) -> Path | None:
-    """Returns the first of some files that is missing or cannot be read through (JSON or HDF5), or `None`."""
+    """Returns the first of some files that is missing or cannot be read through (JSON or HDF5), or `None`.
+
+    A JSON file of the wrong shape (`[1, 2, 3]`, `{}`, `null`, `{"epoch": "three"}` for a backup's epoch) is
+    unreadable too: nothing a kill makes, but nothing to resume from either.
+    """
     for path in paths:
         if path.suffix == ".h5":
             if not _readable_weights(path):
                 return path
             continue
         try:
-            json.loads(path.read_text())
+            value = json.loads(path.read_text())
         except (OSError, ValueError):
+            return path
+        if not _JSON_SHAPES.get(path.name, lambda value: True)(value):
             return path
     return None

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import json
 import logging
 import os
@@ -39,17 +40,37 @@ ISSUES_HINT = "This is a bug: please report it with the traceback above and the 
 
 
 def path_option(text: str) -> str:
-    """An option's path, refused when empty: what `--output "$OUT"` passes when `OUT` is not set."""
+    """An option's path, `~` expanded (a quoted `"~/photos"` reaches us as typed); refused when empty: what
+    `--output "$OUT"` passes when `OUT` is not set. Every option and argument that names a path has this type."""
     if not text.strip():
         raise argparse.ArgumentTypeError(
             f"expected a path, got an empty value (an unset shell variable?): pass a file or folder. Received: {text!r}"
         )
-    return text
+    return os.path.expanduser(text)
+
+
+class _ArgumentParser(argparse.ArgumentParser):
+    """argparse's parser, whose `--help` and `--version` say when the standard output cannot be written.
+
+    argparse ignores a failed write of its messages (exit 0, nothing said); here one to the standard output
+    raises, and `main` reports it as any other failed write.
+    """
+
+    def _print_message(self, message: str, file=None) -> None:
+        if not message:
+            return
+        file = file or sys.stderr
+        if file is sys.stderr:  # Where a failure could not be said anyway: as argparse does.
+            with contextlib.suppress(AttributeError, OSError):
+                file.write(message)
+            return
+        file.write(message)
+        file.flush()
 
 
 def build_parser() -> argparse.ArgumentParser:
     """Builds the argument parser of the command line."""
-    parser = argparse.ArgumentParser(
+    parser = _ArgumentParser(
         prog="catsdogs",
         description="Cats vs. dogs: a CNN from scratch against transfer learning from MobileNetV2.",
     )
@@ -369,7 +390,19 @@ def import_tensorflow_quietly() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Runs the command line; returns the exit code (see the module docstring)."""
-    args = build_parser().parse_args(argv)
+    _fill_closed_standard_streams()
+    stdout, sys.stdout = sys.stdout, _StandardOutput(sys.stdout)
+    try:
+        return _run(argv)
+    finally:
+        sys.stdout = stdout
+
+
+def _run(argv: list[str] | None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+    except OSError as error:  # `--help` or `--version` into an output that cannot be written.
+        return _report_failure(error)
     import_tensorflow_quietly()
     from catsdogs_helpers.runtime import prefer_bfc_cpu_allocator
 
@@ -379,7 +412,6 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
     from catsdogs_helpers.errors import StudyInterrupted
 
-    stdout, sys.stdout = sys.stdout, _StandardOutput(sys.stdout)
     try:
         code = _COMMANDS[args.command](args)
         sys.stdout.flush()  # A closed pipe or a full output fails here, not in Python's flush at exit.
@@ -397,8 +429,28 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     except Exception as error:
         return _report_failure(error)
-    finally:
-        sys.stdout = stdout
+
+
+def _fill_closed_standard_streams() -> None:
+    """Points a closed standard output or error (`>&-`, `2>&-`) at the null device.
+
+    Python leaves `sys.stdout` or `sys.stderr` `None` then, and the next file opened would take descriptor 1
+    or 2, where C++ libraries write their notes. A closed standard error is where nothing can be said: the
+    command runs as usual. A closed standard output stays `None` in Python: its first write fails in one line
+    (exit 74), as any other failed write of it.
+    """
+    for descriptor, name in ((1, "stdout"), (2, "stderr")):
+        if getattr(sys, name) is not None:
+            continue
+        try:
+            os.fstat(descriptor)
+        except OSError:
+            null = os.open(os.devnull, os.O_WRONLY)
+            if null != descriptor:
+                os.dup2(null, descriptor)
+                os.close(null)
+        if name == "stderr":
+            sys.stderr = open(os.devnull, "w")  # noqa: SIM115 (for the life of the process)
 
 
 def _report_failure(error: Exception) -> int:
@@ -429,6 +481,8 @@ class _StandardOutput:
         return getattr(self.stream, name)
 
     def write(self, text: str) -> int:
+        if self.stream is None:  # Closed by the shell (`>&-`).
+            raise OSError(errno.EBADF, os.strerror(errno.EBADF), self.NAME)
         try:
             return self.stream.write(text)
         except OSError as error:
@@ -436,6 +490,8 @@ class _StandardOutput:
             raise
 
     def flush(self) -> None:
+        if self.stream is None:
+            return
         try:
             self.stream.flush()
         except OSError as error:
@@ -445,6 +501,8 @@ class _StandardOutput:
 
 def _discard_standard_output() -> None:
     """Points standard output at the null device, so that Python's flush at exit fails no more."""
+    if getattr(sys.stdout, "stream", sys.stdout) is None:  # Closed: nothing to discard.
+        return
     null = os.open(os.devnull, os.O_WRONLY)
     with contextlib.suppress(OSError, ValueError):  # A standard output without a file descriptor (a test's).
         os.dup2(null, sys.stdout.fileno())

@@ -142,6 +142,9 @@ def export_model(
     path = check_output_file(path, "output")
     saved = dataclasses.asdict(contract)
     contract_path = contract_path_of(path, format)
+    if format != "saved_model" and (contract_path.exists() or contract_path.is_symlink()):
+        raise InputError(f"{contract_path} already exists (where the artifact's contract goes): pass another "
+                         f"--output, or remove it first. Received: output={str(path)!r}")  # fmt: skip
     # The artifact is written under a temporary name with its contract, then renamed: a kill or a full disk
     # leaves no artifact without its contract, and no truncated one.
     with written_atomically(path) as temporary:

@@ -336,6 +336,12 @@ def load_model(path: str | os.PathLike) -> keras.Model:
     """
     path = os.fspath(path)
     fix = "Pass a model saved by the study (scratch.keras, transfer.keras or finetuned.keras)"
+    if os.path.isfile(os.path.join(path, "saved_model.pb")):
+        raise InputError(
+            f"{path} is a SavedModel (an artifact of catsdogs export), and this command takes the .keras model it "
+            "was exported from: pass that model (scratch.keras, transfer.keras or finetuned.keras). To classify "
+            f"photos with the SavedModel itself, use catsdogs predict --model {path}. Received: model={path!r}"
+        )
     if os.path.isdir(path):
         raise InputError(
             f"{path} is a folder, not a .keras model nor a SavedModel exported by catsdogs export (a folder holding "

@@ -8,6 +8,7 @@ layout, the weights file (readable, and fitting MobileNetV2 with the configured
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import tempfile
@@ -60,6 +61,53 @@ def check_output_dir(output_dir: str | os.PathLike, data: str = "tfds", option: 
             f"write to. Received: {option}={str(output_dir)!r}"
         ) from None
     return output
+
+
+# What a study or a sweep writes into its output folder: files at the top, and the training stages' files.
+STUDY_FILES = (
+    "results.json", "report.md", "scratch.keras", "transfer.keras", "finetuned.keras", "learning_curves.png",
+    "confusion_matrices.png", "roc_curves.png", "mistakes.png", "grad_cam.png", "sweep.json", "sweep.png",
+    "sweep.md",
+)  # fmt: skip
+STAGE_FILES = ("result.json", "best.weights.h5", "history.csv", "manifest.json", "backup")
+LOCK_FILE = ".catsdogs.lock"  # output_lock.LOCK_FILE: every run and sweep takes it before writing anything.
+
+
+def check_output_dir_is_ours(output: Path, option: str = "output_dir") -> None:
+    """Refuses an output folder that holds files the study would write over, unless catsdogs wrote them.
+
+    A folder is catsdogs's when a run or sweep took its lock there (`.catsdogs.lock`, left in place), or,
+    for one written before the lock existed, when its results.json or sweep.json is a study's or a sweep's.
+    Any other folder (the current one with `--output .`, `~/Documents`) may receive the study only where
+    none of its file names is taken: a user's own report.md or results.json is never replaced.
+
+    Raises:
+        InputError: If the folder holds such files and no run of catsdogs wrote them.
+    """
+    if (output / LOCK_FILE).exists() or _written_by_catsdogs(output):
+        return
+    taken = [name for name in STUDY_FILES if (output / name).exists()]
+    taken += [f"{stage}/{name}" for stage in ("scratch", "transfer", "finetuned") for name in STAGE_FILES
+              if (output / stage / name).exists()]  # fmt: skip
+    if taken:
+        shown = ", ".join(taken[:5]) + (f" and {len(taken) - 5} more" if len(taken) > 5 else "")
+        raise InputError(
+            f"The output folder {output} holds files the study would write over ({shown}), and no run of catsdogs "
+            "wrote them: pass another output folder, or an empty one (--output on the command line, OUTPUT_DIR in "
+            f"the notebook). Received: {option}={str(output)!r}"
+        )
+
+
+def _written_by_catsdogs(output: Path) -> bool:
+    """Whether the folder's results.json is a study's or its sweep.json a sweep's (as written before the lock)."""
+    for name, keys in (("results.json", {"models", "config"}), ("sweep.json", {"points", "sizes"})):
+        try:
+            value = json.loads((output / name).read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(value, dict) and keys <= value.keys():
+            return True
+    return False
 
 
 def check_output_file(path: str | os.PathLike, option: str = "output") -> Path:
@@ -204,6 +252,7 @@ def check_study_inputs(config: StudyConfig) -> Path:
     """
     num_photos = count_photos(config)  # First: a missing data folder creates no output folder.
     output = check_output_dir(config.output_dir, config.data)
+    check_output_dir_is_ours(output)
     check_memory(num_photos, config.image_size, config.cache_dir)
     check_weights(config.weights, config.alpha, config.image_size, config.preset)
     return output

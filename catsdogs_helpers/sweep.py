@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import shlex
 import time
 from pathlib import Path
 
@@ -349,9 +351,34 @@ def run_sweep(config: StudyConfig, plan: SweepPlan | None = None, verbose: int |
         sweep = sweep_training_sizes(config, splits, plan, verbose)
         path = write_sweep(config.output_dir, sweep, plot_sweep(summarize_sweep(sweep), sweep["points"]))
     print(f"\n{format_sweep_table(sweep)}\n\nSweep report: {path}", flush=True)
-    study_report = Path(config.output_dir) / REPORT_FILE
-    if study_report.is_file() and (Path(config.output_dir) / RESULTS_FILE).is_file():
-        command = load_results(Path(config.output_dir) / RESULTS_FILE).get("command") or "the study's command"
-        print(f"{study_report} was written before this sweep; to add the sweep to it, run the study into this "
-              f"folder again (it reuses every trained model): {command}", flush=True)  # fmt: skip
+    hint = describe_report_update(config.output_dir)
+    if hint is not None:
+        print(hint, flush=True)
     return sweep
+
+
+def describe_report_update(output_dir: str | os.PathLike) -> str | None:
+    """How to add a sweep to the study's report.md in `output_dir`, or `None` where there is none.
+
+    The command is the study's own (results.json's `command`), its `--output` this folder: the one recorded
+    is where the study ran, another folder once this one was copied or moved.
+    """
+    study_report = Path(output_dir) / REPORT_FILE
+    if not (study_report.is_file() and (Path(output_dir) / RESULTS_FILE).is_file()):
+        return None
+    try:
+        results = load_results(Path(output_dir) / RESULTS_FILE)
+    except (OSError, ValueError):  # Cut short, or not JSON: no study to rerun from it.
+        return None
+    command = results.get("command") if isinstance(results, dict) else None
+    try:
+        words = shlex.split(command) if isinstance(command, str) else []
+    except ValueError:
+        words = []
+    if "--output" in words[:-1]:
+        words[words.index("--output") + 1] = os.path.abspath(output_dir)
+        command = shlex.join(words)
+    else:
+        command = f"the study's command with --output {shlex.quote(os.path.abspath(output_dir))}"
+    return (f"{study_report} was written before this sweep; to add the sweep to it, run the study into this "
+            f"folder again (it reuses every trained model): {command}")  # fmt: skip

@@ -450,15 +450,48 @@ def load_finished_stage(
     if _read_manifest(stage_dir) != _normalize(manifest):
         return None
     unreadable = unreadable_file([result_path, best_path])
-    if unreadable is not None:
-        print(f"[{name}] {unreadable} cannot be read (a write cut short by a kill or a full disk): training this "
-              "stage again.")  # fmt: skip
+    result = _read_stage_result(result_path) if unreadable is None else None
+    if result is None:
+        print(f"[{name}] {unreadable or result_path} cannot be read (a write cut short by a kill or a full disk): "
+              "training this stage again.")  # fmt: skip
+        # Without its result the stage is unfinished: a second look (the cached-features head looks before
+        # `train_stage` does) neither says it again nor trusts the file.
+        with contextlib.suppress(OSError):
+            result_path.unlink()
         return None
-    saved = json.loads(result_path.read_text())
     _load_best_weights(model, best_path)
     if verbose:
         print(
             f"[{name}] finished in an earlier run: loaded its best weights from {best_path} "
             f"(delete {stage_dir} to train again)."
         )
-    return StageResult(**saved["result"])
+    return result
+
+
+def _read_stage_result(path: Path) -> StageResult | None:
+    """Reads a stage's `result.json`, or returns `None` if it is not what `train_stage` writes.
+
+    Valid JSON of another shape (`[1, 2, 3]`, `{}`, `null`, a field of another type) is as unreadable as a
+    file cut short.
+    """
+    try:
+        result = StageResult(**json.loads(path.read_text())["result"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+    def number(value: object) -> bool:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+    history = result.history
+    well_formed = (
+        isinstance(result.name, str)
+        and isinstance(history, dict)
+        and isinstance(history.get("epoch"), list)
+        and all(isinstance(values, list) and len(values) == len(history["epoch"]) for values in history.values())
+        and all(number(value) for values in history.values() for value in values)
+        and number(result.train_seconds)
+        and number(result.images_per_second)
+        and isinstance(result.best_epoch, int)
+        and not isinstance(result.best_epoch, bool)
+    )
+    return result if well_formed else None

@@ -1,7 +1,10 @@
 """The command line end to end (smoke preset, on a folder and on tfds), and its answers to bad input."""
 
 import json
+import os
 import re
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -355,3 +358,121 @@ def test_bad_sweep_sizes_and_export_options_are_refused_in_one_line(capsys, tmp_
     for number in ("0", "-3"):
         message = one_line_error(capsys, [*export, "--num-check-photos", number])
         assert message.endswith(f"Received: --num-check-photos {number}")
+
+
+def test_a_quoted_tilde_is_the_home_folder_in_predict_and_export_paths(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    colour_model(tmp_path / "model.keras", ("dog", "cat"))
+    photo_factory.write_jpeg(tmp_path / "cat.jpg", photo_factory.synthetic_photo("cat", 32))
+    assert cli.main(["predict", "--model", "~/model.keras", "~/cat.jpg"]) == 0
+    assert capsys.readouterr().out.startswith(f"{tmp_path / 'cat.jpg'}: cat (")
+    exported = ["export", "--model", "~/model.keras", "--format", "saved_model", "--output", "~/exported"]
+    assert cli.main(exported) == 0, capsys.readouterr().err
+    assert (tmp_path / "exported" / "saved_model.pb").is_file()
+    parsed = cli.build_parser().parse_args(["evaluate", "--model", "~/m.keras", "--data", "~/photos"])
+    assert (parsed.model, parsed.data) == (str(tmp_path / "m.keras"), str(tmp_path / "photos"))
+
+
+def _predict_with_a_closed_stream(tmp_path: Path, descriptor: int) -> subprocess.CompletedProcess:
+    model = str(colour_model(tmp_path / "model.keras", ("dog", "cat")))
+    photo = photo_factory.write_jpeg(tmp_path / "cat.jpg", photo_factory.synthetic_photo("cat", 32))
+    command = [sys.executable, "-m", "catsdogs_helpers", "predict", "--model", model, str(photo)]
+    return subprocess.run(command, capture_output=True, text=True, timeout=300,
+                          preexec_fn=lambda: os.close(descriptor))  # fmt: skip  # As `>&-` or `2>&-` does.
+
+
+@pytest.mark.slow
+def test_a_closed_standard_output_is_one_line_exit_74(tmp_path):
+    done = _predict_with_a_closed_stream(tmp_path, 1)
+    assert done.returncode == cli.EXIT_WRITE_FAILED, done.stderr[-3000:]
+    assert done.stderr == "error: Cannot write the standard output: Bad file descriptor\n"
+
+
+@pytest.mark.slow
+def test_a_closed_standard_error_classifies_as_usual(tmp_path):
+    done = _predict_with_a_closed_stream(tmp_path, 2)
+    assert done.returncode == 0, done
+    assert done.stdout.startswith(f"{tmp_path / 'cat.jpg'}: cat (") and done.stdout.count("\n") == 1
+
+
+@pytest.mark.parametrize("argv", [["--version"], ["--help"], ["predict", "--help"]])
+def test_version_and_help_into_a_full_output_are_one_line_and_not_exit_0(argv):
+    if not Path("/dev/full").exists():
+        pytest.skip("no /dev/full on this system")
+    with open("/dev/full", "w") as full:
+        done = subprocess.run([sys.executable, "-m", "catsdogs_helpers", *argv], stdout=full, stderr=subprocess.PIPE,
+                              text=True, timeout=120)  # fmt: skip
+    assert done.returncode == cli.EXIT_USER_ERROR  # A full output is a full disk: exit 2, as predict's.
+    assert done.stderr == (
+        "error: Cannot write the standard output: No space left on device (ENOSPC). Free some space (or write "
+        "elsewhere) and run the same command again: the work already saved is kept.\n"
+    )
+
+
+def test_evaluate_and_export_given_a_savedmodel_say_they_take_the_keras_model_and_that_predict_takes_it(
+    tmp_path, capsys
+):
+    model = str(colour_model(tmp_path / "model.keras", ("dog", "cat")))
+    exported = tmp_path / "exported"
+    assert cli.main(["export", "--model", model, "--format", "saved_model", "--output", str(exported)]) == 0
+    photos = write_class_folder(tmp_path / "photos", {"dog": "dog", "cat": "cat"}, num_per_class=2)
+    evaluate = ["evaluate", "--model", str(exported), "--data", str(photos)]
+    for argv in (evaluate, ["export", "--model", str(exported), "--format", "litert", "--output", str(tmp_path / "m")]):
+        message = one_line_error(capsys, argv)
+        assert f"{exported} is a SavedModel (an artifact of catsdogs export)" in message, message
+        assert "takes the .keras model it was exported from" in message and "catsdogs predict --model" in message
+        assert "not a .keras model nor a SavedModel" not in message
+
+
+@pytest.mark.parametrize("readme", ["README.md", "README.pt-BR.md"])
+def test_each_readme_lists_every_exit_code_of_the_command_line(readme):
+    text = (Path(__file__).parent.parent / readme).read_text()
+    paragraph = re.search(r"^(Exit codes|Códigos de saída): (.+?)\n\n", text, re.MULTILINE | re.DOTALL).group(2)
+    codes = {value for name, value in vars(cli).items() if name.startswith("EXIT_")}
+    assert {int(code) for code in re.findall(r"\*\*(\d+)\*\*", paragraph)} == {0, *codes}
+
+
+@pytest.mark.parametrize("command", ["run", "sweep"])
+def test_an_output_folder_holding_the_users_own_report_is_refused_and_left_as_it_was(
+    command, capsys, tmp_path, monkeypatch, make_photo_folder
+):
+    photos = make_photo_folder(tmp_path / "photos", num_per_class=20)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "report.md").write_text("my own report")
+    (mine / "results.json").write_text("my notes")
+    monkeypatch.chdir(mine)
+    message = one_line_error(capsys, [command, "--preset", "smoke", "--data", str(photos), "--output", "."])
+    assert f"The output folder {mine} holds files the study would write over (results.json, report.md)" in message
+    assert "pass another output folder, or an empty one" in message
+    assert sorted(item.name for item in mine.iterdir()) == ["report.md", "results.json"]  # Not even a lock.
+    assert (mine / "report.md").read_text() == "my own report" and (mine / "results.json").read_text() == "my notes"
+
+
+def test_a_folder_catsdogs_wrote_takes_the_study_again(tmp_path):
+    from catsdogs_helpers.preflight import check_output_dir_is_ours
+
+    locked, legacy, sweep_only, other = (tmp_path / name for name in ("locked", "legacy", "sweep", "other"))
+    for folder in (locked, legacy, sweep_only, other):
+        folder.mkdir()
+        (folder / "report.md").write_text("# a report")
+    (locked / ".catsdogs.lock").touch()  # Every run and sweep leaves it: killed, finished or resumed.
+    (legacy / "results.json").write_text(json.dumps({"models": {}, "config": {}}))  # Written before the lock.
+    (sweep_only / "sweep.json").write_text(json.dumps({"points": [], "sizes": []}))
+    for folder in (locked, legacy, sweep_only, tmp_path / "empty"):
+        check_output_dir_is_ours(folder)
+    (other / "results.json").write_text(json.dumps([1, 2, 3]))
+    (other / "scratch").mkdir()
+    (other / "scratch" / "history.csv").write_text("my,csv")
+    with pytest.raises(cli.InputError, match=r"\(results.json, report.md, scratch/history.csv\)"):
+        check_output_dir_is_ours(other)
+
+
+def test_export_never_writes_over_a_file_where_its_contract_goes(tmp_path, capsys):
+    model = str(colour_model(tmp_path / "model.keras", ("dog", "cat")))
+    sidecar = tmp_path / "m.tflite.contract.json"
+    sidecar.write_text("my own notes")
+    message = one_line_error(capsys, ["export", "--model", model, "--format", "litert", "--output",
+                                      str(tmp_path / "m.tflite")])  # fmt: skip
+    assert f"{sidecar} already exists" in message and sidecar.read_text() == "my own notes"
+    assert not (tmp_path / "m.tflite").exists()

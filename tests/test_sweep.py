@@ -232,3 +232,20 @@ def test_the_command_line_refuses_bad_sizes_in_one_line(tmp_path):
     assert process.stderr.strip().splitlines() == [
         "error: --sizes takes whole numbers separated by commas, e.g. 100,250,500. Received: --sizes 10,abc"
     ]
+
+
+def test_the_hint_to_add_a_sweep_to_a_copied_runs_report_runs_the_study_into_the_folder_used(tmp_path):
+    recorded = "catsdogs run --preset smoke --data /photos --weights none --image-size 64 --output /elsewhere/out1"
+    copied = tmp_path / "my copy"
+    copied.mkdir()
+    (copied / "report.md").write_text("# The study\n")
+    (copied / "results.json").write_text(json.dumps({"command": recorded}))
+    hint = sweep.describe_report_update(copied)
+    assert hint.startswith(f"{copied / 'report.md'} was written before this sweep; to add the sweep to it, run")
+    assert hint.endswith(": catsdogs run --preset smoke --data /photos --weights none --image-size 64 --output "
+                         f"'{copied}'")  # fmt: skip
+    (copied / "results.json").write_text("[1, 2, 3]")
+    assert "--output" in sweep.describe_report_update(copied) and str(copied) in sweep.describe_report_update(copied)
+    (copied / "results.json").write_text('{"comm')
+    assert sweep.describe_report_update(copied) is None
+    assert sweep.describe_report_update(tmp_path) is None
