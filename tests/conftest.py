@@ -5,6 +5,7 @@ Figures are drawn without a display. Real photos and ImageNet weights come from
 them are skipped, with the reason, in a clone outside that layout.
 """
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -110,3 +111,12 @@ def smoke_study(tmp_path_factory) -> dict[str, object]:
     command = ("run", "--data", str(photos), "--weights", "none", "--preset", "smoke", "--output", str(output))
     process = run_cli(*command, env={"TF_CPU_ALLOCATOR_USE_BFC": None})
     return {"photos": photos, "output": output, "process": process}
+
+
+def load_script(name: str) -> object:
+    """Imports `scripts/<name>.py` (not a package) as a module, for tests of its functions."""
+    path = Path(__file__).resolve().parents[1] / "scripts" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

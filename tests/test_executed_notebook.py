@@ -1,22 +1,18 @@
 """docs/transfer_learning_executed.ipynb, the notebook as a reader sees it on GitHub: outputs not stale, labelled,
 light; and scripts/execute_notebook.py's digest, parameter injection and markdown refresh."""
 
-import importlib.util
 from pathlib import Path
 
 import nbformat
 import pytest
+from conftest import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
-SCRIPT = ROOT / "scripts" / "execute_notebook.py"
 
 
 @pytest.fixture(scope="module")
 def script():
-    spec = importlib.util.spec_from_file_location("execute_notebook", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("execute_notebook")
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,6 @@
 """scripts/simulate_colab.py without running it (that builds a virtual environment): its command line and the
 notebook copy it writes, with REPO_URL in the set-up cell and the other parameters in the parameters cell."""
 
-import importlib.util
 import json
 import os
 import re
@@ -10,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "simulate_colab.py"
@@ -17,10 +17,7 @@ SCRIPT = ROOT / "scripts" / "simulate_colab.py"
 
 @pytest.fixture(scope="module")
 def simulate_colab():
-    spec = importlib.util.spec_from_file_location("simulate_colab", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("simulate_colab")
 
 
 def code_cells(notebook: dict) -> list[str]:
