@@ -115,7 +115,7 @@ class StudyConfig:
     scratch_learning_rate: float = _setting(2e-3, "scratch", "sweep")
     scratch_dropout: float = _setting(0.3, "scratch", "sweep")
     scratch_weight_decay: float = _setting(0.0, "scratch", "sweep")
-    scratch_patience: int | None = _setting(None, "scratch")
+    scratch_patience: int | None = _setting(None, "scratch", "sweep")
     transfer_epochs: int = _setting(20, "transfer", "sweep")
     transfer_learning_rate: float = _setting(1e-3, "transfer", "sweep")
     use_cached_features: bool = _setting(True, "transfer")
@@ -141,6 +141,12 @@ class StudyConfig:
             InputError: If a changed setting is invalid (a `ValueError`).
         """
         return dataclasses.replace(self, **changes)
+
+    def patience_of(self, approach: str) -> int:
+        """Returns the early-stopping patience, in epochs, of `"scratch"`, `"transfer"` or `"finetuned"`."""
+        if approach == "scratch":
+            return self.scratch_patience or self.scratch_epochs  # None: every epoch.
+        return self.patience
 
     def to_dict(self) -> dict[str, object]:
         """Returns the settings as a JSON-serializable dictionary."""

@@ -172,7 +172,6 @@ def format_sweep_epochs(sweep: dict[str, object]) -> str:
 def describe_rule(sweep: Mapping[str, object]) -> str:
     """Returns how the sweep's points trained (its plan's `TrainingRule` and the study's epochs) in one paragraph."""
     rule, stopping = sweep["plan"]["rule"], sweep["stopping"]
-    caps = stopping["max_epochs"]
     minimum = rule["min_epoch_photos"]
     epoch = f"a pass over the training part or {minimum} photos, whichever is more"
     if minimum is None:
@@ -180,11 +179,22 @@ def describe_rule(sweep: Mapping[str, object]) -> str:
     return (
         f"Each subset is split, class by class, into {100 * rule['validation_fraction']:.0f}% for validation (at "
         f"least {rule['min_validation_per_class']} photos per class) and the rest for training. An epoch is {epoch}, "
-        f"the training part repeated as needed. Each approach trains with the study's recipe until the validation "
-        f"loss has not improved for {stopping['patience']} epochs, at most {caps['scratch']} (scratch), "
-        f"{caps['transfer']} (the head) or {caps['finetuned']} (fine-tuning) epochs, and keeps its best epoch's "
-        "weights."
+        f"the training part repeated as needed. Each approach trains with the study's recipe and keeps its best "
+        f"validation epoch's weights: {'; '.join(_describe_stopping(stopping))}."
     )
+
+
+def _describe_stopping(stopping: Mapping[str, object]) -> list[str]:
+    """Says, per approach, for how many epochs a sweep's points trained (`sweep.json`'s `"stopping"`)."""
+    caps, patience = stopping["max_epochs"], stopping["patience"]
+    if isinstance(patience, int):  # A sweep.json from 0.4.x: one patience for the three approaches.
+        patience = dict.fromkeys(caps, patience)
+    named = {"scratch": "the scratch CNN", "transfer": "the head", "finetuned": "fine-tuning"}
+    return [
+        f"{named[name]} every one of its {caps[name]} epochs" if patience[name] >= caps[name] else
+        f"{named[name]} until the validation loss has not improved for {patience[name]} epochs, at most {caps[name]}"
+        for name in named
+    ]  # fmt: skip
 
 
 def describe_sweep(sweep: dict[str, object]) -> list[str]:

@@ -267,7 +267,7 @@ def train_scratch_cnn(
             epochs=config.scratch_epochs,
             output_dir=config.output_dir,
             num_train_images=splits.num_images("train"),
-            patience=config.scratch_patience or config.scratch_epochs,  # None: every epoch.
+            patience=config.patience_of("scratch"),
             manifest=build_stage_manifest(config, "scratch", model, splits, num_replicas=num_replicas),
             verbose=verbose,
         )
@@ -308,8 +308,8 @@ def train_frozen_model(
         if model is None:
             model = build_frozen_model(config, num_replicas)
         manifest = build_stage_manifest(config, "transfer", model, splits, num_replicas=num_replicas)
-        common = dict(epochs=config.transfer_epochs, output_dir=config.output_dir, patience=config.patience,
-                      manifest=manifest, verbose=verbose)  # fmt: skip
+        common = dict(epochs=config.transfer_epochs, output_dir=config.output_dir,
+                      patience=config.patience_of("transfer"), manifest=manifest, verbose=verbose)  # fmt: skip
         if config.use_cached_features:
             stage = features.train_head_on_features(
                 model,
@@ -374,7 +374,7 @@ def fine_tune_model(
             initial_epoch=head_epochs,
             output_dir=config.output_dir,
             num_train_images=splits.num_images("train"),
-            patience=config.patience,
+            patience=config.patience_of("finetuned"),
             manifest=manifest,
             verbose=verbose,
         )

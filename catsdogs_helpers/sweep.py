@@ -10,8 +10,9 @@ Every point is trained as a user with that many photos would train it, to
 convergence (`TrainingRule`): the subset is split into a training part and a
 validation part (stratified); each approach is built and compiled by the
 study's recipe (`recipes.py`, the point's seed in place of the study's),
-its maximum epochs and patience, an epoch being the study's, until the
-validation part's loss stops improving, and keeps its best epoch's weights. No photo outside the
+its maximum epochs and patience (`StudyConfig.patience_of`: the scratch CNN
+trains every epoch unless given a patience), an epoch being the study's, and
+keeps its best validation epoch's weights. No photo outside the
 subset shapes a point, and the test split is scored once per point. The
 frozen base's features are computed once, for the photos some point uses and
 for the test split; the head then trains in seconds, and fine-tuning starts
@@ -158,8 +159,8 @@ def sweep_training_sizes(
         approach, size and seed (`accuracy`, `num_correct`, `num_images`,
         `accuracy_interval`, `num_train`, `num_validation`, `epoch_photos`, `epochs`,
         `best_epoch`, `stopped_early`, `val_loss` per epoch, `train_seconds`); `"sizes"` (the sizes
-        run, in photos); `"plan"`; `"stopping"` (the study's patience and
-        maximum epochs); `"num_test_images"`; `"num_train_photos"` (the
+        run, in photos); `"plan"`; `"stopping"` (each approach's patience and
+        maximum epochs, the study's); `"num_test_images"`; `"num_train_photos"` (the
         training split's); `"seconds"` (wall time).
 
     Raises:
@@ -201,20 +202,17 @@ def sweep_training_sizes(
             found = _train_point(config, plan.rule, splits, cached, parts, key, verbose)
             write_text_atomically(path, json.dumps({"manifest": identity, "points": found}, indent=1))
             points += found
+    caps = {"scratch": config.scratch_epochs, "transfer": config.transfer_epochs, "finetuned": config.fine_tune_epochs}
     return {
         "points": points,
         "sizes": [size or num_train for size in sizes],
         "plan": dataclasses.asdict(plan),
-        "stopping": {"patience": config.patience, "max_epochs": _max_epochs(config)},
+        "stopping": {"patience": {name: config.patience_of(name) for name in caps}, "max_epochs": caps},
         "num_test_images": len(cached.test_labels),
         "num_train_photos": num_train,
         "class_names": list(splits.class_names),
         "seconds": time.perf_counter() - start,
     }
-
-
-def _max_epochs(config: StudyConfig) -> dict[str, int]:
-    return {"scratch": config.scratch_epochs, "transfer": config.transfer_epochs, "finetuned": config.fine_tune_epochs}
 
 
 def _read_point(path: Path) -> dict[str, object]:
@@ -297,20 +295,22 @@ def _train_point(
     head_data = (head_data.repeat() if repeated else head_data).batch(batch_size)
     head_validation = (cached.train_features[validation], cached.train_labels[validation])
     head_validation = tf.data.Dataset.from_tensor_slices(head_validation).batch(batch_size)
-    fitted = _fit(head, head_data, head_validation, config.transfer_epochs, fit_steps, config.patience, 0)
+    patience = recipe.patience_of  # The study's, per approach.
+    fitted = _fit(head, head_data, head_validation, config.transfer_epochs, fit_steps, patience("transfer"), 0)
     fitted["train_seconds"] += cached.seconds_per_photo * (len(train) + len(validation))
     found = [point("transfer", fitted, head.predict(cached.test_features, verbose=0))]
 
     if config.fine_tune_epochs:  # Fine-tuning, from that head, on the parts' photos (0 epochs: none, as in the study).
         recipes.prepare_fine_tuning(recipe, model)
-        tuned = _fit(model, images, validation_images, config.fine_tune_epochs, fit_steps, config.patience, verbose)
+        epochs = config.fine_tune_epochs
+        tuned = _fit(model, images, validation_images, epochs, fit_steps, patience("finetuned"), verbose)
         tuned["head_epochs"] = fitted["epochs"]
         tuned["train_seconds"] += fitted["train_seconds"]  # The head's time included, as in the study.
         found.append(point("finetuned", tuned, model.predict(test_images, verbose=0)))
 
     # The CNN from scratch, on the same photos.
     model = recipes.build_scratch_cnn(recipe, num_train_images=epoch_photos)  # Its cosine spans the point's steps.
-    fitted = _fit(model, images, validation_images, config.scratch_epochs, fit_steps, config.patience, verbose)
+    fitted = _fit(model, images, validation_images, config.scratch_epochs, fit_steps, patience("scratch"), verbose)
     found.append(point("scratch", fitted, model.predict(test_images, verbose=0)))
     return found
 

@@ -27,9 +27,10 @@ class TrainingRule:
     plans' choice, means as many photos as the whole training split holds: the
     study's epoch. Each approach then trains as the study trains it, with the
     study's own maximum epochs (`scratch_epochs`, `transfer_epochs`,
-    `fine_tune_epochs`) and `patience`, so that no point sees more photos (with
-    repeats) than the study's model, and each stops when the validation part's
-    loss has not improved for `patience` epochs (Keras' `EarlyStopping`),
+    `fine_tune_epochs`) and patience (`StudyConfig.patience_of`), so that no
+    point sees more photos (with repeats) than the study's model; each stops
+    when the validation part's loss has not improved for its patience
+    (Keras' `EarlyStopping`; the scratch CNN, by default, trains every epoch),
     keeping its best epoch's weights. Small parts therefore take the study's
     optimizer steps, not a handful per epoch, and a noisy validation loss on a
     few photos cannot end their training after a few dozen steps. The scratch

@@ -142,7 +142,8 @@ def fake_sweep() -> dict:
                                "num_train": size * 4 // 5, "num_validation": size // 5, "epochs": 20 + seed,
                                "best_epoch": 12, "stopped_early": size == 100})  # fmt: skip
     plan = sweep.get_sweep_plan("quick", sizes=(100, 1000), num_seeds=2)
-    stopping = {"patience": 8, "max_epochs": {"scratch": 55, "transfer": 20, "finetuned": 3}}
+    stopping = {"patience": {"scratch": 55, "transfer": 8, "finetuned": 8},
+                "max_epochs": {"scratch": 55, "transfer": 20, "finetuned": 3}}  # fmt: skip
     return {"points": points, "sizes": [100, 1000], "plan": dataclasses.asdict(plan), "stopping": stopping,
             "num_test_images": 1000, "num_train_photos": 1999, "seconds": 60.0}  # fmt: skip
 
@@ -169,9 +170,17 @@ def test_the_report_states_the_rule_and_how_each_point_stopped():
     text = "\n".join(report.describe_sweep(fake_sweep()))
     assert "20% for validation (at least 2 photos per class)" in text
     assert "An epoch is as many photos as the whole training split holds (1,999, the study's epoch)" in text
-    assert "not improved for 8 epochs, at most 55 (scratch), 20 (the head) or 3 (fine-tuning)" in text
+    assert (
+        "the scratch CNN every one of its 55 epochs; the head until the validation loss has not improved for 8 "
+        "epochs, at most 20; fine-tuning every one of its 3 epochs."
+    ) in text  # Patience 8 > 3: it cannot stop.
     assert "| 100 (80 + 20) | 12 / 21; 12 / 22 |" in text  # Stopped early: no star.
     assert "| 1,000 (800 + 200) | 12 / 21*; 12 / 22* |" in text  # Ran up to the cap.
+    older = fake_sweep()  # A sweep.json from 0.4.x: one patience for the three approaches.
+    older["stopping"]["patience"] = 8
+    assert "the scratch CNN until the validation loss has not improved for 8 epochs, at most 55" in "\n".join(
+        report.describe_sweep(older)
+    )
     earlier = fake_sweep()  # A sweep.json from before the rule (a report rewritten into an old folder).
     del earlier["stopping"]
     for point in earlier["points"]:
@@ -191,6 +200,25 @@ def test_the_figure_shows_accuracy_and_time_against_photos_on_log_scales(tmp_pat
     assert len(accuracy_ax.collections) >= 3  # The seeds' dots (and error bars) of each approach.
     path = plots.save_figure(figure, tmp_path / "sweep.png")
     assert path.read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize(("scratch_patience", "expected"), [(None, 4), (2, 2)])
+def test_each_point_trains_with_the_studys_epochs_and_patience(tmp_path, monkeypatch, scratch_patience, expected):
+    """The scratch CNN's points train every epoch, as the study's does, unless given a patience."""
+    photos = make_presplit_folder(tmp_path / "photos", {"train": 8, "validation": 2, "test": 2})
+    config = get_config("smoke", data=str(photos), output_dir=str(tmp_path / "out"))
+    config = config.replace(scratch_epochs=4, transfer_epochs=3, fine_tune_epochs=2, patience=1,
+                            scratch_patience=scratch_patience)  # fmt: skip
+    asked = []
+
+    def record(model, train, validation, epochs, steps, patience, verbose):
+        asked.append((epochs, patience))
+        return {"epochs": 1, "best_epoch": 1, "stopped_early": False, "train_seconds": 0.0, "val_loss": [1.0]}
+
+    monkeypatch.setattr(sweep, "_fit", record)
+    results = sweep.run_sweep(config, sweep.get_sweep_plan("smoke", sizes=(6,)), verbose=0)
+    assert asked == [(3, 1), (2, 1), (4, expected)]  # The head, fine-tuning, the scratch CNN.
+    assert results["stopping"]["patience"] == {"scratch": expected, "transfer": 1, "finetuned": 1}
 
 
 @pytest.mark.slow
