@@ -35,7 +35,7 @@ from pathlib import Path
 import keras
 from keras import layers
 
-from catsdogs_helpers import models, runtime, study, training
+from catsdogs_helpers import models, runtime, stage_files, study, training
 from catsdogs_helpers.config import PRESET_NAMES, get_config, parse_setting
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
@@ -82,7 +82,7 @@ def main() -> int:
     rows: dict[str, dict[str, float]] = {}
     wanted = set(args.models.split(","))
 
-    def record(name: str, model: keras.Model, stages: list[training.StageResult]) -> None:
+    def record(name: str, model: keras.Model, stages: list[stage_files.StageResult]) -> None:
         trained = study.TrainedModel(name, model, stages, workdir / f"{name}.keras")
         metrics = study.evaluate_models({name: trained}, splits)[name].metrics
         seconds = sum(stage.train_seconds for stage in stages)
@@ -114,7 +114,7 @@ def main() -> int:
 
     if "baseline_tutorial" in wanted:
         # Not the study's recipe, so not its stage functions: the tutorial's own settings, on the same data.
-        def fit(model: keras.Model, name: str, epochs: int, initial_epoch: int = 0) -> training.StageResult:
+        def fit(model: keras.Model, name: str, epochs: int, initial_epoch: int = 0) -> stage_files.StageResult:
             return training.train_stage(
                 model, splits.train, splits.validation, name=name, epochs=epochs, initial_epoch=initial_epoch,
                 output_dir=workdir / "baseline", num_train_images=num_train, patience=max(epochs, 1),

@@ -114,7 +114,7 @@ def describe_model_cost(model: keras.Model, stages: Sequence, model_path: str | 
 
     Args:
         model: The trained model.
-        stages: The `training.StageResult`s that trained it, in order.
+        stages: The `stage_files.StageResult`s that trained it, in order.
         model_path: The saved model file, or `None`. Defaults to `None`.
 
     Returns:

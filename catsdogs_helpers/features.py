@@ -17,7 +17,8 @@ import numpy as np
 import tensorflow as tf
 
 from catsdogs_helpers.models import HEAD_DROPOUT_NAME, LOGIT_NAME, POOL_NAME
-from catsdogs_helpers.training import StageResult, load_finished_stage, train_stage
+from catsdogs_helpers.stage_files import StageResult, load_finished_stage
+from catsdogs_helpers.training import train_stage
 
 
 def build_feature_extractor(model: keras.Model) -> keras.Model:

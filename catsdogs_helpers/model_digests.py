@@ -1,7 +1,7 @@
 """What identifies a model for the study's stage manifests: digests of its architecture and of its compilation.
 
 A training stage reuses or resumes an earlier result only when both digests
-are equal (see `study.build_stage_manifest`), and a test compares the
+are equal (see `stage_manifest.build_stage_manifest`), and a test compares the
 notebook's models with the command line's by them. Both are re-exported by
 `models.py`.
 """

@@ -1,6 +1,6 @@
 """The study's three models, each built and compiled by one recipe.
 
-`catsdogs run`, the training stages of `study.py` (when no model is handed to
+`catsdogs run`, the training stages of `model_stages.py` (when no model is handed to
 them) and the benchmarks use these functions; the notebook writes the same
 recipes out in its own code cells, and a test (`tests/test_notebook_models.py`)
 checks that both give the same architecture and compilation digests
@@ -83,7 +83,7 @@ def build_fine_tuned_model(config: StudyConfig, frozen: object, num_replicas: in
 
     Args:
         config: The study's settings.
-        frozen: The trained frozen model (a `study.TrainedModel`, whose saved file is read), or the
+        frozen: The trained frozen model (a `model_stages.TrainedModel`, whose saved file is read), or the
             path of its saved file (`transfer.keras`).
         num_replicas: Devices the model trains on. Defaults to `1`.
 

@@ -4,7 +4,8 @@ The stages, in order: `load_data`, `train_scratch_cnn`, `train_frozen_model`,
 `fine_tune_model`, `evaluate_models`, `make_figures`, `write_study_report`.
 The notebook calls them one by one, with the story in between; the command
 line's `run` and the benchmarks call `run_study` or the same stages. One
-orchestration, so they cannot drift apart.
+orchestration, so they cannot drift apart. The three training stages are
+`model_stages.py`'s; they are reached here as `study.train_scratch_cnn` and so on.
 
 Every training stage is resumable and reusable (see `training.train_stage`):
 rerun a study into the same output folder after an interruption and it
@@ -15,35 +16,21 @@ the trained models instead of training again.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
-import keras
 import numpy as np
 import tensorflow as tf
 from matplotlib.figure import Figure
 
-from catsdogs_helpers import (
-    contract,
-    data,
-    evaluation,
-    features,
-    metrics,
-    models,
-    plots,
-    report,
-    results,
-    runtime,
-    training,
-)
-from catsdogs_helpers.config import MODEL_NAMES, StudyConfig, depends_on, format_command
-from catsdogs_helpers.digests import hash_file, hash_json
+from catsdogs_helpers import data, evaluation, metrics, plots, report, results, runtime
+from catsdogs_helpers.config import MODEL_NAMES, StudyConfig, format_command
 from catsdogs_helpers.errors import StudyInterrupted
 from catsdogs_helpers.grad_cam import compute_grad_cam
-from catsdogs_helpers.output_lock import lock_output_dir, unlock_output_dir, written_atomically
+from catsdogs_helpers.model_stages import TrainedModel, fine_tune_model, train_frozen_model, train_scratch_cnn
+from catsdogs_helpers.output_lock import lock_output_dir, unlock_output_dir
 from catsdogs_helpers.preflight import check_study_inputs
-from catsdogs_helpers.recipes import build_fine_tuned_model, build_frozen_model, build_scratch_cnn
+from catsdogs_helpers.stage_files import read_history
 
 STAGE_TITLES = {
     "data": "loading the photos",
@@ -57,88 +44,9 @@ STAGE_TITLES = {
 }
 
 
-@dataclasses.dataclass
-class TrainedModel:
-    """A trained model of the study, the stages that trained it, and its saved file.
-
-    Attributes:
-        name: `"scratch"`, `"transfer"` (the frozen base with its trained head)
-            or `"finetuned"`.
-        model: The Keras model: raw pixels in [0, 255], shape `(N, S, S, 3)`,
-            in; one logit per photo, float32, shape `(N, 1)`, out.
-        stages: The training stages, in order (the fine-tuned model's include
-            the head's).
-        path: The saved `.keras` file.
-    """
-
-    name: str
-    model: keras.Model
-    stages: list[training.StageResult]
-    path: Path
-
-    @property
-    def history(self) -> dict[str, list[float]]:
-        """Per-epoch values of all its stages, one after the other."""
-        return training.merge_histories(*(stage.history for stage in self.stages))
-
-
 def announce(stage: str, detail: str = "") -> None:
     """Prints the line that says a stage starts, e.g. `== scratch: training the CNN from scratch (35 epochs) ==`."""
     print(f"\n== {stage}: {STAGE_TITLES.get(stage, stage)}{f' ({detail})' if detail else ''} ==", flush=True)
-
-
-def build_stage_manifest(
-    config: StudyConfig,
-    stage: str,
-    model: keras.Model,
-    splits: data.ImageSplits,
-    upstream: training.StageResult | None = None,
-    num_replicas: int = 1,
-) -> dict[str, object]:
-    """Returns what identifies a training stage's result, so that no run reuses or resumes another's.
-
-    An earlier run's stage is reused or resumed only when every entry is equal
-    (see `training.train_stage`):
-
-    - `settings`: the settings the stage depends on (`config.depends_on`); a
-      weights file is named by its SHA-256;
-      trained on several replicas (see `runtime.choose_distribution_strategy`),
-      also `num_replicas`, which multiplies the batch and the learning rate;
-    - `architecture`: a digest of the model's layers and how they are called
-      (`models.describe_architecture`);
-    - `compilation`: a digest of its optimizer, learning rate or schedule, loss
-      and metrics (`models.describe_compilation`), so that a model compiled
-      another way (say, in the notebook) never reuses this one's result;
-    - `data`: the splits' content key (`ImageSplits.content_key`);
-    - `upstream`: a digest of the stage this one starts from (fine-tuning starts
-      from the frozen model's head), or `None`;
-    - `versions`: TensorFlow, Keras and this package.
-
-    Args:
-        config: The study's settings.
-        stage: `"scratch"`, `"transfer"` or `"finetuned"`.
-        model: The compiled model the stage trains.
-        splits: The data, from `load_data`.
-        upstream: The result of the stage this one continues, or `None`. Defaults to `None`.
-        num_replicas: Replicas the stage trains on. Defaults to `1`.
-
-    Returns:
-        A JSON-serializable dictionary.
-    """
-    settings: dict[str, object] = {name: getattr(config, name) for name in depends_on(stage)}
-    if settings.get("weights") not in (None, "imagenet"):
-        settings["weights"] = f"sha256:{hash_file(str(config.weights))}"
-    if num_replicas > 1:  # Absent on one device, so that earlier single-device runs are still reused.
-        settings["num_replicas"] = num_replicas
-    return {
-        "stage": stage,
-        "settings": settings,
-        "architecture": models.describe_architecture(model),
-        "compilation": models.describe_compilation(model),
-        "data": splits.content_key,
-        "upstream": None if upstream is None else hash_json(upstream.to_dict()),
-        "versions": runtime.describe_training_versions(),
-    }
 
 
 def start_study(config: StudyConfig, strategy: tf.distribute.Strategy | None = None) -> Path:
@@ -181,10 +89,6 @@ def _strategy(strategy: tf.distribute.Strategy | None) -> tf.distribute.Strategy
     return runtime.choose_distribution_strategy() if strategy is None else strategy
 
 
-def _num_replicas(strategy: tf.distribute.Strategy) -> int:
-    return strategy.num_replicas_in_sync
-
-
 def load_data(
     config: StudyConfig, verbose: bool = True, strategy: tf.distribute.Strategy | None = None
 ) -> data.ImageSplits:
@@ -203,7 +107,7 @@ def load_data(
     return data.load_splits(
         config.data,
         image_size=config.image_size,
-        batch_size=config.batch_size * _num_replicas(_strategy(strategy)),
+        batch_size=config.batch_size * _strategy(strategy).num_replicas_in_sync,
         validation_fraction=config.validation_fraction,
         test_fraction=config.test_fraction,
         max_images_per_split=config.max_images_per_split,
@@ -211,182 +115,6 @@ def load_data(
         cache_dir=config.cache_dir,
         verbose=verbose,
     )
-
-
-def _training_strategy(model: keras.Model | None, strategy: tf.distribute.Strategy | None) -> tf.distribute.Strategy:
-    """The strategy a stage trains under: the given model's own (the one it was built under), or `strategy`."""
-    if model is None:
-        return _strategy(strategy)
-    if not getattr(model, "compiled", False):
-        raise ValueError(
-            f"The model handed to the study must be compiled (model.compile(...)) before it trains. "
-            f"Received: model={model.name!r}, not compiled"
-        )
-    return model.distribute_strategy
-
-
-def train_scratch_cnn(
-    config: StudyConfig,
-    splits: data.ImageSplits,
-    verbose: int = 2,
-    strategy: tf.distribute.Strategy | None = None,
-    model: keras.Model | None = None,
-) -> TrainedModel:
-    """Trains and saves the CNN trained from scratch (`scratch.keras`), keeping its best validation epoch.
-
-    Args:
-        config: The study's settings.
-        splits: The data, from `load_data` (with the same strategy).
-        verbose: `model.fit` verbosity (see `runtime.choose_verbosity`). Defaults to `2`.
-        strategy: The distribution strategy the model is built and trained
-            under, or `None` for `runtime.choose_distribution_strategy()`; the
-            learning rate is multiplied by its number of replicas. Ignored when
-            `model` is given. Defaults to `None`.
-        model: A compiled model to train instead of `build_scratch_cnn(config, ...)`'s,
-            such as the notebook's; it trains under the strategy it was built
-            under. Its manifest holds its architecture and compilation, so a
-            model built or compiled otherwise never reuses another's result.
-            Defaults to `None`.
-
-    Returns:
-        The `TrainedModel` named `"scratch"`.
-
-    Raises:
-        ValueError: If `model` is not compiled.
-    """
-    strategy = _training_strategy(model, strategy)
-    num_replicas = _num_replicas(strategy)
-    with strategy.scope():
-        if model is None:
-            model = build_scratch_cnn(config, splits.num_images("train"), num_replicas)
-        stage = training.train_stage(
-            model,
-            splits.train,
-            splits.validation,
-            name="scratch",
-            epochs=config.scratch_epochs,
-            output_dir=config.output_dir,
-            num_train_images=splits.num_images("train"),
-            patience=config.patience_of("scratch"),
-            manifest=build_stage_manifest(config, "scratch", model, splits, num_replicas=num_replicas),
-            verbose=verbose,
-        )
-        return _save(TrainedModel("scratch", model, [stage], Path(config.output_dir) / "scratch.keras"), splits)
-
-
-def train_frozen_model(
-    config: StudyConfig,
-    splits: data.ImageSplits,
-    verbose: int = 2,
-    strategy: tf.distribute.Strategy | None = None,
-    model: keras.Model | None = None,
-) -> TrainedModel:
-    """Trains the new head on the frozen MobileNetV2, and saves the model (`transfer.keras`).
-
-    With `use_cached_features`, the head trains on features the frozen base
-    computed once per split (see `features.py`), compiled as the model is;
-    otherwise end to end, with augmentation.
-
-    Args:
-        config: The study's settings.
-        splits: The data, from `load_data` (with the same strategy).
-        verbose: `model.fit` verbosity. Defaults to `2`.
-        strategy: See `train_scratch_cnn`. Defaults to `None`.
-        model: A compiled model to train instead of `build_frozen_model(config)`'s;
-            with cached features, its layers named `"pool"`, `"head_dropout"`
-            and `"logit"` are the head. See `train_scratch_cnn`. Defaults to `None`.
-
-    Returns:
-        The `TrainedModel` named `"transfer"`.
-
-    Raises:
-        ValueError: If `model` is not compiled.
-    """
-    strategy = _training_strategy(model, strategy)
-    num_replicas = _num_replicas(strategy)
-    with strategy.scope():
-        if model is None:
-            model = build_frozen_model(config, num_replicas)
-        manifest = build_stage_manifest(config, "transfer", model, splits, num_replicas=num_replicas)
-        common = dict(epochs=config.transfer_epochs, output_dir=config.output_dir,
-                      patience=config.patience_of("transfer"), manifest=manifest, verbose=verbose)  # fmt: skip
-        if config.use_cached_features:
-            stage = features.train_head_on_features(
-                model,
-                splits.train_in_order,
-                splits.validation,
-                batch_size=config.batch_size * num_replicas,
-                seed=config.seed,
-                **common,
-            )
-        else:
-            stage = training.train_stage(
-                model, splits.train, splits.validation, name="transfer", num_train_images=splits.num_images("train"),
-                **common,
-            )  # fmt: skip
-        return _save(TrainedModel("transfer", model, [stage], Path(config.output_dir) / "transfer.keras"), splits)
-
-
-def fine_tune_model(
-    config: StudyConfig,
-    splits: data.ImageSplits,
-    frozen: TrainedModel,
-    verbose: int = 2,
-    strategy: tf.distribute.Strategy | None = None,
-    model: keras.Model | None = None,
-) -> TrainedModel:
-    """Fine-tunes a copy of the frozen model for `fine_tune_epochs` epochs, numbered after the head's, and saves
-    it (`finetuned.keras`).
-
-    The copy, from `build_fine_tuned_model(config, frozen)` unless `model` is
-    given, is read from the frozen model's file, so the frozen model stays as it was.
-
-    Args:
-        config: The study's settings.
-        splits: The data, from `load_data`.
-        frozen: The frozen model, from `train_frozen_model`.
-        verbose: `model.fit` verbosity. Defaults to `2`.
-        strategy: See `train_scratch_cnn`. Defaults to `None`.
-        model: A compiled copy of the frozen model, its base partly unfrozen,
-            to train instead. See `train_scratch_cnn`. Defaults to `None`.
-
-    Returns:
-        The `TrainedModel` named `"finetuned"`, whose stages are the head's and the fine-tuning's.
-
-    Raises:
-        ValueError: If `model` is not compiled.
-    """
-    strategy = _training_strategy(model, strategy)
-    num_replicas = _num_replicas(strategy)
-    with strategy.scope():
-        if model is None:
-            model = build_fine_tuned_model(config, frozen, num_replicas)
-        head_epochs = frozen.stages[-1].num_epochs
-        manifest = build_stage_manifest(
-            config, "finetuned", model, splits, upstream=frozen.stages[-1], num_replicas=num_replicas
-        )
-        stage = training.train_stage(
-            model,
-            splits.train,
-            splits.validation,
-            name="finetuned",
-            epochs=head_epochs + config.fine_tune_epochs,
-            initial_epoch=head_epochs,
-            output_dir=config.output_dir,
-            num_train_images=splits.num_images("train"),
-            patience=config.patience_of("finetuned"),
-            manifest=manifest,
-            verbose=verbose,
-        )
-        path = Path(config.output_dir) / "finetuned.keras"
-        return _save(TrainedModel("finetuned", model, [*frozen.stages, stage], path), splits)
-
-
-def _save(trained: TrainedModel, splits: data.ImageSplits) -> TrainedModel:
-    """Saves the model with its contract (class names; see `contract.py`), without optimizer state."""
-    with written_atomically(trained.path) as temporary:
-        contract.attach_contract(trained.model, splits.class_names).save(temporary)
-    return trained
 
 
 def evaluate_models(
@@ -503,7 +231,7 @@ def write_study_report(config: StudyConfig, study_results: dict, figures: Mappin
 
 
 def _finished_epochs(output_dir: str | Path, stage: str) -> int:
-    return len(training.read_history(Path(output_dir) / stage / "history.csv").get("epoch", []))
+    return len(read_history(Path(output_dir) / stage / "history.csv").get("epoch", []))
 
 
 class StudySession:

@@ -115,7 +115,7 @@ def _fit(
 def build_point_manifest(config: StudyConfig, plan: SweepPlan, splits: ImageSplits) -> dict[str, object]:
     """Returns what identifies a sweep's points, so that a rerun reuses only points trained the same way.
 
-    Like a study stage's manifest (`study.build_stage_manifest`): the settings
+    Like a study stage's manifest (`stage_manifest.build_stage_manifest`): the settings
     the points depend on (`config.depends_on("sweep")`, the study's epochs and patience among them; a weights
     file named by its SHA-256), the plan's `TrainingRule`, the splits' content key and the library versions.
     """

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from catsdogs_helpers import models, training
+from catsdogs_helpers import models, stage_files, training
 
 SIZE = 48
 
@@ -46,7 +46,7 @@ def tiny_model() -> keras.Model:
     return models.compile_model(models.build_scratch_cnn(SIZE, 32, widths=(8, 8, 16, 16)), 1e-2)
 
 
-def run_stage(model, output_dir, epochs=4, patience=10, verbose=0, **kwargs) -> training.StageResult:
+def run_stage(model, output_dir, epochs=4, patience=10, verbose=0, **kwargs) -> stage_files.StageResult:
     return training.train_stage(
         model,
         tiny_data(),

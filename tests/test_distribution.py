@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import tensorflow as tf
 
-from catsdogs_helpers import models, runtime, study
+from catsdogs_helpers import models, runtime, stage_manifest
 from catsdogs_helpers.config import get_config
 
 REPOSITORY = Path(__file__).resolve().parents[1]
@@ -36,7 +36,7 @@ _DISTRIBUTED_STUDY = textwrap.dedent(
 
     import keras
     import tensorflow_datasets as tfds
-    from catsdogs_helpers import runtime, study, training
+    from catsdogs_helpers import model_stages, runtime, study, training
     from catsdogs_helpers.config import get_config
 
     seen = {}
@@ -56,8 +56,8 @@ _DISTRIBUTED_STUDY = textwrap.dedent(
         return train_stage(model, train_data, validation_data, **kwargs)
 
     training.train_stage = recording_train_stage
-    study.training.train_stage = recording_train_stage
-    study.features.train_stage = recording_train_stage
+    model_stages.training.train_stage = recording_train_stage
+    model_stages.features.train_stage = recording_train_stage
 
     strategy = runtime.choose_distribution_strategy(["/cpu:0", "/cpu:1"])
     config = get_config("smoke", data="tfds", output_dir=sys.argv[1])
@@ -110,8 +110,8 @@ def test_the_manifest_names_the_replicas_only_when_there_are_several():
     config = get_config("smoke", data="photos", output_dir="out")
     model = models.build_scratch_cnn(config.image_size, config.scratch_image_size)
     splits = types.SimpleNamespace(content_key="photos-v1")
-    one = study.build_stage_manifest(config, "scratch", model, splits)
-    two = study.build_stage_manifest(config, "scratch", model, splits, num_replicas=2)
+    one = stage_manifest.build_stage_manifest(config, "scratch", model, splits)
+    two = stage_manifest.build_stage_manifest(config, "scratch", model, splits, num_replicas=2)
     assert "num_replicas" not in one["settings"]  # Runs from before distribution support are still reused.
     assert two["settings"].pop("num_replicas") == 2 and two == one
 

@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from catsdogs_helpers.evaluation import ModelEvaluation, count_params, describe_model_cost, evaluate_model
 from catsdogs_helpers.metrics import compute_metrics
-from catsdogs_helpers.training import StageResult
+from catsdogs_helpers.stage_files import StageResult
 
 
 def tiny_model(name: str = "tiny") -> keras.Model:

@@ -261,7 +261,7 @@ def test_augmentation_changes_photos_only_in_training():
 
 
 def study_training_models(directory: Path) -> dict[str, keras.Model]:
-    """Every model the study trains, built as `study.py` builds them (the fine-tuned one from a saved file)."""
+    """Every model the study trains, built as `model_stages.py` builds them (the fine-tuned one from a saved file)."""
     scratch = models.build_scratch_cnn(SIZE, 32, augmentation=models.build_augmentation(0))
     transfer = models.build_transfer_model(SIZE, weights=None, alpha=0.35, augmentation=models.build_augmentation(0))
     transfer.save(directory / "transfer.keras")

@@ -2,7 +2,7 @@
 
 The cells tagged `model` in `transfer_learning.ipynb` hold the lesson's code (augmentation, scratch CNN, frozen
 MobileNetV2 and head, unfreezing, each compile). Executed here on a tiny configuration (random weights, 64 px),
-each model they build must have the architecture and compilation digests of `study.build_*`'s: the digests are
+each model they build must have the architecture and compilation digests of `recipes.build_*`'s: the digests are
 what a training stage's manifest holds, so equal digests mean the notebook and the command line train one study.
 """
 
@@ -15,7 +15,7 @@ import nbformat
 import pytest
 from keras import layers
 
-from catsdogs_helpers import contract, evaluation, models, study
+from catsdogs_helpers import contract, evaluation, models, recipes, study
 from catsdogs_helpers.affine import RandomAffine
 from catsdogs_helpers.config import get_config
 
@@ -51,7 +51,7 @@ def config(tmp_path_factory):
 @pytest.fixture(scope="module")
 def frozen(config):
     """The package's frozen model, saved with its contract as the study saves it (`transfer.keras`)."""
-    model = study.build_frozen_model(config)
+    model = recipes.build_frozen_model(config)
     path = Path(config.output_dir) / "transfer.keras"
     contract.attach_contract(model, ("cat", "dog")).save(path)
     return types.SimpleNamespace(path=path, model=model)
@@ -60,9 +60,9 @@ def frozen(config):
 @pytest.fixture(scope="module")
 def package_models(config, frozen):
     return {
-        "scratch": study.build_scratch_cnn(config, NUM_TRAIN),
-        "transfer": study.build_frozen_model(config),
-        "finetuned": study.build_fine_tuned_model(config, frozen),
+        "scratch": recipes.build_scratch_cnn(config, NUM_TRAIN),
+        "transfer": recipes.build_frozen_model(config),
+        "finetuned": recipes.build_fine_tuned_model(config, frozen),
     }
 
 
@@ -116,8 +116,10 @@ def test_a_changed_cell_gives_another_digest(old, new, name, part, config, froze
 
 def test_a_changed_recipe_gives_another_digest(config, notebook_models):
     """The other side: a package recipe built with another setting no longer matches the notebook's model."""
-    assert digests(study.build_scratch_cnn(config, NUM_TRAIN + 100))[1] != digests(notebook_models["scratch"])[1]
-    assert digests(study.build_frozen_model(config.replace(dropout=0.5)))[0] != digests(notebook_models["transfer"])[0]
+    assert digests(recipes.build_scratch_cnn(config, NUM_TRAIN + 100))[1] != digests(notebook_models["scratch"])[1]
+    assert (
+        digests(recipes.build_frozen_model(config.replace(dropout=0.5)))[0] != digests(notebook_models["transfer"])[0]
+    )
 
 
 def test_a_model_given_to_a_stage_must_be_compiled(config):

@@ -23,7 +23,7 @@ import pytest
 from conftest import run_cli
 from model_factory import SIZE, Interrupt, InterruptAfterEpoch, RecordEpochs, run_stage, tiny_data, tiny_model
 
-from catsdogs_helpers import cli, contract, export, output_lock, sweep, training
+from catsdogs_helpers import cli, contract, export, output_lock, stage_files, sweep
 from catsdogs_helpers.errors import DiskFullError, as_disk_full_error
 
 ENOSPC = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
@@ -132,7 +132,7 @@ def test_an_unreadable_result_of_the_cached_features_head_is_said_once(tmp_path,
     """The head on cached features looks for a finished stage before `train_stage` looks again: one line, not two."""
     from catsdogs_helpers import features, models
 
-    def train() -> training.StageResult:
+    def train() -> stage_files.StageResult:
         keras.utils.set_random_seed(0)
         model = models.compile_model(models.build_transfer_model(SIZE, weights=None, alpha=0.35), 1e-2)
         return features.train_head_on_features(model, tiny_data(), tiny_data(16, seed=1), epochs=2,
@@ -195,9 +195,9 @@ def test_each_epochs_backup_is_whole_weights_and_epoch_together(tmp_path):
 def test_a_history_row_cut_short_is_left_out(tmp_path):
     log = tmp_path / "history.csv"
     log.write_text("epoch,loss,val_loss\n0,0.7,0.69\n1,0.5,0.6\n1")  # Epoch 12's row, cut after "1".
-    assert training.read_history(log) == {"epoch": [0, 1], "loss": [0.7, 0.5], "val_loss": [0.69, 0.6]}
+    assert stage_files.read_history(log) == {"epoch": [0, 1], "loss": [0.7, 0.5], "val_loss": [0.69, 0.6]}
     log.write_text("epoch,loss,val_loss\n0,0.7,0.69\n1,0.5,0.62,0.4,0.5\n")  # A cut row, then the next.
-    assert training.read_history(log)["epoch"] == [0]
+    assert stage_files.read_history(log)["epoch"] == [0]
 
 
 def test_an_unreadable_sweep_point_is_trained_again(tmp_path, capsys):
@@ -369,7 +369,7 @@ def test_a_study_killed_at_many_moments_finishes_as_an_uninterrupted_one(tmp_pat
     for stage in ("scratch", "transfer", "finetuned"):
         expected = json.loads((reference / stage / "result.json").read_text())["result"]["history"]["epoch"]
         assert json.loads((killed / stage / "result.json").read_text())["result"]["history"]["epoch"] == expected
-        assert training.read_history(killed / stage / "history.csv")["epoch"] == expected
+        assert stage_files.read_history(killed / stage / "history.csv")["epoch"] == expected
     found, expected = (json.loads((folder / "results.json").read_text()) for folder in (killed, reference))
     assert found["models"].keys() == expected["models"].keys()
     for name, model in found["models"].items():

@@ -5,7 +5,7 @@ import types
 
 import pytest
 
-from catsdogs_helpers import models, study
+from catsdogs_helpers import models, stage_manifest
 from catsdogs_helpers.config import MODEL_NAMES, StudyConfig, depends_on, get_config
 
 SPLITS = types.SimpleNamespace(content_key="photos-v1")
@@ -15,9 +15,9 @@ def _manifests(config, splits=SPLITS, upstream=None):
     scratch = models.build_scratch_cnn(config.image_size, config.scratch_image_size, dropout=config.scratch_dropout)
     transfer = models.build_transfer_model(config.image_size, None, config.alpha, config.dropout)
     return {
-        "scratch": study.build_stage_manifest(config, "scratch", scratch, splits),
-        "transfer": study.build_stage_manifest(config, "transfer", transfer, splits),
-        "finetuned": study.build_stage_manifest(config, "finetuned", transfer, splits, upstream),
+        "scratch": stage_manifest.build_stage_manifest(config, "scratch", scratch, splits),
+        "transfer": stage_manifest.build_stage_manifest(config, "transfer", transfer, splits),
+        "finetuned": stage_manifest.build_stage_manifest(config, "finetuned", transfer, splits, upstream),
     }
 
 
@@ -62,11 +62,11 @@ def test_data_architecture_upstream_and_weights_file_are_recorded(base, tmp_path
     assert set(manifests["scratch"]["versions"]) == {"tensorflow", "keras", "catsdogs_helpers"}
     weights = tmp_path / "weights.h5"
     weights.write_bytes(b"one")
-    first = study.build_stage_manifest(
+    first = stage_manifest.build_stage_manifest(
         config.replace(weights=str(weights)), "transfer", models.build_scratch_cnn(64, 32), SPLITS
     )
     weights.write_bytes(b"two")  # The same path, other contents.
-    second = study.build_stage_manifest(
+    second = stage_manifest.build_stage_manifest(
         config.replace(weights=str(weights)), "transfer", models.build_scratch_cnn(64, 32), SPLITS
     )
     assert first["settings"]["weights"].startswith("sha256:") and first != second

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from model_factory import SIZE, Interrupt, InterruptAfterEpoch, RecordEpochs, run_stage, tiny_data, tiny_model
 
-from catsdogs_helpers import models, training
+from catsdogs_helpers import models, stage_files, training
 
 
 def test_stage_records_history_timing_and_keeps_best_weights(tmp_path):
@@ -96,7 +96,7 @@ def test_an_epoch_logged_but_not_backed_up_is_not_repeated_in_the_history(tmp_pa
     log = tmp_path / "stage" / "history.csv"
     rows = log.read_text().splitlines()
     log.write_text("\n".join([*rows, rows[-1].replace("1,", "2,", 1)]) + "\n")  # Epoch 2's row, logged only.
-    assert training.read_history(log)["epoch"] == [0, 1, 2]
+    assert stage_files.read_history(log)["epoch"] == [0, 1, 2]
     result = run_stage(tiny_model(), tmp_path, epochs=5)
     assert result.history["epoch"] == [0, 1, 2, 3, 4]
 
@@ -115,22 +115,22 @@ def test_fine_tuning_stage_continues_the_epoch_count(tmp_path):
         num_train_images=32,
         verbose=0,
     )
-    merged = training.merge_histories(first.history, second.history)
+    merged = stage_files.merge_histories(first.history, second.history)
     assert merged["epoch"] == [0, 1, 2, 3]
     assert len(merged["val_loss"]) == 4
 
 
 def test_merge_histories_fills_missing_keys_with_nan():
-    merged = training.merge_histories({"epoch": [0], "loss": [1.0]}, {"epoch": [1], "loss": [0.5], "auc": [0.9]})
+    merged = stage_files.merge_histories({"epoch": [0], "loss": [1.0]}, {"epoch": [1], "loss": [0.5], "auc": [0.9]})
     assert merged["loss"] == [1.0, 0.5]
     assert math.isnan(merged["auc"][0]) and merged["auc"][1] == 0.9
 
 
 def test_history_file_is_the_csv_logger_output(tmp_path):
     run_stage(tiny_model(), tmp_path, epochs=2)
-    history = training.read_history(Path(tmp_path) / "stage" / "history.csv")
+    history = stage_files.read_history(Path(tmp_path) / "stage" / "history.csv")
     assert set(history) >= {"epoch", "loss", "val_loss", "accuracy", "val_accuracy", "auc", "epoch_seconds"}
-    assert training.read_history(tmp_path / "absent.csv") == {}
+    assert stage_files.read_history(tmp_path / "absent.csv") == {}
 
 
 def test_a_new_stage_removes_only_its_own_old_files(tmp_path):

@@ -1,0 +1,257 @@
+"""What a training stage leaves in its folder, and reading it back.
+
+A stage's folder (see `training.train_stage`) holds its manifest (what
+identifies the run), its history (one row per finished epoch), its best
+weights, the backup of its last finished epoch and, once it finished, its
+result. This module names those files, reads and trims the history, compares
+manifests, removes an earlier run's files, and loads a finished stage.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import dataclasses
+import json
+import math
+import warnings
+from pathlib import Path
+
+import keras
+
+from catsdogs_helpers.checkpoints import PREVIOUS_BACKUP_DIR, unreadable_file
+from catsdogs_helpers.output_lock import PARTIAL_PREFIX, written_atomically
+
+RESULT_FILE = "result.json"
+MANIFEST_FILE = "manifest.json"
+BEST_WEIGHTS_FILE = "best.weights.h5"
+LOG_FILE = "history.csv"
+BACKUP_DIR = "backup"
+
+
+@dataclasses.dataclass
+class StageResult:
+    """What a training stage did and what it cost.
+
+    Attributes:
+        name: The stage's name, e.g. `"scratch"`.
+        history: Per-epoch values (`"epoch"`, `"loss"`, `"val_loss"`,
+            `"accuracy"`, ..., `"epoch_seconds"`), across interruptions.
+        train_seconds: Wall time of the stage, feature extraction included.
+        images_per_second: Training photos processed per second of wall time.
+        best_epoch: Index of the epoch whose weights were kept.
+    """
+
+    name: str
+    history: dict[str, list[float]]
+    train_seconds: float
+    images_per_second: float
+    best_epoch: int
+
+    @property
+    def num_epochs(self) -> int:
+        """Number of epochs run."""
+        return len(self.history.get("epoch", []))
+
+    def to_dict(self) -> dict[str, object]:
+        """Returns the result as a JSON-serializable dictionary."""
+        return dataclasses.asdict(self)
+
+
+def read_history(path: str | Path) -> dict[str, list[float]]:
+    """Reads a `CSVLogger` file into `{"epoch": [...], "loss": [...], ...}`."""
+    history: dict[str, list[float]] = {}
+    path = Path(path)
+    if not path.exists():
+        return history
+    for row in _complete_rows(path)[1]:
+        for key, value in row.items():
+            history.setdefault(key, []).append(int(value) if key == "epoch" else float(value))
+    return history
+
+
+def _complete_rows(path: Path) -> tuple[list[str], list[dict[str, str]]]:
+    """Returns a `CSVLogger` file's columns and its complete rows (a row cut by a kill or a full disk is left out)."""
+    with path.open(newline="") as file:
+        reader = csv.DictReader(file)
+        rows = list(reader)
+        fields = list(reader.fieldnames or [])
+
+    def complete(row: dict[str, str | None]) -> bool:
+        try:
+            [float(row[key]) for key in fields]  # A value missing (None) or cut short ("0.6e") raises.
+        except (TypeError, ValueError):
+            return False
+        return None not in row  # No extra values (two rows run together).
+
+    return fields, [row for row in rows if complete(row)]
+
+
+def merge_histories(*histories: dict[str, list[float]]) -> dict[str, list[float]]:
+    """Concatenates the histories of consecutive stages (e.g. head, then fine-tuning).
+
+    Keys missing from a stage are filled with NaN, so every list has one value per epoch.
+    """
+    keys = list(dict.fromkeys(key for history in histories for key in history))
+    merged: dict[str, list[float]] = {key: [] for key in keys}
+    for history in histories:
+        length = len(history.get("epoch", next(iter(history.values()), [])))
+        for key in keys:
+            merged[key].extend(history.get(key, [math.nan] * length))
+    return merged
+
+
+def keep_history_before(path: Path, epoch: int) -> None:
+    """Rewrites a `CSVLogger` file without its rows for epochs from `epoch` on.
+
+    A run killed after the logger wrote an epoch's row but before the backup
+    saved that epoch repeats the epoch when resumed: its first row must go.
+    """
+    if not path.exists():
+        return
+    fields, rows = _complete_rows(path)
+    with written_atomically(path) as temporary, temporary.open("w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(row for row in rows if int(float(row["epoch"])) < epoch)
+
+
+def backed_up_epochs(backup_dir: Path) -> int | None:
+    """Returns the number of epochs `BackupAndRestore` saved (the next epoch's index), or `None` if none."""
+    try:
+        return int(json.loads((backup_dir / "training_metadata.json").read_text())["epoch"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def remove_stage_files(stage_dir: Path) -> None:
+    """Removes what an earlier, different run of a stage wrote; only files this module names."""
+    names = [RESULT_FILE, BEST_WEIGHTS_FILE, LOG_FILE, MANIFEST_FILE]
+    names += [PARTIAL_PREFIX + name for name in names]
+    backup = ["latest.weights.h5", "training_metadata.json", "latest.weights.h5.bkp", "training_metadata.json.bkp"]
+    folders = [stage_dir / name for name in (BACKUP_DIR, PREVIOUS_BACKUP_DIR, PARTIAL_PREFIX + BACKUP_DIR)]
+    for path in [stage_dir / name for name in names] + [folder / name for folder in folders for name in backup]:
+        path.unlink(missing_ok=True)
+    for folder in folders:
+        with contextlib.suppress(OSError):  # Left where it holds a file this module did not write.
+            folder.rmdir()
+
+
+def load_best_weights(model: keras.Model, path: Path) -> None:
+    """Loads a checkpoint's weights; its optimizer state, unused here, may not match the model's."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+        model.load_weights(path)
+
+
+def normalize_manifest(manifest: dict[str, object] | None) -> dict[str, object]:
+    """The manifest as its JSON file holds it: `None` as `{}`, a value JSON cannot hold as its text."""
+    return json.loads(json.dumps(manifest or {}, default=str))
+
+
+def read_manifest(stage_dir: Path) -> dict[str, object] | None:
+    """The manifest an earlier run wrote into the stage's folder, or `None` if there is none or it cannot be read."""
+    try:
+        return json.loads((stage_dir / MANIFEST_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _flatten(value: object, prefix: str = "") -> dict[str, object]:
+    if not isinstance(value, dict):
+        return {prefix: value}
+    flat: dict[str, object] = {}
+    for key, item in value.items():
+        flat.update(_flatten(item, f"{prefix}.{key}" if prefix else str(key)))
+    return flat
+
+
+def describe_changes(before: dict[str, object], after: dict[str, object]) -> str:
+    """Describes how two manifests differ, e.g. `"settings.scratch_learning_rate: 0.01 -> 0.05"`.
+
+    Example:
+
+    >>> describe_changes({"settings": {"epochs": 3, "seed": 1}}, {"settings": {"epochs": 5, "seed": 1}})
+    'settings.epochs: 3 -> 5'
+    """
+    old, new = _flatten(before), _flatten(after)
+    missing = object()
+    changes = [
+        f"{key}: {old.get(key, 'absent')} -> {new.get(key, 'absent')}"
+        for key in dict.fromkeys([*old, *new])
+        if old.get(key, missing) != new.get(key, missing)
+    ]
+    return "; ".join(changes) or "none"
+
+
+def load_finished_stage(
+    model: keras.Model,
+    name: str,
+    output_dir: str | Path,
+    manifest: dict[str, object] | None = None,
+    verbose: int = 1,
+) -> StageResult | None:
+    """Loads a stage that finished in an earlier run with an equal manifest.
+
+    Args:
+        model: The model the stage trained; it receives the best weights.
+        name: The stage's name.
+        output_dir: The study's output folder.
+        manifest: What identifies the stage; see `train_stage`. Defaults to `None`.
+        verbose: Say so when a finished stage is loaded. Defaults to `1`.
+
+    Returns:
+        The stage's `StageResult`, or `None` if it has not finished with these settings.
+    """
+    stage_dir = Path(output_dir) / name
+    result_path, best_path = stage_dir / RESULT_FILE, stage_dir / BEST_WEIGHTS_FILE
+    if not (result_path.exists() and best_path.exists()):
+        return None
+    if read_manifest(stage_dir) != normalize_manifest(manifest):
+        return None
+    unreadable = unreadable_file([result_path, best_path])
+    result = _read_stage_result(result_path) if unreadable is None else None
+    if result is None:
+        print(f"[{name}] {unreadable or result_path} cannot be read (a write cut short by a kill or a full disk): "
+              "training this stage again.")  # fmt: skip
+        # Without its result the stage is unfinished: a second look (the cached-features head looks before
+        # `train_stage` does) neither says it again nor trusts the file.
+        with contextlib.suppress(OSError):
+            result_path.unlink()
+        return None
+    load_best_weights(model, best_path)
+    if verbose:
+        print(
+            f"[{name}] finished in an earlier run: loaded its best weights from {best_path} "
+            f"(delete {stage_dir} to train again)."
+        )
+    return result
+
+
+def _read_stage_result(path: Path) -> StageResult | None:
+    """Reads a stage's `result.json`, or returns `None` if it is not what `train_stage` writes.
+
+    Valid JSON of another shape (`[1, 2, 3]`, `{}`, `null`, a field of another type) is as unreadable as a
+    file cut short.
+    """
+    try:
+        result = StageResult(**json.loads(path.read_text())["result"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+    def number(value: object) -> bool:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+    history = result.history
+    well_formed = (
+        isinstance(result.name, str)
+        and isinstance(history, dict)
+        and isinstance(history.get("epoch"), list)
+        and all(isinstance(values, list) and len(values) == len(history["epoch"]) for values in history.values())
+        and all(number(value) for values in history.values() for value in values)
+        and number(result.train_seconds)
+        and number(result.images_per_second)
+        and isinstance(result.best_epoch, int)
+        and not isinstance(result.best_epoch, bool)
+    )
+    return result if well_formed else None

@@ -1,0 +1,68 @@
+"""What identifies a training stage's result: the manifest its folder holds (see `training.train_stage`).
+
+The study's model stages (`model_stages.py`) build one for each stage they
+train, so that no run reuses or resumes another's result.
+"""
+
+from __future__ import annotations
+
+import keras
+
+from catsdogs_helpers import data, models, runtime
+from catsdogs_helpers.config import StudyConfig, depends_on
+from catsdogs_helpers.digests import hash_file, hash_json
+from catsdogs_helpers.stage_files import StageResult
+
+
+def build_stage_manifest(
+    config: StudyConfig,
+    stage: str,
+    model: keras.Model,
+    splits: data.ImageSplits,
+    upstream: StageResult | None = None,
+    num_replicas: int = 1,
+) -> dict[str, object]:
+    """Returns what identifies a training stage's result, so that no run reuses or resumes another's.
+
+    An earlier run's stage is reused or resumed only when every entry is equal
+    (see `training.train_stage`):
+
+    - `settings`: the settings the stage depends on (`config.depends_on`); a
+      weights file is named by its SHA-256;
+      trained on several replicas (see `runtime.choose_distribution_strategy`),
+      also `num_replicas`, which multiplies the batch and the learning rate;
+    - `architecture`: a digest of the model's layers and how they are called
+      (`models.describe_architecture`);
+    - `compilation`: a digest of its optimizer, learning rate or schedule, loss
+      and metrics (`models.describe_compilation`), so that a model compiled
+      another way (say, in the notebook) never reuses this one's result;
+    - `data`: the splits' content key (`ImageSplits.content_key`);
+    - `upstream`: a digest of the stage this one starts from (fine-tuning starts
+      from the frozen model's head), or `None`;
+    - `versions`: TensorFlow, Keras and this package.
+
+    Args:
+        config: The study's settings.
+        stage: `"scratch"`, `"transfer"` or `"finetuned"`.
+        model: The compiled model the stage trains.
+        splits: The data, from `load_data`.
+        upstream: The result of the stage this one continues, or `None`. Defaults to `None`.
+        num_replicas: Replicas the stage trains on. Defaults to `1`.
+
+    Returns:
+        A JSON-serializable dictionary.
+    """
+    settings: dict[str, object] = {name: getattr(config, name) for name in depends_on(stage)}
+    if settings.get("weights") not in (None, "imagenet"):
+        settings["weights"] = f"sha256:{hash_file(str(config.weights))}"
+    if num_replicas > 1:  # Absent on one device, so that earlier single-device runs are still reused.
+        settings["num_replicas"] = num_replicas
+    return {
+        "stage": stage,
+        "settings": settings,
+        "architecture": models.describe_architecture(model),
+        "compilation": models.describe_compilation(model),
+        "data": splits.content_key,
+        "upstream": None if upstream is None else hash_json(upstream.to_dict()),
+        "versions": runtime.describe_training_versions(),
+    }
