@@ -15,28 +15,24 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import errno
-import json
 import logging
 import os
 import re
-import signal
 import sys
 import time
-import traceback
-from pathlib import Path
 
 from catsdogs_helpers import __version__
 from catsdogs_helpers.config import PRESET_DESCRIPTIONS, PRESET_NAMES
-from catsdogs_helpers.errors import InputError, as_disk_full_error
-
-EXIT_UNREADABLE_PHOTOS = 1
-EXIT_USER_ERROR = 2
-EXIT_BUG = 70  # sysexits.h's EX_SOFTWARE
-EXIT_WRITE_FAILED = 74  # sysexits.h's EX_IOERR
-EXIT_INTERRUPTED = 130
-EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE
-ISSUES_HINT = "This is a bug: please report it with the traceback above and the command you ran."
+from catsdogs_helpers.errors import InputError
+from catsdogs_helpers.exit_status import (
+    EXIT_BROKEN_PIPE,
+    EXIT_INTERRUPTED,
+    StandardOutput,
+    discard_standard_output,
+    fill_closed_standard_streams,
+    report_failure,
+)
+from catsdogs_helpers.model_commands import evaluate_command, export_command, predict_command
 
 
 def path_option(text: str) -> str:
@@ -246,118 +242,6 @@ def sweep_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def evaluate_command(args: argparse.Namespace) -> int:
-    """Prints a saved model's metrics on a folder of photos as JSON; returns the exit code."""
-    from catsdogs_helpers.contract import read_contract
-    from catsdogs_helpers.data import load_labelled_photos
-    from catsdogs_helpers.decoding import printable_path
-    from catsdogs_helpers.evaluation import evaluate_model
-    from catsdogs_helpers.models import load_model
-    from catsdogs_helpers.results import replace_nan
-
-    if args.batch_size < 1:
-        raise InputError(f"--batch-size must be a positive integer. Received: --batch-size {args.batch_size}")
-    model = load_model(args.model)
-    contract = read_contract(model, args.model)
-    dataset, folder_classes, counts, skipped = load_labelled_photos(
-        args.data,
-        image_size=contract.image_size,
-        batch_size=args.batch_size,
-        verbose=False,
-        test_split_only=not args.all,
-    )
-    class_names = contract.class_names
-    dataset = dataset.map(_relabel(folder_classes, class_names, args.model, args.data))
-    evaluation = evaluate_model(model, dataset, Path(args.model).stem, class_names, tta=args.tta)
-    report = {
-        "model": str(args.model),
-        "data": str(args.data),
-        "photos": "every photo" if args.all else "the test split",
-        "class_names": list(class_names),
-        "counts": counts,
-        "skipped": [{"path": printable_path(item.path), "reason": item.reason} for item in skipped],
-        "metrics": evaluation.metrics,
-        **({"metrics_tta": evaluation.tta_metrics} if args.tta else {}),
-    }
-    print(json.dumps(replace_nan(report), indent=2, allow_nan=False))
-    return 0
-
-
-def _relabel(folder_classes: tuple[str, ...], model_classes: tuple[str, ...], model: str, data: str):
-    """Returns a `dataset.map` function giving each photo the label its class has in the model.
-
-    Raises:
-        InputError: If the folder's classes are not the model's.
-    """
-    import tensorflow as tf
-
-    if set(folder_classes) != set(model_classes):
-        raise InputError(
-            f"The photos' classes are not the model's: {model} was trained on {list(model_classes)} (class 0, "
-            f"class 1), and {data} has folders {list(folder_classes)}. Name the class folders as the model's "
-            f"classes. Received: --data {data}"
-        )
-    mapping = tf.constant([model_classes.index(name) for name in folder_classes], tf.int32)
-    return lambda images, labels: (images, tf.gather(mapping, tf.cast(labels, tf.int32)))
-
-
-def predict_command(args: argparse.Namespace) -> int:
-    """Prints one line per photo; returns 1 if any photo could not be read."""
-    from catsdogs_helpers.contract import read_contract
-    from catsdogs_helpers.export import describe_artifact, load_exported_model
-    from catsdogs_helpers.models import load_model
-    from catsdogs_helpers.prediction import classify_photos
-
-    if describe_artifact(args.model) is not None:  # An exported LiteRT, SavedModel or ONNX model, with its contract.
-        model = load_exported_model(args.model)
-        class_names = model.contract.class_names
-    else:
-        model = load_model(args.model)
-        class_names = read_contract(model, args.model).class_names
-    predictions = classify_photos(model, args.images, class_names)
-    for prediction in predictions:
-        print(prediction.describe(), file=sys.stderr if prediction.error else sys.stdout)
-    return EXIT_UNREADABLE_PHOTOS if any(prediction.error for prediction in predictions) else 0
-
-
-def export_command(args: argparse.Namespace) -> int:
-    """Exports a saved model, checks the artifact against it, and prints the check; returns the exit code."""
-    import numpy as np
-
-    from catsdogs_helpers.contract import read_contract
-    from catsdogs_helpers.export import check_export_format, export_model
-    from catsdogs_helpers.models import load_model
-    from catsdogs_helpers.photos import list_photos
-
-    check_export_format(args.format)  # Before loading anything: a missing converter is said at once.
-    if args.num_check_photos < 1:
-        raise InputError(f"--num-check-photos must be 1 or more. Received: --num-check-photos {args.num_check_photos}")
-    model = load_model(args.model)
-    image_size = read_contract(model, args.model).image_size
-    if args.check_data is None:
-        images = np.random.default_rng(0).uniform(0, 255, (16, image_size, image_size, 3)).astype(np.float32)
-        described = "16 images of random pixels (--check-data FOLDER checks on photos)"
-    else:
-        from catsdogs_helpers.decoding import UnreadablePhotoError, decode_photo
-
-        paths = list_photos(args.check_data)
-        paths = paths[:: max(1, len(paths) // args.num_check_photos)][: args.num_check_photos]  # Every sub-folder.
-        decoded = []
-        for path in paths:
-            try:
-                decoded.append(decode_photo(path, image_size))
-            except UnreadablePhotoError:
-                continue
-        if not decoded:
-            raise InputError(f"No readable photo in {args.check_data} to check the export on. "
-                             f"Received: --check-data {args.check_data}")  # fmt: skip
-        images = np.stack(decoded).astype(np.float32)
-        described = f"{len(images)} photos of {args.check_data}"
-    result = export_model(model, args.format, args.output, images)
-    print(f"{result.describe()} ({described}).")
-    return 0
-
-
 _COMMANDS = {
     "run": run_command,
     "sweep": sweep_command,
@@ -390,8 +274,8 @@ def import_tensorflow_quietly() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Runs the command line; returns the exit code (see the module docstring)."""
-    _fill_closed_standard_streams()
-    stdout, sys.stdout = sys.stdout, _StandardOutput(sys.stdout)
+    fill_closed_standard_streams()
+    stdout, sys.stdout = sys.stdout, StandardOutput(sys.stdout)
     try:
         return _run(argv)
     finally:
@@ -402,7 +286,7 @@ def _run(argv: list[str] | None) -> int:
     try:
         args = build_parser().parse_args(argv)
     except OSError as error:  # `--help` or `--version` into an output that cannot be written.
-        return _report_failure(error)
+        return report_failure(error)
     import_tensorflow_quietly()
     from catsdogs_helpers.runtime import prefer_bfc_cpu_allocator
 
@@ -417,10 +301,10 @@ def _run(argv: list[str] | None) -> int:
         sys.stdout.flush()  # A closed pipe or a full output fails here, not in Python's flush at exit.
         return code
     except BrokenPipeError:  # The reader went away (`| head`): end quietly (Python's docs, "Note on SIGPIPE").
-        _discard_standard_output()
+        discard_standard_output()
         return EXIT_BROKEN_PIPE
     except InputError as error:
-        return _report_failure(error)
+        return report_failure(error)
     except StudyInterrupted as interrupted:
         print(f"\n{interrupted}", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -428,82 +312,4 @@ def _run(argv: list[str] | None) -> int:
         print("\nInterrupted.", file=sys.stderr)
         return EXIT_INTERRUPTED
     except Exception as error:
-        return _report_failure(error)
-
-
-def _fill_closed_standard_streams() -> None:
-    """Points a closed standard output or error (`>&-`, `2>&-`) at the null device.
-
-    Python leaves `sys.stdout` or `sys.stderr` `None` then, and the next file opened would take descriptor 1
-    or 2, where C++ libraries write their notes. A closed standard error is where nothing can be said: the
-    command runs as usual. A closed standard output stays `None` in Python: its first write fails in one line
-    (exit 74), as any other failed write of it.
-    """
-    for descriptor, name in ((1, "stdout"), (2, "stderr")):
-        if getattr(sys, name) is not None:
-            continue
-        try:
-            os.fstat(descriptor)
-        except OSError:
-            null = os.open(os.devnull, os.O_WRONLY)
-            if null != descriptor:
-                os.dup2(null, descriptor)
-                os.close(null)
-        if name == "stderr":
-            sys.stderr = open(os.devnull, "w")  # noqa: SIM115 (for the life of the process)
-
-
-def _report_failure(error: Exception) -> int:
-    """Prints bad input, a full disk or a failed write in one line (exit 2, or 74 for a write that failed otherwise);
-    anything else, a bug, with its traceback (exit 70)."""
-    disk_full = as_disk_full_error(error) if not isinstance(error, InputError) else None
-    if isinstance(error, OSError) and error.filename == _StandardOutput.NAME:
-        _discard_standard_output()
-        print(f"error: {disk_full or f'Cannot write {error.filename}: {error.strerror}'}", file=sys.stderr)
-        return EXIT_USER_ERROR if disk_full else EXIT_WRITE_FAILED
-    if isinstance(error, InputError) or disk_full is not None:
-        print(f"error: {' '.join(str(disk_full or error).split())}", file=sys.stderr)
-        return EXIT_USER_ERROR
-    traceback.print_exc()
-    print(f"\n{ISSUES_HINT}", file=sys.stderr)
-    return EXIT_BUG
-
-
-class _StandardOutput:
-    """`sys.stdout`, whose failed writes name it: an `OSError` from `print` does not say where it wrote."""
-
-    NAME = "the standard output"
-
-    def __init__(self, stream) -> None:
-        self.stream = stream
-
-    def __getattr__(self, name: str):
-        return getattr(self.stream, name)
-
-    def write(self, text: str) -> int:
-        if self.stream is None:  # Closed by the shell (`>&-`).
-            raise OSError(errno.EBADF, os.strerror(errno.EBADF), self.NAME)
-        try:
-            return self.stream.write(text)
-        except OSError as error:
-            error.filename = error.filename or self.NAME
-            raise
-
-    def flush(self) -> None:
-        if self.stream is None:
-            return
-        try:
-            self.stream.flush()
-        except OSError as error:
-            error.filename = error.filename or self.NAME
-            raise
-
-
-def _discard_standard_output() -> None:
-    """Points standard output at the null device, so that Python's flush at exit fails no more."""
-    if getattr(sys.stdout, "stream", sys.stdout) is None:  # Closed: nothing to discard.
-        return
-    null = os.open(os.devnull, os.O_WRONLY)
-    with contextlib.suppress(OSError, ValueError):  # A standard output without a file descriptor (a test's).
-        os.dup2(null, sys.stdout.fileno())
-    os.close(null)
+        return report_failure(error)

@@ -23,7 +23,7 @@ import numpy as np
 import tensorflow as tf
 from matplotlib.figure import Figure
 
-from catsdogs_helpers import data, evaluation, metrics, plots, report, results, runtime
+from catsdogs_helpers import data, evaluation, evaluation_plots, metrics, plots, report, results, runtime
 from catsdogs_helpers.config import MODEL_NAMES, StudyConfig, format_command
 from catsdogs_helpers.errors import StudyInterrupted
 from catsdogs_helpers.grad_cam import compute_grad_cam
@@ -186,18 +186,20 @@ def make_figures(
     logits = {name: item.logits for name, item in evaluations.items()}
     explained = ("scratch", "finetuned")
     shown = choose_grad_cam_photos({name: evaluations[name] for name in explained})
-    mistakes = plots.find_mistakes(labels, logits)
+    mistakes = evaluation_plots.find_mistakes(labels, logits)
     photos = take_photos(splits.test, {*shown, *(int(i) for indices in mistakes.values() for i in indices)})
     shown_photos = np.stack([photos[index] for index in shown])
     cams = {name: compute_grad_cam(trained[name].model, shown_photos) for name in explained}
     return {
         "learning_curves": plots.plot_learning_curves(histories, fine_tune_starts),
-        "confusion_matrices": plots.plot_confusion_matrices(
+        "confusion_matrices": evaluation_plots.plot_confusion_matrices(
             {name: item.metrics["confusion_matrix"] for name, item in evaluations.items()}, splits.class_names
         ),
-        "roc_curves": plots.plot_roc_curves({name: (labels, item.logits) for name, item in evaluations.items()}),
-        "mistakes": plots.plot_mistakes(photos, labels, logits, splits.class_names),
-        "grad_cam": plots.plot_grad_cam(
+        "roc_curves": evaluation_plots.plot_roc_curves(
+            {name: (labels, item.logits) for name, item in evaluations.items()}
+        ),
+        "mistakes": evaluation_plots.plot_mistakes(photos, labels, logits, splits.class_names),
+        "grad_cam": evaluation_plots.plot_grad_cam(
             shown_photos, cams, labels[shown], {name: logits[name][shown] for name in cams}, splits.class_names
         ),
     }

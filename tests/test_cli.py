@@ -16,7 +16,7 @@ import tfds_factory
 from conftest import output_of_python, run_cli
 from PIL import Image
 
-from catsdogs_helpers import cli, contract
+from catsdogs_helpers import cli, contract, exit_status
 
 MODEL_NAMES = ("scratch", "transfer", "finetuned")
 FIGURES = ("learning_curves", "confusion_matrices", "roc_curves", "mistakes", "grad_cam")
@@ -99,7 +99,7 @@ def test_predict_classifies_readable_photos_and_reports_unreadable_ones(smoke_st
     broken.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
     model = smoke_study["output"] / "scratch.keras"
     process = run_cli("predict", "--model", str(model), str(photos[0]), str(broken), str(photos[1]))
-    assert process.returncode == cli.EXIT_UNREADABLE_PHOTOS == 1
+    assert process.returncode == exit_status.EXIT_UNREADABLE_PHOTOS == 1
     lines = process.stdout.strip().splitlines()
     assert len(lines) == 2 and all(line.split(": ")[1].split(" (")[0] in ("cat", "dog") for line in lines)
     assert all(line.endswith("%)") for line in lines)
@@ -144,7 +144,7 @@ def test_run_on_tfds_prepares_nothing_online(tmp_path):
 
 
 def one_line_error(capsys, argv: list[str]) -> str:
-    assert cli.main(argv) == cli.EXIT_USER_ERROR
+    assert cli.main(argv) == exit_status.EXIT_USER_ERROR
     captured = capsys.readouterr()
     assert "Traceback" not in captured.err
     lines = captured.err.strip().splitlines()
@@ -224,7 +224,7 @@ def test_an_unexpected_error_keeps_its_traceback_and_says_it_is_a_bug(capsys, mo
         raise RuntimeError("a bug deep inside")
 
     monkeypatch.setitem(cli._COMMANDS, "predict", broken)
-    assert cli.main(["predict", "--model", "m.keras", "x.jpg"]) == cli.EXIT_BUG == 70
+    assert cli.main(["predict", "--model", "m.keras", "x.jpg"]) == exit_status.EXIT_BUG == 70
     err = capsys.readouterr().err
     assert "Traceback" in err and "RuntimeError: a bug deep inside" in err and "This is a bug" in err
 
@@ -234,7 +234,7 @@ def test_ctrl_c_outside_the_study_exits_130(capsys, monkeypatch):
         raise KeyboardInterrupt
 
     monkeypatch.setitem(cli._COMMANDS, "predict", interrupted)
-    assert cli.main(["predict", "--model", "m.keras", "x.jpg"]) == cli.EXIT_INTERRUPTED
+    assert cli.main(["predict", "--model", "m.keras", "x.jpg"]) == exit_status.EXIT_INTERRUPTED
     assert capsys.readouterr().err.strip() == "Interrupted."
 
 
@@ -344,7 +344,7 @@ def test_every_path_option_refuses_an_empty_value(argv, capsys, tmp_path, monkey
     monkeypatch.chdir(tmp_path)  # Had it been taken as the current folder, it would be written here.
     with pytest.raises(SystemExit) as raised:
         cli.main(argv)
-    assert raised.value.code == cli.EXIT_USER_ERROR
+    assert raised.value.code == exit_status.EXIT_USER_ERROR
     assert "expected a path, got an empty value (an unset shell variable?)" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
 
@@ -384,7 +384,7 @@ def _predict_with_a_closed_stream(tmp_path: Path, descriptor: int) -> subprocess
 @pytest.mark.slow
 def test_a_closed_standard_output_is_one_line_exit_74(tmp_path):
     done = _predict_with_a_closed_stream(tmp_path, 1)
-    assert done.returncode == cli.EXIT_WRITE_FAILED, done.stderr[-3000:]
+    assert done.returncode == exit_status.EXIT_WRITE_FAILED, done.stderr[-3000:]
     assert done.stderr == "error: Cannot write the standard output: Bad file descriptor\n"
 
 
@@ -402,7 +402,7 @@ def test_version_and_help_into_a_full_output_are_one_line_and_not_exit_0(argv):
     with open("/dev/full", "w") as full:
         done = subprocess.run([sys.executable, "-m", "catsdogs_helpers", *argv], stdout=full, stderr=subprocess.PIPE,
                               text=True, timeout=120)  # fmt: skip
-    assert done.returncode == cli.EXIT_USER_ERROR  # A full output is a full disk: exit 2, as predict's.
+    assert done.returncode == exit_status.EXIT_USER_ERROR  # A full output is a full disk: exit 2, as predict's.
     assert done.stderr == (
         "error: Cannot write the standard output: No space left on device (ENOSPC). Free some space (or write "
         "elsewhere) and run the same command again: the work already saved is kept.\n"
@@ -428,7 +428,7 @@ def test_evaluate_and_export_given_a_savedmodel_say_they_take_the_keras_model_an
 def test_each_readme_lists_every_exit_code_of_the_command_line(readme):
     text = (Path(__file__).parent.parent / readme).read_text()
     paragraph = re.search(r"^(Exit codes|Códigos de saída): (.+?)\n\n", text, re.MULTILINE | re.DOTALL).group(2)
-    codes = {value for name, value in vars(cli).items() if name.startswith("EXIT_")}
+    codes = {value for name, value in vars(exit_status).items() if name.startswith("EXIT_")}
     assert {int(code) for code in re.findall(r"\*\*(\d+)\*\*", paragraph)} == {0, *codes}
 
 

@@ -1,4 +1,4 @@
-"""Tests of `catsdogs_helpers.plots` on synthetic histories and predictions."""
+"""Tests of `catsdogs_helpers.plots` and `catsdogs_helpers.evaluation_plots` on synthetic histories and predictions."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
-from catsdogs_helpers import plots
+from catsdogs_helpers import evaluation_plots, plots
 
 CLASS_NAMES = ("cat", "dog")
 
@@ -100,7 +100,7 @@ def test_learning_curves_honour_custom_colours():
 
 def test_plot_confusion_matrices():
     matrices = {"scratch": [[40, 10], [5, 45]], "transfer": [[49, 1], [0, 50]], "finetuned": [[50, 0], [0, 50]]}
-    figure = plots.plot_confusion_matrices(matrices, CLASS_NAMES)
+    figure = evaluation_plots.plot_confusion_matrices(matrices, CLASS_NAMES)
     assert [ax.get_title() for ax in figure.axes] == list(matrices)
     ax = figure.axes[0]
     assert (ax.get_xlabel(), ax.get_ylabel()) == ("predicted", "true")
@@ -111,7 +111,7 @@ def test_plot_confusion_matrices():
 def test_plot_roc_curves():
     labels = np.array([0, 0, 1, 1, 0, 1])
     curves = {"scratch": (labels, np.array([0.1, 0.6, 0.4, 0.9, 0.2, 0.8])), "transfer": (labels, labels * 2.0 - 1)}
-    figure = plots.plot_roc_curves(curves)
+    figure = evaluation_plots.plot_roc_curves(curves)
     (ax,) = figure.axes
     assert len(ax.lines) == 3  # Chance line and two curves.
     legend = [text.get_text() for text in ax.get_legend().get_texts()]
@@ -124,12 +124,12 @@ def test_plot_roc_curves():
 def test_plot_roc_curves_zooms_on_good_models():
     labels = np.array([0, 0, 1, 1])
     curves = {"transfer": (labels, [0.1, 0.2, 0.8, 0.9]), "finetuned": (labels, [0.1, 0.3, 0.2, 0.9])}
-    (ax,) = plots.plot_roc_curves(curves).axes  # AUCs 1.0 and 0.75.
+    (ax,) = evaluation_plots.plot_roc_curves(curves).axes  # AUCs 1.0 and 0.75.
     assert not ax.child_axes
-    (ax,) = plots.plot_roc_curves(curves, zoom=True).axes
+    (ax,) = evaluation_plots.plot_roc_curves(curves, zoom=True).axes
     (inset,) = ax.child_axes
     assert len(inset.lines) == 2 and inset.get_xlim()[1] == pytest.approx(0.2)
-    (ax,) = plots.plot_roc_curves({"transfer": curves["transfer"]}).axes
+    (ax,) = evaluation_plots.plot_roc_curves({"transfer": curves["transfer"]}).axes
     assert len(ax.child_axes) == 1
 
 
@@ -139,11 +139,11 @@ def test_plot_mistakes_row_per_model():
         "scratch": logits_of([0.97, 0.6, 0.2, 0.9, 0.1, 0.45]),  # Wrong: 0 (97% dog), 1 (60%), 2 (80% cat), 5.
         "transfer": logits_of([0.1, 0.2, 0.3, 0.9, 0.1, 0.8]),  # Wrong: 2 only.
     }
-    mistakes = plots.find_mistakes(labels, logits, num_per_model=5)
+    mistakes = evaluation_plots.find_mistakes(labels, logits, num_per_model=5)
     assert mistakes["scratch"].tolist() == [0, 2, 1, 5] and mistakes["transfer"].tolist() == [2]
     # Only the photos drawn are needed, not the whole test split.
     photos = {index: image for index, image in enumerate(fake_images(6)) if index in (0, 1, 2, 5)}
-    figure = plots.plot_mistakes(photos, labels, logits, CLASS_NAMES, num_per_model=5)
+    figure = evaluation_plots.plot_mistakes(photos, labels, logits, CLASS_NAMES, num_per_model=5)
     axes = np.array(figure.axes).reshape(2, 5)
     assert [ax.get_title() for ax in axes[0, :4]] == [
         "true cat, said dog 97%",
@@ -158,7 +158,7 @@ def test_plot_mistakes_row_per_model():
 
 
 def test_plot_mistakes_without_any_mistake():
-    figure = plots.plot_mistakes({}, [0, 1], {"finetuned": logits_of([0.1, 0.9])}, CLASS_NAMES)
+    figure = evaluation_plots.plot_mistakes({}, [0, 1], {"finetuned": logits_of([0.1, 0.9])}, CLASS_NAMES)
     assert len(figure.axes) == 6
     assert texts_of(figure) == ["no mistakes"]
 
@@ -167,7 +167,7 @@ def test_plot_grad_cam():
     images = fake_images(3)
     heatmaps = {name: np.random.default_rng(4).random((3, 12, 12)) for name in ("scratch", "transfer")}
     logits = {"scratch": logits_of([0.2, 0.7, 0.99]), "transfer": logits_of([0.1, 0.3, 0.95])}
-    figure = plots.plot_grad_cam(images, heatmaps, [0, 0, 1], logits, CLASS_NAMES)
+    figure = evaluation_plots.plot_grad_cam(images, heatmaps, [0, 0, 1], logits, CLASS_NAMES)
     axes = np.array(figure.axes).reshape(3, 3)
     assert [ax.get_title() for ax in axes[:, 0]] == ["true cat", "true cat", "true dog"]
     assert [ax.get_title() for ax in axes[1]] == ["true cat", "scratch: dog 70%", "transfer: cat 70%"]
@@ -184,12 +184,12 @@ def test_plot_augmentation_shows_the_original_first():
 
 
 def test_save_figure(tmp_path):
-    figure = plots.plot_roc_curves({"scratch": ([0, 1, 1], [0.2, 0.7, 0.4])})
+    figure = evaluation_plots.plot_roc_curves({"scratch": ([0, 1, 1], [0.2, 0.7, 0.4])})
     path = plots.save_figure(figure, tmp_path / "figures" / "roc.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert path.stat().st_size > 1000
 
 
 def test_figures_display_in_notebooks_without_pyplot():
-    figure = plots.plot_roc_curves({"scratch": ([0, 1, 1], [0.2, 0.7, 0.4])})
+    figure = evaluation_plots.plot_roc_curves({"scratch": ([0, 1, 1], [0.2, 0.7, 0.4])})
     assert figure._repr_png_()[:8] == b"\x89PNG\r\n\x1a\n"  # What IPython shows when a cell ends with it.

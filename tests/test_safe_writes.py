@@ -23,7 +23,7 @@ import pytest
 from conftest import run_cli
 from model_factory import SIZE, Interrupt, InterruptAfterEpoch, RecordEpochs, run_stage, tiny_data, tiny_model
 
-from catsdogs_helpers import cli, contract, export, output_lock, stage_files, sweep
+from catsdogs_helpers import cli, contract, exit_status, export, output_lock, stage_files, sweep
 from catsdogs_helpers.errors import DiskFullError, as_disk_full_error
 
 ENOSPC = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
@@ -228,7 +228,7 @@ def test_export_on_a_full_disk_is_one_line_leaves_nothing_and_works_once_there_i
 
     monkeypatch.setattr(export, "_export_artifact", export_to_a_full_disk)
     argv = ["export", "--model", model, "--format", "saved_model", "--output", str(output)]
-    assert cli.main(argv) == cli.EXIT_USER_ERROR
+    assert cli.main(argv) == exit_status.EXIT_USER_ERROR
     err = capsys.readouterr().err
     assert err == f"error: Cannot write {output}: No space left on device (ENOSPC). Free some space (or write " \
                   "elsewhere) and run the same command again: the work already saved is kept.\n"  # fmt: skip
@@ -253,7 +253,7 @@ def test_a_full_disk_while_training_is_one_line_exit_2_and_the_same_command_fini
 
     monkeypatch.setattr(keras.Model, "save_weights", save_to_a_full_disk)
     argv = ["run", "--preset", "smoke", "--data", str(photos), "--weights", "none", "--output", str(output)]
-    assert cli.main(argv) == cli.EXIT_USER_ERROR
+    assert cli.main(argv) == exit_status.EXIT_USER_ERROR
     assert capsys.readouterr().err == (
         f"error: Cannot write {output / 'transfer' / 'backup'}: No space left on device (ENOSPC). Free some space "
         "(or write elsewhere) and run the same command again: the work already saved is kept.\n"
@@ -275,13 +275,13 @@ def test_a_closed_pipe_ends_predict_quietly_and_a_full_output_is_one_line(tmp_pa
     subprocess.run([sys.executable, "-c", reader], stdin=predict.stdout, check=True, timeout=120)
     predict.stdout.close()
     err = predict.stderr.read().decode()
-    assert predict.wait(timeout=120) == cli.EXIT_BROKEN_PIPE, err
+    assert predict.wait(timeout=120) == exit_status.EXIT_BROKEN_PIPE, err
     assert err == ""
     if not Path("/dev/full").exists():
         pytest.skip("no /dev/full on this system: the full-output case is not tried")
     with open("/dev/full", "w") as full:
         done = subprocess.run([*command[:6], str(photo)], stdout=full, stderr=subprocess.PIPE)
-    assert done.returncode == cli.EXIT_USER_ERROR
+    assert done.returncode == exit_status.EXIT_USER_ERROR
     assert done.stderr.decode() == (
         "error: Cannot write the standard output: No space left on device (ENOSPC). Free some space (or write "
         "elsewhere) and run the same command again: the work already saved is kept.\n"
@@ -403,7 +403,7 @@ def small_disk(tmp_path):
 
 
 def _one_line_about_a_full_disk(process: subprocess.CompletedProcess, path: Path, says: str = "No space") -> None:
-    assert process.returncode == cli.EXIT_USER_ERROR, (process.returncode, process.stderr[-3000:])
+    assert process.returncode == exit_status.EXIT_USER_ERROR, (process.returncode, process.stderr[-3000:])
     assert process.stderr.count("\n") == 1, process.stderr[-3000:]
     assert process.stderr.startswith(f"error: Cannot write {path}") and f": {says}" in process.stderr
 
@@ -428,7 +428,7 @@ def test_read_only_and_full_export_and_cache_disks_are_one_line_and_work_once_sp
     export_command = ("export", "--model", model, "--format", "litert", "--output", str(artifact))
     resize("3m,ro")
     refused = run_cli(*export_command)  # Preflight's check of the folder, before anything is exported.
-    assert refused.returncode == cli.EXIT_USER_ERROR and refused.stderr.count("\n") == 1, refused.stderr[-3000:]
+    assert refused.returncode == exit_status.EXIT_USER_ERROR and refused.stderr.count("\n") == 1, refused.stderr[-3000:]
     assert str(artifact.parent) in refused.stderr and "Read-only file system" in refused.stderr
     resize("3m,rw")
     filler = disk / "filler"
