@@ -1,19 +1,11 @@
 """Random rotation, zoom and shift as one affine resampling per photo, in a form XLA can compile.
 
-Keras's `RandomRotation`, `RandomZoom` and `RandomTranslation` each resample
-the whole image, and each declares `supports_jit = False`: on TensorFlow they
-call `ImageProjectiveTransformV3`, an op XLA has no kernel for. One such layer
-in a model makes Keras train it without XLA on a GPU. `RandomAffine` draws the
-three transforms per photo, composes them into one matrix, and resamples once
-with gathers and arithmetic only (`affine_resample`), which XLA compiles on
-every backend. Only `keras.ops` and `keras.random` are used, so it also runs
-on JAX.
-
-Without XLA the gathers are slower than TensorFlow's native op, and Keras
-never compiles with XLA on a machine without a GPU. There, on TensorFlow, the
-layer compiles the resampling alone with XLA (`tf.function(jit_compile=True)`
-inside the uncompiled training step), which makes it as fast as the native op
-on a CPU (`benchmarks/bench_augmentation.py` measures the three).
+Keras's `RandomRotation`, `RandomZoom` and `RandomTranslation` each resample the
+image and opt out of XLA (`supports_jit = False`), which makes Keras train the
+whole model without XLA on a GPU. `RandomAffine` composes the three into one
+matrix and resamples once with gathers and arithmetic only (`affine_resample`),
+using only `keras.ops` and `keras.random`, so it also runs on JAX. On TensorFlow
+without a GPU the resampling is XLA-compiled on its own (`_xla_resample_on_cpu`).
 """
 
 from __future__ import annotations
@@ -30,13 +22,10 @@ def affine_resample(images, transforms):
     """Resamples images through affine transforms, bilinearly, with reflected borders.
 
     Computes what `keras.ops.image.affine_transform(images, transforms,
-    fill_mode="reflect")` computes, but with gathers and arithmetic only, so
-    that XLA can compile it (on TensorFlow, `affine_transform` is an op without
-    an XLA kernel). Like it, each transform maps *output* pixel coordinates to
-    the *input* coordinates they are read from: output pixel `(x, y)` (column,
-    row) takes the input's value at `(a0 * x + a1 * y + a2, b0 * x + b1 * y +
-    b2)`. Points outside the image read its mirror image about the border
-    (`d c b a | a b c d | d c b a`).
+    fill_mode="reflect")` computes, with gathers and arithmetic only, so that
+    XLA can compile it. Output pixel `(x, y)` (column, row) takes the input's
+    value at `(a0 * x + a1 * y + a2, b0 * x + b1 * y + b2)`; points outside the
+    image read its mirror image about the border (`d c b a | a b c d | d c b a`).
 
     Args:
         images: Images of shape `(N, H, W, C)`, floating point; `H`, `W` and
@@ -77,11 +66,9 @@ def affine_resample(images, transforms):
 def _xla_resample_on_cpu():
     """`affine_resample` compiled alone with XLA, on TensorFlow on a machine without a GPU; else `None`.
 
-    Keras compiles the whole training step with XLA only on a GPU
-    (`Trainer._resolve_auto_jit_compile`), so on a CPU the gathers would run
-    op by op. Inside a step that is compiled after all (`jit_compile=True`)
-    the nested function is simply inlined. Machines with a GPU keep the plain
-    function: Keras compiles their whole step, and a GPU that XLA does not
+    Keras XLA-compiles the whole training step only on a GPU, so on a CPU the
+    gathers would run op by op; inside a compiled step the nested function is
+    inlined. With a GPU the plain function is kept: a GPU that XLA does not
     support (Apple's Metal plug-in) must not be handed a compiled piece.
     """
     if keras.backend.backend() != "tensorflow":
@@ -106,26 +93,17 @@ def _reflect(coordinate, size: int):
 class RandomAffine(keras.layers.Layer):
     """Randomly rotates, zooms and shifts each photo with one resampling; identity at inference.
 
-    For each photo it draws, independently and uniformly, an angle, a zoom and
-    a shift along each axis, composes them into one affine matrix and samples
-    the photo once through it (`affine_resample`: bilinear, borders reflected).
+    Per photo it draws, uniformly, an angle, a zoom and a shift along each axis.
     Output pixel `p` reads the input at `zoom * R(angle) @ (p - center) +
-    center - shift`: the photo turns about its centre, shows `zoom` times
-    as much of the scene (a zoom above 1 zooms out), and moves by `shift`.
-
-    Unlike Keras's `RandomRotation`, `RandomZoom` and `RandomTranslation`, it
-    leaves XLA compilation on (`supports_jit` stays `True`), and it resamples
-    once instead of three times. On TensorFlow without a GPU, the resampling
-    is XLA-compiled on its own (see the module's docstring).
+    center - shift`: a zoom above 1 zooms out. Unlike Keras's layers it leaves
+    `supports_jit` `True` (see the module's docstring).
 
     Args:
         rotation_factor: Largest angle either way, as a fraction of a full
-            turn (`0.08` is 28.8 degrees). Defaults to `0.08`.
+            turn (`0.08` is 28.8 degrees).
         zoom_factor: Zooms are drawn from `[1 - zoom_factor, 1 + zoom_factor]`.
-            Defaults to `0.2`.
         translation_factor: Largest shift either way along each axis, as a
-            fraction of that side. Defaults to `0.1`.
-        seed: Seed of the layer's random draws, or `None`. Defaults to `None`.
+            fraction of that side.
         **kwargs: Keras layer arguments (`name`, `dtype`, ...).
 
     Raises:
@@ -162,10 +140,7 @@ class RandomAffine(keras.layers.Layer):
         self.generator = keras.random.SeedGenerator(seed)
 
     def get_random_transformation(self, images) -> dict:
-        """Draws one angle, zoom and shift per image, each from its own draws.
-
-        Args:
-            images: A batch of images, shape `(N, H, W, C)`.
+        """Draws one angle, zoom and shift per image, from `images` of shape `(N, H, W, C)`.
 
         Returns:
             A dict of tensors: `"angle"` in radians, shape `(N,)`; `"zoom"`,
@@ -186,16 +161,7 @@ class RandomAffine(keras.layers.Layer):
 
     @staticmethod
     def transform_matrix(transformation: dict, height: int, width: int):
-        """Composes drawn angles, zooms and shifts into `affine_resample` transforms.
-
-        Args:
-            transformation: A dict from `get_random_transformation`.
-            height: Height of the images, in pixels.
-            width: Width of the images, in pixels.
-
-        Returns:
-            The transforms, shape `(N, 8)`.
-        """
+        """Composes a `get_random_transformation` dict into `affine_resample` transforms, shape `(N, 8)`."""
         angle, zoom = transformation["angle"], transformation["zoom"]
         shift_x = transformation["translation"][:, 0] * width
         shift_y = transformation["translation"][:, 1] * height

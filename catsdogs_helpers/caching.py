@@ -1,9 +1,7 @@
 """Decoding each split once into a cache, in memory or in files that a killed run cannot leave half-written.
 
-A file cache's name carries a key of the split's exact content (for a folder,
-every file's path, size and modification time) and of the decoder's version,
-so a changed folder, other split fractions or a new decoder never reuse a
-stale cache.
+A file cache's name carries a key of the split's exact content and of the
+decoder's version, so a changed folder or a new decoder never reuses a stale cache.
 """
 
 from __future__ import annotations
@@ -26,9 +24,7 @@ from catsdogs_helpers.runtime import choose_verbosity
 def cache_file_name(cache_dir: str | os.PathLike | None, split: str, image_size: int, content_key: str) -> str:
     """Returns "" (memory) or a cache file name unique to the split's content and image size.
 
-    `content_key` names exactly which photos the split holds (for a folder, every
-    file's path, size and modification time), so a changed folder, other split
-    fractions or another limit never reuse a stale cache.
+    `content_key` names exactly which photos the split holds (see `describe_files`).
     """
     if cache_dir is None:
         return ""
@@ -84,9 +80,7 @@ def cache_usable(
 ) -> tuple[tf.data.Dataset, dict[str, int], list[SkippedFile]]:
     """Caches decoded photos, fills the cache, and keeps the usable `(image, label)` pairs.
 
-    A file cache is written under a temporary name and renamed once complete, so
-    a run killed while filling it leaves no half-written cache (and no lockfile)
-    that a later run would trip over.
+    A file cache is written under a temporary name and renamed once complete.
     """
     if cache_path and not _cache_complete(cache_path):
         _remove_stale_partial_caches(cache_path)

@@ -1,11 +1,10 @@
 """Checkpoints written whole: a training stage's best weights and its per-epoch backup.
 
-Keras's `ModelCheckpoint` and `BackupAndRestore` rewrite their files in place: a kill
-or a full disk in the middle leaves files that no rerun can load (h5py's "truncated
-file", "bad object header version number"). The two callbacks here write them through
-`output_lock.written_atomically`; `recover_backup` and `unreadable_file` are what a
-stage reads before it resumes, so that anything still unreadable (such as a backup an
-earlier version wrote) is treated as unfinished work.
+Keras's `ModelCheckpoint` and `BackupAndRestore` rewrite their files in place, so a
+kill or a full disk mid-write leaves files no rerun can load. The callbacks here
+write through `output_lock.written_atomically`; `recover_backup` and
+`unreadable_file` are what a stage reads before it resumes, so anything still
+unreadable is treated as unfinished work.
 """
 
 from __future__ import annotations
@@ -26,11 +25,7 @@ PREVIOUS_BACKUP_DIR = "backup.previous"
 
 
 class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
-    """Keras' `ModelCheckpoint` (weights only), written under a temporary name and renamed over the last.
-
-    Keras rewrites the file in place: a kill or a full disk mid-write would leave a
-    truncated checkpoint that no rerun can load. Here the previous best stays whole.
-    """
+    """Keras' `ModelCheckpoint` (weights only), written under a temporary name and renamed over the last."""
 
     def __init__(self, filepath: str, **kwargs: object) -> None:
         super().__init__(filepath, **kwargs)
@@ -48,13 +43,11 @@ class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
 class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
     """Keras' `BackupAndRestore`, whose backup (weights and epoch) is replaced whole after every epoch.
 
-    Keras rewrites `latest.weights.h5` and `training_metadata.json` in place, one after the other: a kill
-    between or during them leaves a backup that cannot be loaded, or weights one epoch ahead of the epoch
-    recorded. Its `double_checkpoint` falls back to a copy only when the weights cannot be read (not on a
-    cut epoch file, nor on a mismatched pair). Here the new backup is written into a new folder; the last one
-    moves aside to `backup.previous` while it is renamed into place, and is then removed; `recover_backup`
-    brings it back if a kill came between. Overrides `_save_model`, the method Keras 3.9 to 3.15 call after
-    each epoch.
+    Keras writes `latest.weights.h5` and `training_metadata.json` in place, one after the other, and its
+    `double_checkpoint` does not cover a cut epoch file nor a mismatched pair. Here the new backup is
+    written into a new folder; the last one moves aside to `backup.previous` while it is renamed into
+    place, then is removed (`recover_backup` brings it back after a kill in between). Overrides
+    `_save_model`, the method Keras 3.9 to 3.15 call after each epoch.
     """
 
     def _save_model(self) -> None:
@@ -75,11 +68,9 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
 class _FileWrittenFromMemory(h5py.File):
     """`h5py.File`, which, opened with mode "w" on the path given, builds the file in memory and writes it at close.
 
-    HDF5 writes as it goes, and again when a dataset or the file closes; when such a write fails (a full disk),
-    h5py can only print "Exception ignored in: h5py._objects.ObjectID.__dealloc__" and leaves HDF5's objects
-    half closed: the next close, or the interpreter's exit, crashes with a segmentation fault. Built in memory
-    (HDF5's "core" driver, no backing store), nothing reaches the disk until the whole image is written with
-    one ordinary Python write, whose failure is an `OSError` like any other.
+    When HDF5's own writes fail (a full disk), h5py leaves its objects half closed and the next close, or the
+    interpreter's exit, crashes (segmentation fault). Built in memory (HDF5's "core" driver), the file reaches
+    the disk in one ordinary Python write, whose failure is an `OSError` like any other.
     """
 
     def __init__(self, name: object, mode: str = "r", *args: object, target: str = "", **kwargs: object) -> None:
@@ -106,9 +97,8 @@ class _FileWrittenFromMemory(h5py.File):
 def hdf5_written_from_memory(path: str | os.PathLike) -> Iterator[None]:
     """Inside, the HDF5 file `path` (a `.weights.h5` Keras writes) is built in memory and written whole at its close.
 
-    A full disk then fails one Python write, which `output_lock.written_atomically` turns into its one-line
-    `DiskFullError`, instead of HDF5's own writes, after which h5py crashes the interpreter (see
-    `_FileWrittenFromMemory`). Keras opens the file through `h5py.File(path, mode="w")`, in every Keras 3
+    A full disk then fails one Python write, which `written_atomically` turns into a `DiskFullError` (see
+    `_FileWrittenFromMemory`). Keras opens the file through `h5py.File(path, mode="w")` in every Keras 3
     release: that name is pointed at the class above while the block runs, and only for `path`.
     """
     real, target = h5py.File, os.path.abspath(path)
@@ -158,8 +148,7 @@ _JSON_SHAPES = {"training_metadata.json": _backup_metadata}
 def unreadable_file(paths: list[Path]) -> Path | None:
     """Returns the first of some files that is missing or cannot be read through (JSON or HDF5), or `None`.
 
-    A JSON file of the wrong shape (`[1, 2, 3]`, `{}`, `null`, `{"epoch": "three"}` for a backup's epoch) is
-    unreadable too: nothing a kill makes, but nothing to resume from either.
+    A JSON file of the wrong shape (`[1, 2, 3]`, `{}`, `null`, a non-integer epoch) counts as unreadable.
     """
     for path in paths:
         if path.suffix == ".h5":

@@ -1,14 +1,10 @@
 """The command line: `catsdogs run | sweep | evaluate | predict | export` (also `python -m catsdogs_helpers ...`).
 
-`run` calls `study.run_study` in this process: the same stages, in the same
-order, as the notebook; `sweep` calls `sweep.run_sweep`. Exit status: 0 done; 1 some photos given to `predict`
-could not be read; 2 bad input (one line saying what and how to fix it), a full,
-over-quota or read-only disk included (the same command finishes the work once
-there is space); 70 a bug (`EX_SOFTWARE`: anything unexpected, with its
-traceback); 74 the standard output could not be written for another reason
-(`EX_IOERR`); 130 interrupted (Ctrl-C; the same command resumes); 141 the output
-was a pipe that closed early (`catsdogs predict ... | head -1`: quietly, as the
-shell reports a program ended by SIGPIPE).
+`run` calls `study.run_study` in this process, `sweep` calls `sweep.run_sweep`. Exit status: 0 done; 1 some
+photos given to `predict` could not be read; 2 bad input (one line saying what and how to fix it), a full,
+over-quota or read-only disk included; 70 a bug (`EX_SOFTWARE`, with its traceback); 74 the standard output
+could not be written for another reason (`EX_IOERR`); 130 interrupted (Ctrl-C; the same command resumes);
+141 the output was a pipe that closed early (`catsdogs predict ... | head -1`), quietly.
 """
 
 from __future__ import annotations
@@ -46,10 +42,9 @@ def path_option(text: str) -> str:
 
 
 class _ArgumentParser(argparse.ArgumentParser):
-    """argparse's parser, whose `--help` and `--version` say when the standard output cannot be written.
+    """argparse's parser, whose `--help` and `--version` raise when the standard output cannot be written.
 
-    argparse ignores a failed write of its messages (exit 0, nothing said); here one to the standard output
-    raises, and `main` reports it as any other failed write.
+    argparse itself ignores such a failed write (exit 0, nothing said); `main` reports it.
     """
 
     def _print_message(self, message: str, file=None) -> None:
@@ -254,9 +249,7 @@ _COMMANDS = {
 def import_tensorflow_quietly() -> None:
     """Imports TensorFlow with its C++ start-up notes silenced ("could not find cuda drivers", ...).
 
-    Those notes are written to the process's standard error by C++ code before
-    Python can filter them, so standard error is pointed at the null device for
-    the import only. Set `TF_CPP_MIN_LOG_LEVEL=0` to see them.
+    Standard error is pointed at the null device for the import only. Set `TF_CPP_MIN_LOG_LEVEL=0` to see them.
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     if os.environ["TF_CPP_MIN_LOG_LEVEL"] == "0" or "tensorflow" in sys.modules:

@@ -1,8 +1,7 @@
 """Every setting of the study in one frozen dataclass, with presets.
 
-The presets derive from one another instead of being copied: `quick` is
-`default` with fewer images and epochs, and `smoke` is `quick` made tiny and
-offline. Change one default and every preset that does not override it follows.
+The presets derive from one another: `quick` is `default` with fewer images and
+epochs, and `smoke` is `quick` made tiny and offline.
 """
 
 from __future__ import annotations
@@ -34,65 +33,39 @@ def _setting(default: object, *changes: str) -> typing.Any:
 
 @dataclasses.dataclass(frozen=True)
 class StudyConfig:
-    """All settings of the study.
+    """All settings of the study (each field's default is the `default` preset's).
 
     Args:
-        preset: Name of the preset the settings came from. Defaults to `"default"`.
-        data: `"tfds"` for TensorFlow Datasets' `cats_vs_dogs`, or the path of a
-            folder of photos (one sub-folder per class, or `train/`,
-            `validation/`, `test/` each holding the class folders).
-            Defaults to `"tfds"`.
-        weights: `"imagenet"`, the path of a local MobileNetV2 no-top `.h5`
-            weights file, or `None` for random weights (smoke tests only).
-            Defaults to `"imagenet"`.
-        alpha: MobileNetV2 width multiplier. Defaults to `1.0`.
+        preset: Name of the preset the settings came from.
+        data: `"tfds"` for TensorFlow Datasets' `cats_vs_dogs`, or the path of a folder of photos (one
+            sub-folder per class, or `train/`, `validation/`, `test/` each holding the class folders).
+        weights: `"imagenet"`, the path of a local MobileNetV2 no-top `.h5` file, or `None` for random weights.
+        alpha: MobileNetV2 width multiplier.
         image_size: Side of the square images fed to both models, in pixels.
-            Defaults to `224`.
-        scratch_image_size: Side the scratch CNN resizes its input to before its
-            first convolution. Smaller is cheaper; see `build_scratch_cnn`.
-            Defaults to `160`.
-        batch_size: Images per batch, per GPU: with several GPUs (see
-            `runtime.choose_distribution_strategy`) a step sees this many
-            times the number of GPUs, and the learning rates grow alike.
-            Defaults to `32`.
-        validation_fraction: Share of photos held out for validation when the
-            source is not pre-split. Defaults to `0.1`.
-        test_fraction: Share held out for the final test. Defaults to `0.1`.
-        max_images_per_split: Keep at most this many photos per split (a stable
-            subset), or `None` for all. Defaults to `None`.
-        cache_dir: Folder for tf.data file caches, or `None` to cache decoded
-            images in memory. Defaults to `None`.
-        seed: Seed for Python, NumPy, TensorFlow and the shuffles. Defaults to `1337`.
-        scratch_epochs: Maximum epochs for the scratch CNN. Defaults to `30`.
-        scratch_learning_rate: Peak Adam learning rate of the scratch CNN.
-            Defaults to `2e-3`.
+        scratch_image_size: Side the scratch CNN resizes its input to, in pixels (see `build_scratch_cnn`).
+        batch_size: Images per batch, per GPU (see `runtime.choose_distribution_strategy`).
+        validation_fraction: Share of photos held out for validation when the source is not pre-split.
+        test_fraction: Share held out for the final test.
+        max_images_per_split: Keep at most this many photos per split (a stable subset), or `None` for all.
+        cache_dir: Folder for tf.data file caches, or `None` to cache decoded images in memory.
+        seed: Seed for Python, NumPy, TensorFlow and the shuffles.
+        scratch_epochs: Maximum epochs for the scratch CNN.
+        scratch_learning_rate: Peak Adam learning rate of the scratch CNN (cosine decay).
         scratch_dropout: Dropout rate before the scratch CNN's logit.
-            Defaults to `0.3`.
-        scratch_weight_decay: Decoupled weight decay of the scratch CNN's Adam
-            (AdamW; Loshchilov & Hutter, 2019), or `0.0` for none. Defaults to `0.0`.
-        scratch_patience: Early-stopping patience of the scratch CNN, in epochs,
-            or `None` to train all `scratch_epochs`: its learning rate follows a
-            cosine that reaches zero only at the last epoch, and the best
-            validation epoch's weights are kept either way. Defaults to `None`
-            (chosen on the validation split: benchmarks/results/tuning.md).
+        scratch_weight_decay: Decoupled (AdamW) weight decay of the scratch CNN, or `0.0` for none.
+        scratch_patience: Early-stopping patience of the scratch CNN, in epochs, or `None` to train all
+            `scratch_epochs` (the best validation epoch's weights are kept either way).
         transfer_epochs: Maximum epochs for the head on the frozen base.
-            Defaults to `20`.
-        transfer_learning_rate: Adam learning rate of the head. Defaults to `1e-3`.
-        use_cached_features: Train the head on features computed once by the
-            frozen base (fast, no augmentation) instead of end to end.
-            Defaults to `True`.
-        fine_tune_epochs: Epochs of fine-tuning after the head. Defaults to `5`.
+        transfer_learning_rate: Adam learning rate of the head.
+        use_cached_features: Train the head on features computed once by the frozen base (fast, no
+            augmentation) instead of end to end.
+        fine_tune_epochs: Epochs of fine-tuning after the head.
         fine_tune_learning_rate: Adam learning rate while fine-tuning.
-            Defaults to `1e-5`.
-        fine_tune_at: Layers of the base below this index stay frozen while
-            fine-tuning. Defaults to `100` (of 154 in MobileNetV2).
-        augmentation_strength: Scales the ranges of the augmentation both models
-            train with (see `models.build_augmentation`). Defaults to `1.0`.
-        dropout: Dropout rate before the transfer model's logit (the scratch CNN
-            has its own, `scratch_dropout`). Defaults to `0.2`.
-        patience: Early-stopping patience of the head and of fine-tuning (and
-            of every approach in the sweep's points), in epochs. Defaults to `8`.
-        output_dir: Folder for checkpoints, figures and results. Defaults to `"outputs"`.
+        fine_tune_at: Base layers below this index (of 154 in MobileNetV2) stay frozen while fine-tuning.
+        augmentation_strength: Scales the augmentation's ranges (see `models.build_augmentation`).
+        dropout: Dropout rate before the transfer model's logit.
+        patience: Early-stopping patience of the head, of fine-tuning and of the sweep's points, in epochs.
+        output_dir: Folder for checkpoints, figures and results.
     """
 
     # Each setting names the results its value changes: the training stages ("scratch", "transfer",
@@ -265,9 +238,8 @@ def get_config(preset: str = "default", **overrides: object) -> StudyConfig:
     and notebook parameters can be passed straight through.
 
     Args:
-        preset: `"default"` (the real study), `"quick"` (the real study on at
-            most 2,000 photos per split, minutes on a laptop CPU) or `"smoke"`
-            (seconds, random weights, for CI). Defaults to `"default"`.
+        preset: `"default"` (the real study), `"quick"` (at most 2,000 photos
+            per split) or `"smoke"` (seconds, random weights, for CI).
         **overrides: Settings to change, by name. `weights="none"` (or
             `"random"`) asks for random weights.
 

@@ -1,14 +1,11 @@
 """What a saved model promises its users: its class names, its input size, and that it outputs one logit.
 
-A model trained on `Dog/` and `cat/` (labels come from the sorted folder names)
-or on `gatos/` and `cachorros/` must not be read as "class 0 = cat" by
-`predict` and `evaluate`. So the study saves every model with a last,
-identity layer, `ModelContract`, whose configuration holds the class names; it
-travels inside the `.keras` file and loads in safe mode. `read_contract` gives
-it back, and refuses a model without one (from elsewhere, or saved by an older
-version of the study) and a contract that does not fit the model. An exported
-artifact carries the same contract as JSON (see `export.py`): `Contract.checked`
-validates both.
+Labels come from sorted folder names, so class 0 need not be "cat". The study
+saves every model with a last, identity layer, `ModelContract`, whose
+configuration holds the class names; it travels inside the `.keras` file and
+loads in safe mode. `read_contract` gives it back and refuses a model without
+one or a contract that does not fit the model. An exported artifact carries
+the same contract as JSON (see `export.py`); `Contract.checked` validates both.
 """
 
 from __future__ import annotations
@@ -94,13 +91,6 @@ def attach_contract(model: keras.Model, class_names: Sequence[str]) -> keras.Mod
 
     A model that already ends in a contract gets a new one in its place.
 
-    Args:
-        model: A model of the study: raw pixels in, one logit out.
-        class_names: Names of class 0 and class 1, in label order.
-
-    Returns:
-        A `keras.Model` with the same inputs, the same logit, and the contract.
-
     Raises:
         ValueError: If `class_names` does not hold two distinct names.
     """
@@ -121,11 +111,7 @@ def read_contract(model: keras.Model, source: str = "model") -> Contract:
     """Reads a model's contract, and checks that the model fits the study's.
 
     Args:
-        model: A loaded model.
-        source: How to name the model in messages (its path). Defaults to `"model"`.
-
-    Returns:
-        The `Contract`.
+        source: How to name the model in messages (its path).
 
     Raises:
         InputError: If the model does not take square RGB images, does not have

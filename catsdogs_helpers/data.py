@@ -1,13 +1,10 @@
 """Train/validation/test `tf.data` pipelines from TensorFlow Datasets or a folder of photos.
 
-Every split is decoded and resized once, cached (in memory, or in files for
-datasets larger than RAM) and then served from the cache: decode -> resize ->
-cache -> shuffle (training split only, seeded) -> batch -> prefetch. Images
-come out as raw `uint8` pixels in [0, 255]; scaling and augmentation happen
-inside the models. Decoding happens when the splits are loaded, so bad files
-are found, counted and named before any training starts, and the first epoch
-is timed like the others. Data that cannot give a meaningful score is refused:
-every split must hold usable photos of both classes.
+decode -> resize -> cache (memory or files) -> shuffle (training split only,
+seeded) -> batch -> prefetch. Images come out as raw `uint8` pixels in
+[0, 255]; scaling and augmentation happen inside the models. Decoding happens
+when the splits are loaded, so bad files are found and named before training.
+Every split must hold usable photos of both classes.
 """
 
 from __future__ import annotations
@@ -51,11 +48,9 @@ class ImageSplits:
         source: `"tfds:cats_vs_dogs"` or the folder's path.
         content_key: A digest that changes when any split's photos change (for a
             folder, any file's path, size or modification time; for tfds, the
-            slices and limits) or the decoder does; training stages record it to
-            know whether an earlier run saw the same data. Defaults to `""`.
+            slices and limits) or the decoder does; training stages record it.
 
-    `describe()` and `to_dict()` show paths with `decoding.printable_path`, so a
-    file name that is not valid UTF-8 can be printed and written as JSON.
+    `describe()` and `to_dict()` show paths with `decoding.printable_path`.
     """
 
     train: tf.data.Dataset
@@ -109,25 +104,19 @@ def load_splits(
 ) -> ImageSplits:
     """Loads train/validation/test pipelines from TensorFlow Datasets or a folder.
 
+    The settings are those of a `StudyConfig`, which checks them (`config.py`).
+
     Args:
         data: `"tfds"` for `cats_vs_dogs` (its single `train` split is sliced
             into train/validation/test), or the path of a folder of photos (see
-            `photos.list_photo_folder`). Defaults to `"tfds"`.
-        image_size: Side of the square images, in pixels. Defaults to `224`.
-        batch_size: Images per batch. Defaults to `32`.
+            `photos.list_photo_folder`).
         validation_fraction: Share of photos for validation (rounded to whole
-            percent for tfds). Defaults to `0.1`.
-        test_fraction: Share of photos for the test. Defaults to `0.1`.
+            percent for tfds).
         max_images_per_split: Keep at most this many photos per split (a stable
-            subset), or `None` for all. Defaults to `None`.
-        seed: Seed of the training shuffle. Defaults to `1337`.
+            subset), or `None` for all.
+        seed: Seed of the training shuffle.
         cache_dir: Folder for file caches, or `None` to cache in memory.
-            Defaults to `None`.
         tfds_data_dir: Where tfds keeps its data; `None` for its default.
-            Defaults to `None`.
-        verbose: Print progress while decoding. Defaults to `True`.
-
-    The settings are those of a `StudyConfig`, which checks them (`config.py`).
 
     Returns:
         An `ImageSplits`.
@@ -135,13 +124,12 @@ def load_splits(
     Raises:
         MissingInputError: (an `InputError` and `FileNotFoundError`) If the
             folder does not exist or cannot be read.
-        InputError: (a `ValueError`) If the folder's layout is wrong, or a split (train, validation or test) has no
-            usable photo of a class: a model trained or scored on one class
-            gives accuracies that mean nothing. The message gives the counts
-            per split and class.
-        DataUnavailableError: (an `InputError` and `RuntimeError`) If TensorFlow Datasets cannot download
-            or prepare `cats_vs_dogs` (see `tfds_source.load_cats_vs_dogs`: an unreachable download host
-            fails within seconds, saying how to get the photos by hand).
+        InputError: (a `ValueError`) If the folder's layout is wrong, or a split
+            has no usable photo of a class; the message gives the counts per
+            split and class.
+        DataUnavailableError: (an `InputError` and `RuntimeError`) If TensorFlow
+            Datasets cannot download or prepare `cats_vs_dogs` (see
+            `tfds_source.load_cats_vs_dogs`).
 
     Example:
 
@@ -251,19 +239,13 @@ def load_labelled_photos(
 ) -> tuple[tf.data.Dataset, tuple[str, ...], dict[str, int], tuple[SkippedFile, ...]]:
     """Loads the photos of a folder with class sub-folders, for evaluation.
 
-    The folder follows the rules of `photos.list_photo_folder`. By default only
-    its test photos are used, the ones the study never trained on: `test/` of a
-    pre-split folder, or the photos the stable hash split puts in the test
-    split of a flat folder (10%, as `load_splits` does with its default
-    fractions).
+    The folder follows the rules of `photos.list_photo_folder`.
 
     Args:
-        directory: The folder.
-        image_size: Side of the square images, in pixels. Defaults to `224`.
-        batch_size: Images per batch. Defaults to `32`.
-        verbose: Print progress while decoding. Defaults to `True`.
-        test_split_only: Use only the test photos; `False` uses every photo of
-            a flat folder (training photos included). Defaults to `True`.
+        test_split_only: Use only the photos the study never trained on:
+            `test/` of a pre-split folder, or the 10% the stable hash split puts
+            in the test split of a flat folder (as `load_splits` does with its
+            default fractions). `False` uses every photo of a flat folder.
 
     Returns:
         `(dataset, class_names, counts, skipped)`: batches of `(images, labels)`
@@ -273,8 +255,7 @@ def load_labelled_photos(
         MissingInputError: (an `InputError` and `FileNotFoundError`) If the
             folder does not exist or cannot be read.
         InputError: (a `ValueError`) If the folder's layout is wrong, or it has
-            no usable photo of a class: an accuracy on one class says nothing
-            about the other. The message gives the counts.
+            no usable photo of a class. The message gives the counts.
     """
     folder = list_photo_folder(directory)
     use_test = folder.pre_split or test_split_only

@@ -1,33 +1,22 @@
 """Decoding any photo to RGB: the formats read, and an honest reason for each file that cannot be.
 
-Files are only ever opened for reading: nothing here modifies, moves or
-deletes a user's file, however broken it is. File names need not be valid
-UTF-8: a path is a Python string in which the bytes that are not UTF-8 are
-escaped (`os.fsdecode`), so `os.fsencode` gives back the exact name;
+Files are only ever opened for reading. File names need not be valid UTF-8:
+a path is a Python string with the non-UTF-8 bytes escaped (`os.fsdecode`);
 `printable_path` shows such a name as `cat\\xff.jpg`.
 
-Which files are photos: every extension a Pillow plugin here reads by itself
-(`IMAGE_EXTENSIONS`: JPEG, PNG, WebP, AVIF, TIFF, BMP, GIF, ...; not the stubs
-that need an outside handler, EPS, which needs Ghostscript, nor MPEG), the same for
-every command. iPhone photos (HEIC/HEIF) are read through the `pillow-heif`
-plugin when it is installed (`pip install "catsdogs-helpers[heif]"`); without
-it they are skipped, saying so.
-
-Limits and choices:
+Which files are photos: every extension a Pillow plugin reads by itself
+(`IMAGE_EXTENSIONS`; not EPS, which needs Ghostscript, nor MPEG), for every
+command. HEIC/HEIF photos need the `pillow-heif` plugin
+(`pip install "catsdogs-helpers[heif]"`); without it they are skipped, saying so.
 
 - `MAX_PIXELS` = 128,000,000 pixels (about 0.5 GB while decoding): a photo with
-  more pixels to decode is skipped as "too large (W×H pixels, limit N)" rather
-  than exhausting memory. When a target size is given, a JPEG is reduced while
-  it is decoded (JPEG draft mode: by 2, 4 or 8), so even a 200-megapixel phone
-  photo is read; a PNG, BMP or GIF cannot be reduced that way. Pillow's own
-  limit, `PIL.Image.MAX_IMAGE_PIXELS`, refuses such a JPEG from its header
-  alone; it is neither used nor changed here (no global state is touched).
-- High bit depth: 16-bit images (Pillow modes "I;16", "I;16B", ...) are scaled
-  by their bit depth, level 65535 -> 255, so a 16-bit photo decodes to the
-  pixels of its 8-bit version (to within 1). A 32-bit integer image (mode
-  "I", which is how older Pillow versions open 16-bit PNGs) is read as 16-bit
-  levels too, with levels below 0 or above 65535 clipped. Float images (mode
-  "F") are taken as levels 0-255, as Pillow converts them.
+  more pixels to decode is skipped as "too large (W×H pixels, limit N)". With a
+  target size a JPEG is reduced while decoded (draft mode: by 2, 4 or 8), so
+  even a 200-megapixel JPEG is read; PNG, BMP or GIF cannot be reduced.
+  `PIL.Image.MAX_IMAGE_PIXELS` is neither used nor changed.
+- 16-bit images are scaled by their bit depth (65535 -> 255), as is a 32-bit
+  integer image (mode "I", clipped to 0-65535); float images (mode "F") are
+  taken as levels 0-255.
 """
 
 from __future__ import annotations
@@ -131,10 +120,8 @@ def _open_file(path: str | bytes | os.PathLike) -> BinaryIO:
 def _open_image(file: BinaryIO) -> Image.Image:
     """Identifies an image like `Image.open`, without refusing it for its size alone.
 
-    `Image.open` raises `DecompressionBombError` for anything over twice
-    `Image.MAX_IMAGE_PIXELS`, before a JPEG could be opened in draft mode. Then
-    the header is read again by the plugin that recognises it, without that
-    check: `decode_photo` applies its own limit to the pixels it will decode.
+    `Image.open` raises `DecompressionBombError` before a JPEG could be opened in
+    draft mode; `decode_photo` applies its own limit to the pixels it will decode.
     """
     try:
         return Image.open(file)
@@ -184,33 +171,27 @@ def decode_photo(
 ) -> np.ndarray:
     """Reads a photo as an RGB `uint8` array, optionally resized to a square.
 
-    Every format Pillow reads (see the module's notes; the first frame of an
-    animation) is read, whatever the extension says;
-    grayscale, 16-bit, RGBA, palette and CMYK photos become RGB (transparency
-    over white); EXIF orientation is applied. A JPEG is reduced while it is
-    decoded when `image_size` is much smaller than the photo.
-
-    A file that cannot be used raises `UnreadablePhotoError`, whose message is
-    the reason: "file not found", "broken symbolic link (...)", "symbolic link
-    loop", "is a directory", "not a regular file (...)", "permission denied",
-    "empty file", "not an image", what to install for a HEIC/HEIF or AVIF photo
-    that this Pillow cannot read, "too large (W×H pixels, limit N)",
-    "unsupported colour mode (...)", "truncated or corrupt (...)" or, when the
-    system fails to read it, "cannot be read (...)".
+    Any format Pillow reads, whatever the extension says (the first frame of an
+    animation); every colour mode becomes RGB (transparency over white); EXIF
+    orientation is applied.
 
     Args:
-        path: The photo's path.
         image_size: Resize to `image_size` x `image_size` pixels, or `None` to
-            keep the photo's size. Defaults to `None`.
+            keep the photo's size.
         max_pixels: Skip photos with more pixels than this to decode (after a
-            JPEG's reduction). Defaults to `MAX_PIXELS` (128 million).
+            JPEG's reduction).
 
     Returns:
         An array of shape `(height, width, 3)` and dtype `uint8`.
 
     Raises:
         UnreadablePhotoError: (an `InputError`, so a `ValueError`) If the file
-            cannot be used; the message is the reason.
+            cannot be used; the message is the reason: "file not found",
+            "broken symbolic link (...)", "symbolic link loop", "is a directory",
+            "not a regular file (...)", "permission denied", "empty file", "not
+            an image", what to install for a HEIC/HEIF or AVIF photo, "too large
+            (W×H pixels, limit N)", "unsupported colour mode (...)", "truncated
+            or corrupt (...)" or "cannot be read (...)".
         InputError: If `image_size` is not `None` or a positive integer.
 
     Example:
@@ -225,15 +206,8 @@ def decode_photo(
 def decode_encoded_photo(data: bytes, image_size: int | None = None, *, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """Decodes a photo's encoded bytes (JPEG, PNG, ...) exactly as `decode_photo` decodes a file.
 
-    The study's one decoder for data that arrives as bytes, such as TensorFlow
-    Datasets' `cats_vs_dogs` loaded without decoding: its photos are then
-    oriented, converted and resized the same way as a folder's photos and the
-    photos `catsdogs predict` classifies.
-
-    Args:
-        data: The encoded photo.
-        image_size: See `decode_photo`. Defaults to `None`.
-        max_pixels: See `decode_photo`. Defaults to `MAX_PIXELS`.
+    Used for TensorFlow Datasets' `cats_vs_dogs` loaded without decoding.
+    `image_size` and `max_pixels` are as in `decode_photo`.
 
     Returns:
         An array of shape `(height, width, 3)` and dtype `uint8`.

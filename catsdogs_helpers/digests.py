@@ -1,8 +1,4 @@
-"""Short SHA-256 digests that name what a run used: a settings dictionary, a weights file.
-
-Sixteen hexadecimal digits (64 bits) are plenty to tell apart the runs of one
-output folder, and short enough to read in a manifest.
-"""
+"""Short SHA-256 digests (16 hexadecimal digits) that name what a run used: a settings dictionary, a weights file."""
 
 from __future__ import annotations
 
@@ -19,11 +15,7 @@ def hash_json(value: object) -> str:
 
 
 def hash_file(path: str | os.PathLike) -> str:
-    """Returns the digest of a file's bytes, read in 1-MiB blocks.
-
-    Raises:
-        OSError: If the file cannot be read.
-    """
+    """Returns the digest of a file's bytes, read in 1-MiB blocks (an `OSError` if it cannot be read)."""
     digest = hashlib.sha256()
     with open(path, "rb") as file:
         for block in iter(lambda: file.read(1 << 20), b""):

@@ -1,9 +1,8 @@
 """The exceptions that mean "fix your input", as opposed to a bug.
 
 The command line prints these as one line and exits with status 2; any other
-exception keeps its traceback, because it is a bug (ours, or a library's).
-Both subclass the built-in exceptions that code catching errors expects, so
-`except ValueError` and `except FileNotFoundError` still work.
+exception keeps its traceback. They subclass the built-in exceptions callers
+expect (`except ValueError`, `except FileNotFoundError` still work).
 """
 
 from __future__ import annotations
@@ -32,19 +31,14 @@ class MissingInputError(InputError, FileNotFoundError):
 
 
 class DataUnavailableError(InputError, RuntimeError):
-    """The data named cannot be fetched (no network, its server down); the message says how to get it by hand.
-
-    An `InputError`, because the fix is another input (a folder of photos), and a `RuntimeError`, because
-    nothing the user typed was wrong.
-    """
+    """The data named cannot be fetched (no network, its server down); the message says how to get it by hand."""
 
 
 class DiskFullError(InputError, OSError):
-    """A file could not be written: its disk is full, over quota or read-only.
+    """A file could not be written: its disk is full, over quota or read-only (raised by `as_disk_full_error`).
 
-    A user's error (the fix is space, or another folder), raised by `as_disk_full_error`. Whatever was being
-    written is left out whole (see `output_lock.written_atomically`), so the same command, run again once
-    there is space, finishes the work.
+    What was being written is left out whole (see `output_lock.written_atomically`), so the same command,
+    run again once there is space, finishes the work.
     """
 
 
@@ -56,10 +50,9 @@ def as_disk_full_error(error: BaseException, path: str | os.PathLike | None = No
     """Returns a one-line `DiskFullError` for an error that says the disk is full, or `None` for any other error.
 
     Recognizes `OSError`s by their errno (ENOSPC, EDQUOT, EROFS), and TensorFlow's and h5py's
-    errors, which carry the system's message ("No space left on device") in their text.
+    errors by the system's message in their text.
 
     Args:
-        error: The error raised while writing.
         path: The file or folder being written, or `None` for the one the error names (if any).
 
     Example:
@@ -97,7 +90,6 @@ class StudyInterrupted(KeyboardInterrupt):
         stage: The stage that was running, e.g. `"scratch"`.
         finished_epochs: Epochs of that stage that had finished and were saved,
             or `None` for a stage without epochs.
-        output_dir: The study's output folder.
     """
 
     def __init__(self, stage: str, finished_epochs: int | None, output_dir: str) -> None:

@@ -1,8 +1,4 @@
-"""Evaluating trained models: predictions on a split, their metrics, and what training cost.
-
-See `metrics.py` for how metrics follow from logits and `results.py` for the
-results file that gathers them.
-"""
+"""Evaluating trained models: predictions on a split, their metrics (`metrics.py`), and what training cost."""
 
 from __future__ import annotations
 
@@ -56,16 +52,12 @@ def evaluate_model(
     """Predicts a batched dataset with a one-logit model and computes its metrics.
 
     With `tta` (test-time augmentation), each photo is also predicted mirrored
-    left to right, and the two logits are averaged: pets are left-right
-    symmetric, so the mirror is as likely a photo as the original. The saved
-    model is unchanged; this is an evaluation option only.
+    left to right, and the two logits are averaged; the model is unchanged.
 
     Args:
-        model: A model with one logit output.
         dataset: Batches of `(images, labels)` in a fixed order.
         name: The model's name in the study.
-        class_names: Names of classes 0 and 1. Defaults to `("cat", "dog")`.
-        tta: Also evaluate with test-time augmentation. Defaults to `False`.
+        class_names: Names of classes 0 and 1.
 
     Returns:
         A `ModelEvaluation` (`tta_logits` and `tta_metrics` set with `tta`).
@@ -92,7 +84,6 @@ def compute_test_metrics(
     Args:
         labels: True classes, 0 or 1, shape `(N,)`.
         logits: The model's logits, shape `(N,)`.
-        class_names: Names of classes 0 and 1. Defaults to `("cat", "dog")`.
 
     Returns:
         The metrics dict, with `"accuracy_interval": [low, high]` (fractions).
@@ -113,9 +104,8 @@ def describe_model_cost(model: keras.Model, stages: Sequence, model_path: str | 
     """Sums what training a model cost over its stages, with its size.
 
     Args:
-        model: The trained model.
         stages: The `stage_files.StageResult`s that trained it, in order.
-        model_path: The saved model file, or `None`. Defaults to `None`.
+        model_path: The saved model file, or `None`.
 
     Returns:
         A dict with `"train_seconds"`, `"images_per_second"` (training images

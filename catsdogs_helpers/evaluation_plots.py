@@ -1,7 +1,6 @@
 """The figures of the models' test results: confusion matrices, ROC curves, the most confident mistakes, Grad-CAM.
 
-Built as `plots` builds its figures (a new figure, returned, never shown), in
-the same colour per model.
+Built as `plots` builds its figures, in the same colour per model.
 """
 
 from __future__ import annotations
@@ -27,10 +26,6 @@ def plot_confusion_matrices(matrices: Mapping[str, Sequence[Sequence[int]]], cla
     Args:
         matrices: 2x2 confusion matrices per model name (rows: true class,
             columns: predicted class).
-        class_names: Class names.
-
-    Returns:
-        The figure.
     """
     figure = _Figure(figsize=(3.6 * len(matrices), 3.6), layout="constrained")
     axes = figure.subplots(1, len(matrices), squeeze=False)[0]
@@ -59,13 +54,9 @@ def plot_roc_curves(
 
     Args:
         curves: `(labels, scores)` per model name; scores are logits or probabilities of class 1.
-        colors: Colours per model name, overriding `MODEL_COLORS`. Defaults to `None`.
-        zoom: Add an inset magnifying the top-left corner, where good models'
-            curves crowd together; `None` adds it when every AUC is at least 0.9
-            (so no curve runs under it). Defaults to `None`.
-
-    Returns:
-        The figure.
+        colors: Colours per model name, overriding `MODEL_COLORS`.
+        zoom: Add an inset magnifying the top-left corner; `None` adds it when
+            every AUC is at least 0.9 (so no curve runs under it).
     """
     palette = _colors_for(list(curves), colors)
     figure = _Figure(figsize=(5.2, 5.0), layout="constrained")
@@ -103,7 +94,7 @@ def find_mistakes(
     Args:
         labels: True classes, shape `(N,)`.
         logits_by_model: Logits per model name, shape `(N,)`.
-        num_per_model: Keep this many per model, or `None` for all. Defaults to `6`.
+        num_per_model: Keep this many per model, or `None` for all.
 
     Returns:
         Indices of the wrong photos per model name, the most confident mistake
@@ -132,8 +123,6 @@ def plot_mistakes(
             `find_mistakes` picks (the whole split need not be in memory).
         labels: True classes of the whole test split, shape `(N,)`.
         logits_by_model: Logits of the whole test split per model name, shape `(N,)`.
-        class_names: Class names.
-        num_per_model: Mistakes shown per model. Defaults to `6`.
 
     Returns:
         The figure; each row is labelled with the model's number of mistakes,
@@ -173,9 +162,7 @@ def plot_grad_cam(
     Args:
         images: Photos, uint8, shape `(N, H, W, 3)`.
         heatmaps_by_model: Heatmaps in [0, 1] per model name, shape `(N, H, W)`.
-        labels: The photos' true classes.
         logits_by_model: Logits per model name, shape `(N,)`.
-        class_names: Class names.
 
     Returns:
         The figure; each heatmap is titled with the model's prediction, green

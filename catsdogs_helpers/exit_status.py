@@ -25,10 +25,8 @@ ISSUES_HINT = "This is a bug: please report it with the traceback above and the 
 def fill_closed_standard_streams() -> None:
     """Points a closed standard output or error (`>&-`, `2>&-`) at the null device.
 
-    Python leaves `sys.stdout` or `sys.stderr` `None` then, and the next file opened would take descriptor 1
-    or 2, where C++ libraries write their notes. A closed standard error is where nothing can be said: the
-    command runs as usual. A closed standard output stays `None` in Python: its first write fails in one line
-    (exit 74), as any other failed write of it.
+    Otherwise the next file opened would take descriptor 1 or 2, where C++ libraries write their notes. A
+    closed standard output stays `None` in Python: its first write fails in one line (exit 74).
     """
     for descriptor, name in ((1, "stdout"), (2, "stderr")):
         if getattr(sys, name) is not None:

@@ -1,11 +1,8 @@
 """Exporting a trained model for use outside Keras: LiteRT (phones), SavedModel (servers), ONNX.
 
-`export_model` goes through Keras's `model.export`, writes the model's
-contract (class names, input size, output kind) beside the artifact, and
-checks the artifact against the Keras model on a batch of photos: the largest
-absolute difference between their logits is printed and recorded.
-`load_exported_model` reads an artifact back with its contract, so that
-`predict` classifies photos with it exactly as with the `.keras` file.
+`export_model` goes through Keras's `model.export`, writes the model's contract
+beside the artifact and checks the artifact's logits against the Keras model's;
+`load_exported_model` reads an artifact back with its contract, for `predict`.
 """
 
 from __future__ import annotations
@@ -93,10 +90,9 @@ def contract_path_of(path: str | os.PathLike, format: str) -> Path:
 def build_export_model(model: keras.Model) -> keras.Model:
     """Returns the model to hand to `model.export`: its inference graph, without the augmentation.
 
-    The study's models are one chain of layers; they are rebuilt on the same
-    layers (shared weights), each called with `training=False`, without the
-    augmentation (the identity at inference, whose random ops converters
-    reject). A model that is not such a chain is returned as it is.
+    A study model (one chain of layers) is rebuilt on the same layers (shared
+    weights), each called with `training=False`, without the augmentation, whose
+    random ops converters reject. Any other model is returned as it is.
     """
     x = inputs = keras.Input(model.input_shape[1:], name="image")
     try:
@@ -124,9 +120,6 @@ def export_model(
         output: The artifact's path; `.tflite` or `.onnx` is appended if missing.
         check_images: Photos to compare the artifact with the model on, raw pixels in
             [0, 255], float32, shape `(N, S, S, 3)` with `S` the model's input size.
-
-    Returns:
-        An `ExportResult`, with the largest absolute logit difference.
 
     Raises:
         InputError: If the format is unknown, needs a missing package or a newer
@@ -243,10 +236,7 @@ def describe_artifact(path: str | os.PathLike) -> str | None:
 
 
 def load_exported_model(path: str | os.PathLike) -> ExportedModel:
-    """Loads an artifact written by `export_model`, with the contract written beside it.
-
-    Args:
-        path: A `.tflite` or `.onnx` file, or a SavedModel folder.
+    """Loads an artifact written by `export_model` (a `.tflite` or `.onnx` file, or a SavedModel folder).
 
     Returns:
         An `ExportedModel`, whose `predict` gives logits as the Keras model's does.

@@ -1,10 +1,8 @@
 """The cached-feature path: a frozen base's features computed once, and the head trained on them.
 
-With a frozen base, every end-to-end epoch would recompute the same features.
-Cutting the model at its pooling layer, running the base over each split once
-(`extract_features`) and training only the head on the results (`build_head`,
-which shares its layers with the full model) gives the same trained model in a
-fraction of the time. The price: no augmentation, since the features are fixed.
+The model is cut at its pooling layer; the base runs over each split once
+(`extract_features`) and only the head, which shares its layers with the full
+model, trains on the results. The price: no augmentation, since the features are fixed.
 """
 
 from __future__ import annotations
@@ -27,11 +25,7 @@ def build_feature_extractor(model: keras.Model) -> keras.Model:
 
 
 def build_head(model: keras.Model) -> keras.Model:
-    """Returns the part of a model from pooled features to its logit (shares weights).
-
-    Training the head trains the same layers the full model uses, so after
-    training on cached features the full model is ready: raw pixels in, logit out.
-    """
+    """Returns the part of a model from pooled features to its logit (shares weights: training it trains the model)."""
     features = keras.Input(model.get_layer(POOL_NAME).output.shape[1:], name="features")
     x = model.get_layer(HEAD_DROPOUT_NAME)(features)
     outputs = model.get_layer(LOGIT_NAME)(x)
@@ -55,12 +49,7 @@ def build_compiled_head(model: keras.Model) -> keras.Model:
 def extract_features(
     extractor: keras.Model, dataset: tf.data.Dataset, verbose: int = 0
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Runs a feature extractor over a dataset once, without augmentation.
-
-    Args:
-        extractor: A model from `build_feature_extractor`.
-        dataset: Batches of `(images, labels)` in a fixed order.
-        verbose: `predict`'s verbosity: 0 silent, 1 a progress bar, 2 one line. Defaults to `0`.
+    """Runs a feature extractor once over batches of `(images, labels)` in a fixed order, without augmentation.
 
     Returns:
         `(features, labels)` as float32 and int32 NumPy arrays.
@@ -84,29 +73,20 @@ def train_head_on_features(
     manifest: dict[str, object] | None = None,
     verbose: int = 2,
 ) -> StageResult:
-    """Trains a frozen-base model's head on features computed once (the fast path).
+    """Trains a frozen-base model's head on features computed once (the fast path); the model is then ready.
 
-    The frozen base sees each photo once per split instead of once per epoch;
-    the head then trains in seconds. The price: no augmentation, since the
-    features are fixed. The model passed in shares its head with the head
-    trained here, so it is ready to use afterwards. The head is compiled as
-    the model is (its optimizer, learning rate or schedule, loss and metrics,
-    anew), and built and compiled under the model's distribution strategy (the
-    one whose scope the model was built in), so it trains on the same replicas.
+    The head is compiled as the model is (see `build_compiled_head`) and built
+    under the model's distribution strategy, so it trains on the same replicas.
 
     Args:
         model: A compiled model from `build_transfer_model`, or one with the
             same layer names (`"pool"`, `"head_dropout"`, `"logit"`).
         train_in_order: Training batches in a fixed order.
-        validation_data: Validation batches.
         epochs: Maximum epochs.
-        output_dir: The study's output folder.
-        batch_size: Feature vectors per batch (all replicas together). Defaults to `32`.
-        seed: Seed of the shuffle. Defaults to `1337`.
-        patience: Early-stopping patience. Defaults to `8`.
-        name: Name of the stage. Defaults to `"transfer"`.
-        manifest: See `train_stage`. Defaults to `None`.
-        verbose: See `train_stage`. Defaults to `2`.
+        batch_size: Feature vectors per batch (all replicas together).
+        seed: Seed of the shuffle.
+        manifest: See `train_stage`.
+        verbose: See `train_stage`.
 
     Returns:
         A `StageResult` whose `train_seconds` include computing the features.

@@ -1,7 +1,6 @@
 """Grad-CAM heatmaps: which parts of a photo made a model predict what it predicted.
 
-Both models of the study end in `pool` (global average pooling of the last
-convolutional feature map) -> `head_dropout` -> `logit`. The feature map is the
+Both models end in `pool` -> `head_dropout` -> `logit`; the feature map is the
 input of `pool`, taken from the outer model so that it also works when the
 convolutions live in a nested sub-model (MobileNetV2 in the transfer model).
 """
@@ -23,17 +22,15 @@ def build_feature_map_model(model: keras.Model) -> keras.Model:
 def compute_grad_cam(model: keras.Model, images: np.ndarray, batch_size: int = 32) -> np.ndarray:
     """Computes Grad-CAM heatmaps of a one-logit model's predicted class.
 
-    Each heatmap explains the class the model predicted: the gradient of the
-    logit where it is positive (class 1), of minus the logit otherwise. The
-    channel weights are the spatial means of those gradients; the map is the
-    ReLU of the weighted sum of channels, scaled to [0, 1] per image (a map
-    with no positive evidence stays all zero) and resized to the photo's size.
-    Dropout is skipped and every layer runs in inference mode.
+    The gradient is of the logit where it is positive (class 1), of minus the
+    logit otherwise; the map is the ReLU of the channels weighted by their mean
+    gradients, scaled to [0, 1] per image (all zero without positive evidence)
+    and resized to the photo's size. Every layer runs in inference mode.
 
     Args:
         model: A model with layers named `"pool"` and `"logit"` (see `models.py`).
         images: Raw pixels in [0, 255], shape `(N, H, W, 3)`, uint8 or float.
-        batch_size: Images per forward pass. Defaults to `32`.
+        batch_size: Images per forward pass.
 
     Returns:
         Heatmaps, float32, shape `(N, H, W)`, values in [0, 1].

@@ -1,9 +1,6 @@
-"""Test metrics of a one-logit binary classifier, computed from its logits.
+"""Test metrics of a one-logit binary classifier, computed from its logits, as plain Python numbers or arrays.
 
-The study's models output one logit per photo (no sigmoid): the probability of
-class 1 is `sigmoid(logit)` and the predicted class is `logit > 0`, decided in
-one place, `predict_classes`. Everything here returns plain Python numbers or
-NumPy arrays, so results can be written to JSON as they are.
+The predicted class is `logit > 0`, decided in one place, `predict_classes`.
 """
 
 from __future__ import annotations
@@ -19,14 +16,10 @@ TEST_METRICS = ("accuracy", "loss", "precision", "recall", "f1", "auc")
 def sigmoid(logits: Sequence[float] | np.ndarray) -> np.ndarray:
     """Returns the probabilities of class 1, `1 / (1 + exp(-logit))`, without overflow.
 
-    Computed as `(1 + tanh(logit / 2)) / 2`, which equals the logistic sigmoid
-    and stays finite and exact for logits of any size.
-
-    Args:
-        logits: Logits, any shape.
+    Computed as `(1 + tanh(logit / 2)) / 2`, finite and exact for logits of any size.
 
     Returns:
-        Probabilities in [0, 1], float64, the same shape.
+        Probabilities in [0, 1], float64, the shape of `logits`.
 
     Example:
 
@@ -39,14 +32,10 @@ def sigmoid(logits: Sequence[float] | np.ndarray) -> np.ndarray:
 def predict_classes(logits: Sequence[float] | np.ndarray) -> np.ndarray:
     """Returns the predicted classes of one-logit outputs: 1 where the logit is above 0.
 
-    A logit of 0 is a probability of exactly 0.5 and counts as class 0, as in
-    `keras.metrics.BinaryAccuracy(threshold=0.0)`.
-
-    Args:
-        logits: Logits, any shape.
+    A logit of 0 counts as class 0, as in `keras.metrics.BinaryAccuracy(threshold=0.0)`.
 
     Returns:
-        Classes, int64, 0 or 1, the same shape.
+        Classes, int64, 0 or 1, the shape of `logits`.
 
     Example:
 
@@ -73,14 +62,11 @@ def _ratio(numerator: float, denominator: float) -> float:
 
 
 def compute_auc(labels: Sequence[int] | np.ndarray, scores: Sequence[float] | np.ndarray) -> float:
-    """Computes the ROC AUC by the Mann-Whitney rank formula, ties counting half.
+    """Computes the ROC AUC by the Mann-Whitney rank formula, ties counting half; NaN if only one class is present.
 
     Args:
         labels: True classes, 0 or 1.
         scores: Scores of class 1 (logits or probabilities; only their order matters).
-
-    Returns:
-        The AUC, or NaN if only one class is present.
     """
     labels = np.asarray(labels).reshape(-1).astype(np.int64)
     scores = np.asarray(scores, dtype=np.float64).reshape(-1)
@@ -108,8 +94,8 @@ def compute_metrics(
 
     Args:
         labels: True classes, 0 or 1, one per image.
-        logits: The model's logits, one per image (a logit above 0 predicts class 1).
-        class_names: Names of classes 0 and 1. Defaults to `("cat", "dog")`.
+        logits: The model's logits, one per image.
+        class_names: Names of classes 0 and 1.
 
     Returns:
         A dict with `"accuracy"`, `"loss"` (mean binary cross-entropy),
@@ -156,7 +142,7 @@ def compute_roc_curve(
 
     Args:
         labels: True classes, 0 or 1.
-        scores: Scores of class 1 (logits or probabilities; only their order matters).
+        scores: Scores of class 1 (only their order matters).
 
     Returns:
         `(fpr, tpr)`: false and true positive rates, from (0, 0) to (1, 1).

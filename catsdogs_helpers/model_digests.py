@@ -1,9 +1,6 @@
 """What identifies a model for the study's stage manifests: digests of its architecture and of its compilation.
 
-A training stage reuses or resumes an earlier result only when both digests
-are equal (see `stage_manifest.build_stage_manifest`), and a test compares the
-notebook's models with the command line's by them. Both are re-exported by
-`models.py`.
+Both are re-exported by `models.py`; see `stage_manifest.build_stage_manifest`.
 """
 
 from __future__ import annotations
@@ -18,12 +15,10 @@ def describe_architecture(model: keras.Model) -> str:
     """Returns a digest of a model's layers and of how they are called, in order.
 
     Each layer gives its class, settings, weight shapes and trainability; each
-    call of a layer in a functional model gives the layers it reads from (by
-    position) and its plain arguments, so `base(x, training=False)` and
-    `base(x)` differ. Layer names are left out: Keras numbers unnamed layers in
-    the order a process creates them (`conv2d`, `conv2d_1`, ...), so the same
-    model built twice would otherwise differ. Nested models (the augmentation,
-    the base) are walked into.
+    call in a functional model gives the layers it reads from (by position) and
+    its plain arguments, so `base(x, training=False)` and `base(x)` differ.
+    Layer names are left out (Keras numbers unnamed layers per process).
+    Nested models are walked into.
 
     Returns:
         16 hexadecimal digits of a SHA-256.
@@ -36,8 +31,7 @@ def describe_compilation(model: keras.Model) -> str | None:
     """Returns a digest of how a model is compiled: its optimizer (class, learning rate or schedule, every
     setting), loss and metrics, or `None` if it is not compiled.
 
-    Two models compiled alike give the same digest, whichever code compiled them
-    (the optimizer's name, numbered by Keras, is left out; metrics' names count).
+    The optimizer's name, numbered by Keras, is left out; metrics' names count.
 
     Returns:
         16 hexadecimal digits of a SHA-256, or `None`.

@@ -2,8 +2,7 @@
 
 Each builds its model by its recipe (`recipes.py`) unless it is handed one,
 trains it as one resumable, reusable stage (`training.train_stage`), and saves
-it with its contract; each returns a `TrainedModel`. `study.py` runs them in
-order, after loading the data and before evaluating the models.
+it with its contract; each returns a `TrainedModel`.
 """
 
 from __future__ import annotations
@@ -73,18 +72,16 @@ def train_scratch_cnn(
     """Trains and saves the CNN trained from scratch (`scratch.keras`), keeping its best validation epoch.
 
     Args:
-        config: The study's settings.
         splits: The data, from `load_data` (with the same strategy).
-        verbose: `model.fit` verbosity (see `runtime.choose_verbosity`). Defaults to `2`.
+        verbose: `model.fit` verbosity (see `runtime.choose_verbosity`).
         strategy: The distribution strategy the model is built and trained
             under, or `None` for `runtime.choose_distribution_strategy()`; the
             learning rate is multiplied by its number of replicas. Ignored when
-            `model` is given. Defaults to `None`.
+            `model` is given.
         model: A compiled model to train instead of `build_scratch_cnn(config, ...)`'s,
             such as the notebook's; it trains under the strategy it was built
             under. Its manifest holds its architecture and compilation, so a
             model built or compiled otherwise never reuses another's result.
-            Defaults to `None`.
 
     Returns:
         The `TrainedModel` named `"scratch"`.
@@ -122,17 +119,14 @@ def train_frozen_model(
     """Trains the new head on the frozen MobileNetV2, and saves the model (`transfer.keras`).
 
     With `use_cached_features`, the head trains on features the frozen base
-    computed once per split (see `features.py`), compiled as the model is;
-    otherwise end to end, with augmentation.
+    computed once per split (see `features.py`); otherwise end to end, with augmentation.
 
     Args:
-        config: The study's settings.
         splits: The data, from `load_data` (with the same strategy).
-        verbose: `model.fit` verbosity. Defaults to `2`.
-        strategy: See `train_scratch_cnn`. Defaults to `None`.
+        strategy: See `train_scratch_cnn`.
         model: A compiled model to train instead of `build_frozen_model(config)`'s;
             with cached features, its layers named `"pool"`, `"head_dropout"`
-            and `"logit"` are the head. See `train_scratch_cnn`. Defaults to `None`.
+            and `"logit"` are the head. See `train_scratch_cnn`.
 
     Returns:
         The `TrainedModel` named `"transfer"`.
@@ -180,13 +174,10 @@ def fine_tune_model(
     given, is read from the frozen model's file, so the frozen model stays as it was.
 
     Args:
-        config: The study's settings.
-        splits: The data, from `load_data`.
         frozen: The frozen model, from `train_frozen_model`.
-        verbose: `model.fit` verbosity. Defaults to `2`.
-        strategy: See `train_scratch_cnn`. Defaults to `None`.
+        strategy: See `train_scratch_cnn`.
         model: A compiled copy of the frozen model, its base partly unfrozen,
-            to train instead. See `train_scratch_cnn`. Defaults to `None`.
+            to train instead. See `train_scratch_cnn`.
 
     Returns:
         The `TrainedModel` named `"finetuned"`, whose stages are the head's and the fine-tuning's.

@@ -31,29 +31,14 @@ AUGMENTATION_NAME = "augmentation"
 def build_augmentation(seed: int | None = None, strength: float = 1.0) -> keras.Sequential:
     """Builds the random augmentation shared by both models; active only in training.
 
-    Pets are left-right symmetric but rarely upside down, so photos are flipped
-    horizontally only; rotations (up to 0.08 of a turn, 29 degrees, either
-    way), zooms (in or out by up to 20%) and shifts (up to 10% of each side)
-    mimic how a hand-held camera frames the same animal; contrast factors in
-    [0.8, 1.2] (lower and higher) mimic lighting. A few thousand photos are few
-    for a network that learns from scratch: without this much variety it
-    memorizes the training photos (99% training accuracy) and validation stalls.
-
-    Rotation, zoom and shift are one `RandomAffine` layer: one affine matrix
-    and one resampling per photo, where Keras's `RandomRotation`, `RandomZoom`
-    and `RandomTranslation` resample three times and stop Keras from compiling
-    the training step with XLA on a GPU (`supports_jit=False`). XLA compiles
-    all three layers here.
-
-    Each layer draws its own random numbers: layer `i` is seeded `seed + i`
-    (Keras layers given the *same* seed draw the same numbers, which would tie
-    the flip, the geometry and the contrast factor to one another).
+    Horizontal flips, then one `RandomAffine` (rotation up to 0.08 of a turn,
+    zoom up to 20%, shift up to 10% of each side), then contrast in [0.8, 1.2].
+    Layer `i` is seeded `seed + i`, so the layers draw independent numbers.
 
     Args:
-        seed: Seed of the first layer's transform (the others follow), or `None`
-            for unseeded transforms. Defaults to `None`.
-        strength: Scales every range above (rotation, zoom, shift, contrast; not
-            the flip): `0.5` halves them, `0` leaves only the flip. Defaults to `1.0`.
+        seed: Seed of the first layer, or `None` for unseeded transforms.
+        strength: Scales every range (not the flip): `0.5` halves them, `0`
+            leaves only the flip.
 
     Returns:
         A `keras.Sequential` named `"augmentation"` that takes and returns
@@ -91,33 +76,16 @@ def build_scratch_cnn(
 ) -> keras.Model:
     """Builds the CNN trained from scratch.
 
-    Designed for accuracy per unit of compute on a few thousand photos:
-
-    - it first resizes its input to `working_size` (160 px): cats and dogs are
-      told apart by shapes and textures that survive this, and every
-      convolution then costs half of what it would at 224 px;
-    - a stride-2 stem followed by max pooling, then one convolution and one
-      pooling per stage, shrink the maps early, so the wide layers work on
-      small maps: about 0.2 GFLOPs per photo, a quarter of a VGG-style
-      8-convolution network at the same size. On 2 CPU cores an epoch of
-      2,000 photos takes about 20 s, against about 135 s for that network;
-    - batch normalization after every convolution lets a high learning rate
-      (with cosine decay) train it in tens of epochs instead of hundreds;
-    - global average pooling instead of a large dense layer keeps it small
-      (about 1 M weights), which, with dropout and augmentation, limits
-      overfitting on few photos;
-    - the resizing is plain bilinear, without antialiasing: on TensorFlow the
-      antialiased resize is an op XLA has no kernel for (`ScaleAndTranslate`),
-      so it would keep the training step from being XLA-compiled on a GPU.
+    A stride-2 stem and max pooling, then one convolution (with batch
+    normalization) and one pooling per stage, global average pooling, dropout
+    and one logit. The input is first resized to `working_size` with plain
+    bilinear interpolation (antialiasing would keep XLA off on a GPU).
 
     Args:
-        image_size: Side of the input images, in pixels. Defaults to `224`.
-        working_size: Side the images are resized to inside the model.
-            Defaults to `160`.
-        widths: Filters of the stem and of each stage. Defaults to `(32, 64, 128, 256)`.
-        dropout: Dropout rate before the logit. Defaults to `0.3`.
-        augmentation: Augmentation applied after resizing (training only), or
-            `None`. Defaults to `None`.
+        image_size: Side of the input images, in pixels.
+        working_size: Side the images are resized to inside the model, in pixels.
+        widths: Filters of the stem and of each stage.
+        augmentation: Applied after resizing (training only), or `None`.
 
     Returns:
         An uncompiled `keras.Model` named `"scratch_cnn"`: raw pixels in, one logit out.
@@ -151,11 +119,10 @@ def build_mobilenet_base(image_size: int = 224, weights: str | None = "imagenet"
     """Builds MobileNetV2 without its classifier, with checked weights.
 
     Args:
-        image_size: Side of the input images, in pixels. Defaults to `224`.
+        image_size: Side of the input images, in pixels.
         weights: `"imagenet"` (downloaded by Keras), the path of a local no-top
             `.h5` file (any input size), or `None` for random weights.
-            Defaults to `"imagenet"`.
-        alpha: Width multiplier; must match the weights file. Defaults to `1.0`.
+        alpha: Width multiplier; must match the weights file.
 
     Returns:
         The base model, named `"mobilenet_v2_base"`.
@@ -211,23 +178,17 @@ def build_transfer_model(
 ) -> keras.Model:
     """Builds a frozen ImageNet MobileNetV2 with a new one-logit head.
 
-    Layers: augmentation (training only) -> MobileNetV2's `preprocess_input`
-    (a `Rescaling` to [-1, 1], which is exactly what it computes, and which
-    unlike a `Lambda` loads in safe mode) -> the frozen base, called with
-    `training=False` -> global average pooling -> dropout -> one logit.
-
-    Calling the base with `training=False` keeps its BatchNormalization layers
-    in inference mode, using the ImageNet statistics. That matters later: when
-    the top of the base is unfrozen for fine-tuning, batch statistics of a few
-    photos would otherwise wreck what the base learned.
+    Layers: augmentation (training only) -> a `Rescaling` to [-1, 1] (what
+    `preprocess_input` computes) -> the frozen base, called with
+    `training=False` so its BatchNormalization layers keep the ImageNet
+    statistics, also when fine-tuned -> global average pooling -> dropout ->
+    one logit.
 
     Args:
-        image_size: Side of the input images, in pixels. Defaults to `224`.
-        weights: See `build_mobilenet_base`. Defaults to `"imagenet"`.
-        alpha: MobileNetV2 width multiplier. Defaults to `1.0`.
-        dropout: Dropout rate before the logit. Defaults to `0.2`.
-        augmentation: Augmentation applied first (training only), or `None`.
-            Defaults to `None`.
+        image_size: Side of the input images, in pixels.
+        weights: See `build_mobilenet_base`.
+        alpha: MobileNetV2 width multiplier.
+        augmentation: Applied first (training only), or `None`.
 
     Returns:
         An uncompiled `keras.Model` named `"transfer"`: raw pixels in, one logit out.
@@ -245,17 +206,12 @@ def build_transfer_model(
 
 
 def unfreeze_base(model: keras.Model, fine_tune_at: int = 100, freeze_batch_norm: bool = True) -> int:
-    """Unfreezes the top of a transfer model's base for fine-tuning.
-
-    Layers of the base from index `fine_tune_at` on become trainable; the ones
-    below stay frozen. BatchNormalization layers stay frozen by default (their
-    scale and offset too), and they run in inference mode anyway because the
-    base is called with `training=False`. Recompile the model afterwards.
+    """Unfreezes the top of a transfer model's base for fine-tuning; recompile the model afterwards.
 
     Args:
         model: A model from `build_transfer_model`.
-        fine_tune_at: Index of the first base layer to unfreeze. Defaults to `100`.
-        freeze_batch_norm: Keep BatchNormalization layers frozen. Defaults to `True`.
+        fine_tune_at: Index of the first base layer to unfreeze; the ones below stay frozen.
+        freeze_batch_norm: Keep BatchNormalization layers (scale and offset too) frozen.
 
     Returns:
         The number of base layers that are now trainable.
@@ -289,16 +245,13 @@ def compile_model(
     since a logit of 0 is a probability of 0.5) and `"auc"`.
 
     Args:
-        model: The model.
         learning_rate: The learning rate (the peak one, with `decay_steps`).
-        optimizer: `"adam"` or `"rmsprop"`. Defaults to `"adam"`.
+        optimizer: `"adam"` or `"rmsprop"`.
         decay_steps: If set, the learning rate follows a cosine from
-            `learning_rate` down to zero over this many steps, which lets a
-            fixed epoch budget end on small, careful steps. Defaults to `None`.
-        weight_decay: Decoupled weight decay (each step shrinks every weight by
-            `learning_rate * weight_decay` of itself, as AdamW does; Loshchilov &
-            Hutter, "Decoupled Weight Decay Regularization", 2019), or `None` or
-            `0` for none. Defaults to `None`.
+            `learning_rate` down to zero over this many steps.
+        weight_decay: Decoupled weight decay, as AdamW's (each step shrinks
+            every weight by `learning_rate * weight_decay` of itself), or
+            `None` or `0` for none.
 
     Returns:
         The same model, compiled.
@@ -321,9 +274,6 @@ def compile_model(
 
 def load_model(path: str | os.PathLike) -> keras.Model:
     """Loads a model saved in the `.keras` format, in safe mode (no arbitrary Python code runs).
-
-    Args:
-        path: The `.keras` file.
 
     Returns:
         The model; a model saved by the study carries its contract (see `contract.py`).

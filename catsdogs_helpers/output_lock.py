@@ -1,17 +1,12 @@
 """Writing safely: one run at a time per output folder, and every file written whole or not at all.
 
-The lock: two runs writing into the same folder would overwrite each other's checkpoints
-and resume each other's stages. The lock is an OS file lock (`filelock`,
-`fcntl.flock` on Linux and macOS): the operating system releases it when the
-process that holds it ends, however it ends, so a killed run never leaves a
-folder locked. The lock file, `.catsdogs.lock`, stays in the folder (removing
-it would race with a run taking it); it holds nothing.
+The lock is an OS file lock (`filelock`), which the operating system releases
+when the process ends, however it ends. Its file, `.catsdogs.lock`, stays in the
+folder (removing it would race with a run taking it).
 
-The writes: every file the package writes (results, stage results, checkpoints,
-models, figures, reports, exported artifacts) goes through `written_atomically`:
-written under a temporary name beside it, then renamed over it. A kill or a full
-disk mid-write leaves the previous file (or none), never a truncated one that a
-rerun would trust; a full disk becomes a one-line `DiskFullError`.
+Every file the package writes goes through `written_atomically`: a kill or a
+full disk mid-write leaves the previous file (or none), never a truncated one
+that a rerun would trust; a full disk becomes a one-line `DiskFullError`.
 """
 
 from __future__ import annotations
@@ -36,13 +31,8 @@ _held: dict[str, filelock.BaseFileLock] = {}
 def lock_output_dir(output_dir: str | os.PathLike) -> Path:
     """Takes the output folder's lock for this process, until `unlock_output_dir` or the process ends.
 
-    Taking it again in the same process (a notebook rerunning its cells) is a no-op.
-
-    Args:
-        output_dir: The output folder; it must exist.
-
-    Returns:
-        The lock file's path.
+    The folder must exist. Taking the lock again in the same process (a notebook rerunning its cells) is a
+    no-op. Returns the lock file's path.
 
     Raises:
         InputError: If another process holds the lock (a `ValueError`).

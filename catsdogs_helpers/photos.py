@@ -1,8 +1,7 @@
 """Listing a folder of labelled photos and splitting it stably into train, validation and test.
 
-Files are only ever opened for reading: nothing here modifies, moves or
-deletes a user's file. Which files are photos, and how each is decoded, is
-`decoding.py`'s business.
+Files are only ever opened for reading; which files are photos, and how each is
+decoded, is `decoding.py`'s business.
 """
 
 from __future__ import annotations
@@ -111,16 +110,10 @@ def list_photo_folder(
     sorted, become the class names), or `train/`, `validation/` and `test/`
     each holding the same class folders. Without a pre-split, a photo's split
     is decided by a hash of its path relative to the folder, so it never changes
-    between runs or machines and the splits are disjoint. Hidden files,
-    `Thumbs.db` and `desktop.ini` are ignored; files whose extension is not a
-    photo's are skipped and reported. A class folder may be a symbolic link;
-    links to folders inside a class folder are skipped and reported, not
-    followed. Whether a photo can be decoded is judged later, by `decode_photo`.
-
-    Args:
-        directory: The folder.
-        validation_fraction: Share of photos for validation. Defaults to `0.1`.
-        test_fraction: Share of photos for the test. Defaults to `0.1`.
+    between runs or machines. Hidden files, `Thumbs.db` and `desktop.ini` are
+    ignored; files whose extension is not a photo's are skipped and reported.
+    A class folder may be a symbolic link; links to folders inside a class
+    folder are skipped and reported, not followed.
 
     Returns:
         A `PhotoFolder`.

@@ -1,14 +1,10 @@
 """The figures of the photos and of training: sample photos, augmentation, learning curves, the sweep.
 
-The figures of the models' test results (confusion matrices, ROC, mistakes,
-Grad-CAM) are in `evaluation_plots`, built on this module's `_Figure`, colours
-and photo cells.
-
 Every function builds a new `matplotlib.figure.Figure` and returns it; nothing
-is shown, closed or configured globally. The figures are not registered with
-pyplot, so they are never shown twice nor kept alive by it: in a notebook, make
-one the last expression of a cell (or `display` it); write it with
-`save_figure`. Each model keeps one colour in every figure.
+is shown, closed or configured globally, and pyplot never holds the figures. In
+a notebook, make one the last expression of a cell; write it with
+`save_figure`. Each model keeps one colour in every figure. The test results'
+figures are `evaluation_plots`'.
 """
 
 from __future__ import annotations
@@ -60,13 +56,8 @@ def plot_samples(
 
     Args:
         images: Photos, uint8, shape `(N, H, W, 3)`.
-        labels: Their classes.
         class_names: Class names; label `i` means `class_names[i]`.
-        num_images: At most this many photos are shown. Defaults to `9`.
-        title: Title of the figure, or `None`. Defaults to `None`.
-
-    Returns:
-        The figure.
+        num_images: At most this many photos are shown.
     """
     images, labels = np.asarray(images), np.asarray(labels).reshape(-1)
     count = max(1, min(num_images, len(images)))
@@ -95,9 +86,8 @@ def plot_learning_curves(
         histories: Keras-style histories per model name, with keys `"epoch"`
             (0-based), `"accuracy"`, `"val_accuracy"`, `"loss"` and `"val_loss"`.
         fine_tune_starts: Per model name, the 0-based index of its first
-            fine-tuning epoch (the `initial_epoch` of that stage); a dotted line
-            marks it. Defaults to `None`.
-        colors: Colours per model name, overriding `MODEL_COLORS`. Defaults to `None`.
+            fine-tuning epoch; a dotted line marks it.
+        colors: Colours per model name, overriding `MODEL_COLORS`.
 
     Returns:
         The figure: accuracy on the left, loss on the right (from 0 up to a
@@ -142,15 +132,11 @@ def plot_learning_curves(
 
 
 def plot_augmentation(original: np.ndarray, augmented: np.ndarray, title: str | None = None) -> Figure:
-    """Plots a photo next to random augmentations of it.
+    """Plots a photo next to random augmentations of it, the original first.
 
     Args:
         original: The photo, uint8 or float in [0, 255], shape `(H, W, 3)`.
         augmented: Augmented versions, shape `(N, H, W, 3)`, same range.
-        title: Title of the figure, or `None`. Defaults to `None`.
-
-    Returns:
-        The figure: the original first, then the augmented versions.
     """
     images = np.concatenate([np.asarray(original)[None], np.asarray(augmented)])
     images = np.uint8(np.clip(np.round(images), 0, 255))
@@ -181,13 +167,12 @@ def plot_sweep(
         summary: Rows of `sweep.summarize_sweep`: `approach`, `size`, `accuracy`,
             `accuracy_interval` (95%, fractions) and `train_seconds` per approach and size.
         points: The sweep's single points (one per seed); with more than one
-            seed per size, each is drawn as a faint dot. Defaults to `()`.
-        title: A title over both panels (what was run, on what), or `None`. Defaults to `None`.
+            seed per size, each is drawn as a faint dot.
+        title: A title over both panels, or `None`.
 
     Returns:
-        The figure: accuracy (%, with the intervals as error bars, each value
-        written by its bar) on the left, training time (s) on the right; both against the subset's photos
-        (its training and validation parts together) on a log scale.
+        The figure: accuracy (%, with the intervals as error bars) on the left,
+        training time (s) on the right; both against the subset's photos on a log scale.
     """
     approaches = list(dict.fromkeys(str(row["approach"]) for row in summary))
     palette = _colors_for(approaches, None)
@@ -245,8 +230,7 @@ def plot_sweep(
 def save_figure(figure: Figure, path: str | os.PathLike) -> Path:
     """Saves a figure as a PNG (120 dpi, tight bounding box), whole or not at all, creating parent folders.
 
-    Returns:
-        The path written.
+    Returns the path written.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

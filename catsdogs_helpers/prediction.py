@@ -38,14 +38,12 @@ class PhotoPrediction:
 def classify_photos(
     model: keras.Model, paths: list[str | os.PathLike], class_names: tuple[str, ...]
 ) -> list[PhotoPrediction]:
-    """Classifies photos with a one-logit model that takes raw pixels.
+    """Classifies photos with a one-logit model that takes raw pixels, resized to the model's input size.
 
-    Photos are resized to the model's input size. A photo that cannot be read
-    gets a `PhotoPrediction` with an `error`, and the others are still classified.
+    A photo that cannot be read gets a `PhotoPrediction` with an `error`; the others are still classified.
 
     Args:
         model: A model of the study (raw pixels in, one logit out).
-        paths: Paths of the photos.
         class_names: Names of class 0 and class 1 (the model's contract).
 
     Returns:

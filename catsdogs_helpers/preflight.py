@@ -1,10 +1,4 @@
-"""Checks made before a study trains anything: a bad input fails in seconds, not after an hour.
-
-`check_study_inputs` runs every check that can be made before training: the
-output folder (creatable, writable, not inside the data), the data folder's
-layout, the weights file (readable, and fitting MobileNetV2 with the configured
-`alpha`), and whether the in-memory cache of decoded photos fits in memory.
-"""
+"""Checks made before a study trains anything, so a bad input fails in seconds (`check_study_inputs`)."""
 
 from __future__ import annotations
 
@@ -25,10 +19,8 @@ def check_output_dir(output_dir: str | os.PathLike, data: str = "tfds", option: 
     """Creates the output folder if needed and checks that the study can write there.
 
     Args:
-        output_dir: The output folder.
-        data: The data source; the output may not be the data folder nor inside
-            it (the study never writes into a user's photos). Defaults to `"tfds"`.
-        option: How to name the setting in messages. Defaults to `"output_dir"`.
+        data: The data source; the output may not be the data folder nor inside it.
+        option: How to name the setting in messages.
 
     Returns:
         The output folder, resolved.
@@ -76,10 +68,9 @@ LOCK_FILE = ".catsdogs.lock"  # output_lock.LOCK_FILE: every run and sweep takes
 def check_output_dir_is_ours(output: Path, option: str = "output_dir") -> None:
     """Refuses an output folder that holds files the study would write over, unless catsdogs wrote them.
 
-    A folder is catsdogs's when a run or sweep took its lock there (`.catsdogs.lock`, left in place), or,
-    for one written before the lock existed, when its results.json or sweep.json is a study's or a sweep's.
-    Any other folder (the current one with `--output .`, `~/Documents`) may receive the study only where
-    none of its file names is taken: a user's own report.md or results.json is never replaced.
+    A folder is catsdogs's when a run or sweep took its lock there (`.catsdogs.lock`), or when its
+    results.json or sweep.json is a study's or a sweep's. Any other folder may receive the study only
+    where none of its file names is taken.
 
     Raises:
         InputError: If the folder holds such files and no run of catsdogs wrote them.
@@ -111,10 +102,7 @@ def _written_by_catsdogs(output: Path) -> bool:
 
 
 def check_output_file(path: str | os.PathLike, option: str = "output") -> Path:
-    """Checks that a new file can be written at `path`: nothing there yet, its folder creatable and writable.
-
-    Returns:
-        The path (`~` expanded); its folder exists.
+    """Checks that a new file can be written at `path`; returns it, `~` expanded, its folder created.
 
     Raises:
         InputError: If something exists at `path`, or its folder cannot be created
@@ -131,15 +119,11 @@ def check_output_file(path: str | os.PathLike, option: str = "output") -> Path:
 def check_weights(weights: str | None, alpha: float, image_size: int, preset: str = "default") -> None:
     """Builds MobileNetV2 with the weights once, so that a wrong file fails before training.
 
-    With `"imagenet"`, this is also when Keras downloads the weights (once; it
-    keeps them in `~/.keras/models`).
+    With `"imagenet"`, this is also when Keras downloads the weights (once, into `~/.keras/models`).
 
     Args:
         weights: `"imagenet"`, a weights file, or `None` (nothing to check).
-        alpha: MobileNetV2 width multiplier the weights must fit.
-        image_size: Input side, in pixels.
         preset: The preset, named in the message when its `alpha` is the cause.
-            Defaults to `"default"`.
 
     Raises:
         MissingInputError: If the weights file does not exist.
@@ -216,12 +200,7 @@ def count_photos(config: StudyConfig) -> int:
 
 
 def check_memory(num_photos: int, image_size: int, cache_dir: str | None) -> None:
-    """Refuses an in-memory cache that cannot fit in the memory available now.
-
-    Args:
-        num_photos: Photos to cache.
-        image_size: Their side, in pixels.
-        cache_dir: The file-cache folder, or `None` for the in-memory cache.
+    """Refuses an in-memory cache (`cache_dir` `None`) that cannot fit in the memory available now.
 
     Raises:
         InputError: If the in-memory cache would need more than the available memory.
@@ -238,10 +217,10 @@ def check_memory(num_photos: int, image_size: int, cache_dir: str | None) -> Non
 
 
 def check_study_inputs(config: StudyConfig) -> Path:
-    """Runs every check that can be made before training; see the module docstring.
+    """Runs every check that can be made before training.
 
-    Args:
-        config: The study's settings.
+    The output folder (creatable, writable, not inside the data, ours), the data
+    folder's layout, the weights file, and whether the in-memory cache fits.
 
     Returns:
         The output folder, created and resolved.

@@ -1,14 +1,9 @@
 """The study's three models, each built and compiled by one recipe.
 
-`catsdogs run`, the training stages of `model_stages.py` (when no model is handed to
-them) and the benchmarks use these functions; the notebook writes the same
-recipes out in its own code cells, and a test (`tests/test_notebook_models.py`)
-checks that both give the same architecture and compilation digests
-(`models.describe_architecture`, `models.describe_compilation`).
-
-Build a model inside `strategy.scope()` to train it on several devices; pass
-that strategy's number of replicas, which multiplies the learning rate (and
-divides the steps per epoch), as the training stages do.
+The notebook writes the same recipes out in its own cells; `tests/test_notebook_models.py`
+checks that both give the same architecture and compilation digests. Build a model
+inside `strategy.scope()` to train it on several devices, and pass that strategy's
+number of replicas, which multiplies the learning rate (and divides the steps per epoch).
 """
 
 from __future__ import annotations
@@ -30,12 +25,8 @@ def build_scratch_cnn(config: StudyConfig, num_train_images: int, num_replicas: 
     photos; dropout `scratch_dropout`.
 
     Args:
-        config: The study's settings.
         num_train_images: Photos in the training split (the cosine's length follows from it).
-        num_replicas: Devices the model trains on. Defaults to `1`.
-
-    Returns:
-        The compiled model.
+        num_replicas: Devices the model trains on.
     """
     model = models.build_scratch_cnn(
         config.image_size,
@@ -54,13 +45,6 @@ def build_scratch_cnn(config: StudyConfig, num_train_images: int, num_replicas: 
 
 def build_frozen_model(config: StudyConfig, num_replicas: int = 1) -> keras.Model:
     """Builds and compiles MobileNetV2, frozen, with a new head (Adam at `transfer_learning_rate`).
-
-    Args:
-        config: The study's settings.
-        num_replicas: Devices the model trains on. Defaults to `1`.
-
-    Returns:
-        The compiled model.
 
     Raises:
         InputError, MissingInputError, RuntimeError: See `models.build_mobilenet_base`.
@@ -82,13 +66,9 @@ def build_fine_tuned_model(config: StudyConfig, frozen: object, num_replicas: in
     The frozen model itself is left as it was.
 
     Args:
-        config: The study's settings.
         frozen: The trained frozen model (a `model_stages.TrainedModel`, whose saved file is read), or the
             path of its saved file (`transfer.keras`).
-        num_replicas: Devices the model trains on. Defaults to `1`.
-
-    Returns:
-        The compiled model.
+        num_replicas: Devices the model trains on.
     """
     with warnings.catch_warnings():  # The head's optimizer state is not needed: the model is compiled anew.
         warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
@@ -97,17 +77,7 @@ def build_fine_tuned_model(config: StudyConfig, frozen: object, num_replicas: in
 
 
 def prepare_fine_tuning(config: StudyConfig, model: keras.Model, num_replicas: int = 1) -> keras.Model:
-    """Unfreezes a trained frozen model's base from `fine_tune_at` in place and compiles it anew.
-
-    The base's BatchNormalization layers stay frozen; Adam at `fine_tune_learning_rate`.
-
-    Args:
-        config: The study's settings.
-        model: The trained frozen model, changed in place.
-        num_replicas: Devices the model trains on. Defaults to `1`.
-
-    Returns:
-        The same model, compiled.
-    """
+    """Unfreezes a trained frozen model's base from `fine_tune_at` in place and compiles it anew (see
+    `build_fine_tuned_model`); returns the same model."""
     models.unfreeze_base(model, fine_tune_at=config.fine_tune_at)
     return models.compile_model(model, config.fine_tune_learning_rate * num_replicas)

@@ -1,7 +1,4 @@
-"""What a run leaves behind: results.json, the figures as PNG and a short markdown report; the same for a sweep.
-
-Everything here takes plain dicts (what `results.json` and `sweep.json` hold).
-"""
+"""What a run leaves behind: results.json, the figures as PNG and a short markdown report; the same for a sweep."""
 
 from __future__ import annotations
 
@@ -27,10 +24,9 @@ _TITLES = {"roc_curves": "ROC curves", "grad_cam": "Grad-CAM: what each model lo
 
 
 def write_report(output_dir: str | os.PathLike, results: dict, figures: Mapping[str, Figure]) -> Path:
-    """Writes `results.json`, one PNG per figure and `report.md` into a folder.
+    """Writes `results.json`, one PNG per figure and `report.md` into a folder (created if needed).
 
     Args:
-        output_dir: The folder; created if needed.
         results: The output of `results.build_results`.
         figures: Figures by file stem, e.g. `{"learning_curves": figure}`.
 
@@ -84,9 +80,8 @@ def summarize_sweep(sweep: dict[str, object]) -> list[dict[str, object]]:
     """Returns one row per approach and size: mean accuracy over seeds, its interval, the seeds' range, mean time.
 
     The interval is the 95% Wilson interval of the mean accuracy for the test
-    split's size (the uncertainty of scoring on that many photos); with more
-    than one seed, `seed_range` gives the lowest and highest seed's accuracy
-    (the variation of training on other subsets, with other random numbers).
+    split's size; with more than one seed, `seed_range` gives the lowest and
+    highest seed's accuracy.
 
     Returns:
         Rows `{"approach", "size", "accuracy", "accuracy_interval", "seed_range", "num_seeds", "train_seconds"}`,
@@ -137,11 +132,7 @@ def format_sweep_table(sweep: dict[str, object]) -> str:
 
 
 def write_sweep(output_dir: str | os.PathLike, sweep: dict[str, object], figure: Figure) -> Path:
-    """Writes `sweep.json`, `sweep.png` and `sweep.md` (the table and the figure) into a folder.
-
-    Returns:
-        The path of `sweep.md`.
-    """
+    """Writes `sweep.json`, `sweep.png` and `sweep.md` into a folder; returns `sweep.md`'s path."""
     output = Path(output_dir)
     save_results({**sweep, "summary": summarize_sweep(sweep)}, output / SWEEP_FILE)
     save_figure(figure, output / f"{SWEEP_FIGURE}.png")

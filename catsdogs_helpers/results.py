@@ -33,10 +33,9 @@ def build_results(
     Args:
         evaluations: `ModelEvaluation` per model name, all on the same test photos.
         costs: `describe_model_cost` output per model name (may lack some models).
-        config: The study's settings.
         data: What data was used (source, counts, skipped files).
         environment: Versions and hardware.
-        command: The command that reproduces the run, or `None`. Defaults to `None`.
+        command: The command that reproduces the run, or `None`.
 
     Returns:
         `{"models": {name: {"test": {..., "accuracy_interval": [low, high]},
@@ -96,9 +95,8 @@ def _format_interval(interval: list[float] | None) -> str:
 def format_results_table(results: dict) -> str:
     """Formats the models' results as a GitHub markdown table, one row per model.
 
-    The 95% interval is the test accuracy's Wilson interval on the test split's
-    size; "with TTA" is the accuracy with test-time augmentation (a photo and
-    its mirror), where it was measured.
+    The 95% interval is the test accuracy's Wilson interval; "with TTA" is the
+    accuracy with test-time augmentation, where it was measured.
     """
     lines = [
         "| model | test accuracy | 95% interval | with TTA | test loss | AUC | F1 | training time "
@@ -155,8 +153,7 @@ def replace_nan(value: object) -> object:
 def save_results(results: dict, path: str | os.PathLike) -> Path:
     """Writes results as JSON (NaN and infinities as `null`), whole or not at all, creating parent folders.
 
-    Returns:
-        The path written.
+    Returns the path written.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,8 +1,4 @@
-"""Seeds, devices, numeric precision and "are we in Colab?".
-
-Nothing here runs at import time: each function changes global state only when
-you call it, and says what it did.
-"""
+"""Seeds, devices, numeric precision and "are we in Colab?"; nothing runs at import time."""
 
 from __future__ import annotations
 
@@ -26,11 +22,9 @@ _BFC_CPU_ALLOCATOR_VARIABLE = "TF_CPU_ALLOCATOR_USE_BFC"
 def prefer_bfc_cpu_allocator() -> str | None:
     """Asks TensorFlow to keep CPU tensors in its pooling (BFC) allocator instead of its default one.
 
-    It sets `TF_CPU_ALLOCATOR_USE_BFC=true` unless the variable is already set
-    (`false` keeps TensorFlow's default). TensorFlow reads it once, when its
-    runtime starts (the first operation or logical-device listing), so a choice
-    made later would not take effect: then the variable is left alone and a note
-    is returned. `benchmarks/results/models.md` has what the choice buys.
+    Sets `TF_CPU_ALLOCATOR_USE_BFC=true` unless the variable is already set
+    (`false` keeps TensorFlow's default). TensorFlow reads it once, at its first
+    operation or device listing; after that the variable is left alone.
 
     Returns:
         `None`, or a one-line note saying the request came too late.
@@ -58,32 +52,19 @@ def _tensorflow_started() -> bool:
 def describe_cpu_allocator() -> str:
     """Returns `"bfc"` if TensorFlow was asked for its BFC allocator, `"default"` otherwise.
 
-    This is what was asked through `TF_CPU_ALLOCATOR_USE_BFC`, which
-    `prefer_bfc_cpu_allocator` sets only while the request can still take
-    effect; TensorFlow's default allocator differs between builds and machines.
+    This is what `TF_CPU_ALLOCATOR_USE_BFC` asked for while it could still take
+    effect (see `prefer_bfc_cpu_allocator`).
     """
     return "bfc" if os.environ.get(_BFC_CPU_ALLOCATOR_VARIABLE, "").lower() in ("true", "1") else "default"
 
 
 def set_seeds(seed: int) -> None:
-    """Seeds Python's, NumPy's and TensorFlow's random number generators.
-
-    Args:
-        seed: The seed.
-    """
+    """Seeds Python's, NumPy's and TensorFlow's random number generators."""
     keras.utils.set_random_seed(seed)
 
 
 def choose_verbosity() -> int:
-    """Returns Keras's progress verbosity: a bar on a terminal or in a notebook, one line per epoch otherwise.
-
-    Keras's progress bar rewrites its line with carriage returns and colour
-    codes, which fill a log file with noise; one plain line per epoch (or per
-    pass) reads well there.
-
-    Returns:
-        `1` (a progress bar) or `2` (one line), for `model.fit(verbose=...)`.
-    """
+    """Returns `model.fit`'s verbosity: `1` (a bar) on a terminal or in a notebook, `2` (a line per epoch) otherwise."""
     interactive = sys.stdout.isatty() or "ipykernel" in sys.modules
     return 1 if interactive else 2
 
@@ -120,23 +101,16 @@ def describe_devices() -> str:
 def choose_distribution_strategy(devices: Sequence[str] | None = None) -> tf.distribute.Strategy:
     """Chooses how training spreads over devices: `MirroredStrategy` over several GPUs, one device otherwise.
 
-    With more than one GPU visible, every GPU holds a copy (replica) of the
-    model and takes its share of each batch; their gradients are summed before
-    each step (`tf.distribute.MirroredStrategy`, synchronous data parallelism).
-    With one GPU or none, it returns TensorFlow's default strategy: training
-    runs exactly as without this function. Inside a strategy's scope that the
-    caller entered, that strategy is kept.
-
-    A `MirroredStrategy` is created once per set of devices and process: every
-    call over the same devices returns the same object, so the data, the
-    models and the stages of one study share it. Listing the devices sets
-    TensorFlow up, so it first calls `prefer_bfc_cpu_allocator`.
+    With one GPU or none it returns TensorFlow's default strategy; inside a
+    strategy's scope that the caller entered, that strategy is kept. A
+    `MirroredStrategy` is created once per set of devices and process, so one
+    study's data, models and stages share it. It first calls
+    `prefer_bfc_cpu_allocator`, since listing the devices sets TensorFlow up.
 
     Args:
         devices: Device names to mirror over instead, such as
-            `["/cpu:0", "/cpu:1"]` (two logical CPUs: see
-            `tf.config.set_logical_device_configuration`), or `None` for every
-            visible GPU. Defaults to `None`.
+            `["/cpu:0", "/cpu:1"]` (two logical CPUs), or `None` for every
+            visible GPU.
 
     Returns:
         The strategy; `strategy.num_replicas_in_sync` is the number of replicas.
@@ -173,15 +147,8 @@ def _mirrored_strategy(devices: tuple[str, ...]) -> tf.distribute.MirroredStrate
 def describe_distribution(strategy: tf.distribute.Strategy, batch_size: int) -> str | None:
     """Describes how a strategy splits the batches and scales the learning rates, or `None` for one replica.
 
-    Each replica takes `batch_size` photos per step, so a step sees
-    `batch_size` times the number of replicas (the global batch); the learning
-    rates are multiplied by the number of replicas too (the linear scaling rule:
-    Goyal et al., "Accurate, Large Minibatch SGD", 2017), so that an epoch, with
-    that many times fewer steps, moves the weights about as far.
-
-    Args:
-        strategy: The strategy, from `choose_distribution_strategy`.
-        batch_size: Photos per replica and step (the settings' `batch_size`).
+    Each replica takes `batch_size` photos per step, and the learning rates are
+    multiplied by the number of replicas (the linear scaling rule).
 
     Returns:
         One line such as `"2 GPUs: MirroredStrategy, global batch 64 (32 per GPU),
@@ -199,15 +166,12 @@ def describe_distribution(strategy: tf.distribute.Strategy, batch_size: int) -> 
 
 
 def choose_precision_policy(apply: bool = True) -> str:
-    """Chooses mixed precision on GPUs that benefit from it, float32 otherwise.
+    """Chooses mixed precision on GPUs with tensor cores (compute capability 7.0+), float32 otherwise.
 
-    Mixed precision (float16 compute, float32 weights) roughly doubles training
-    speed on GPUs with tensor cores (compute capability 7.0 and above). On CPUs
-    and older GPUs it brings nothing, so float32 stays. Models built afterwards
-    keep their final layer in float32 so that logits and losses stay accurate.
+    Models built afterwards keep their final layer in float32.
 
     Args:
-        apply: Set the chosen policy as Keras' global policy. Defaults to `True`.
+        apply: Set the chosen policy as Keras' global policy.
 
     Returns:
         The policy name: `"mixed_float16"` or `"float32"`.

@@ -1,11 +1,4 @@
-"""How much a test accuracy can be trusted: confidence intervals and paired comparisons.
-
-A test split of 999 photos measures an accuracy near 99% to within about half
-a point either way, and one near 86% to within about two points. Two models
-scored on the *same* photos are compared on the photos where they disagree
-(McNemar's test): the photos both get right or both get wrong say nothing
-about which model is better. The arithmetic is SciPy's (`scipy.stats.binomtest`).
-"""
+"""How much a test accuracy can be trusted: Wilson intervals and exact McNemar tests (`scipy.stats.binomtest`)."""
 
 from __future__ import annotations
 
@@ -23,15 +16,8 @@ SIGNIFICANCE = 0.05
 def compute_accuracy_interval(num_correct: int, num_images: int, confidence: float = CONFIDENCE) -> tuple[float, float]:
     """Computes the Wilson score interval of an accuracy measured on `num_images` photos.
 
-    Source: E. B. Wilson, "Probable inference, the law of succession, and
-    statistical inference", JASA 22 (1927); computed by
-    `scipy.stats.binomtest(...).proportion_ci(method="wilson")`. Unlike the
-    normal approximation it stays inside [0, 1] and is sound near 100%.
-
-    Args:
-        num_correct: Photos classified correctly.
-        num_images: Photos scored (at least 1).
-        confidence: Confidence level. Defaults to `0.95`.
+    E. B. Wilson, JASA 22 (1927), by `scipy.stats.binomtest(...).proportion_ci(method="wilson")`;
+    unlike the normal approximation it stays inside [0, 1] and is sound near 100%.
 
     Returns:
         `(low, high)`, fractions in [0, 1].
@@ -61,12 +47,8 @@ def compare_models(
 ) -> dict[str, object]:
     """Compares two models scored on the same photos with an exact McNemar test.
 
-    Source: Q. McNemar, "Note on the sampling error of the difference between
-    correlated proportions or percentages", Psychometrika 12 (1947), in its
-    exact (binomial) form: under the hypothesis that both models are equally
-    accurate, each photo that only one of them gets right is equally likely to
-    be either model's, so the two-sided p-value is that of a binomial test with
-    p = 0.5 on those photos (`scipy.stats.binomtest`).
+    Q. McNemar, Psychometrika 12 (1947), exact form: the two-sided p-value of a
+    binomial test with p = 0.5 on the photos only one model gets right.
 
     Args:
         labels: True classes, 0 or 1, shape `(N,)`.

@@ -1,10 +1,7 @@
-"""What a training stage leaves in its folder, and reading it back.
+"""What a training stage leaves in its folder (see `training.train_stage`), and reading it back.
 
-A stage's folder (see `training.train_stage`) holds its manifest (what
-identifies the run), its history (one row per finished epoch), its best
-weights, the backup of its last finished epoch and, once it finished, its
-result. This module names those files, reads and trims the history, compares
-manifests, removes an earlier run's files, and loads a finished stage.
+Its manifest, its history (one row per finished epoch), its best weights, the
+backup of its last finished epoch and, once finished, its result.
 """
 
 from __future__ import annotations
@@ -104,8 +101,7 @@ def merge_histories(*histories: dict[str, list[float]]) -> dict[str, list[float]
 def keep_history_before(path: Path, epoch: int) -> None:
     """Rewrites a `CSVLogger` file without its rows for epochs from `epoch` on.
 
-    A run killed after the logger wrote an epoch's row but before the backup
-    saved that epoch repeats the epoch when resumed: its first row must go.
+    A run killed between the logger's row and the backup repeats that epoch when resumed.
     """
     if not path.exists():
         return
@@ -195,10 +191,8 @@ def load_finished_stage(
 
     Args:
         model: The model the stage trained; it receives the best weights.
-        name: The stage's name.
-        output_dir: The study's output folder.
-        manifest: What identifies the stage; see `train_stage`. Defaults to `None`.
-        verbose: Say so when a finished stage is loaded. Defaults to `1`.
+        manifest: What identifies the stage; see `train_stage`.
+        verbose: Say so when a finished stage is loaded.
 
     Returns:
         The stage's `StageResult`, or `None` if it has not finished with these settings.
@@ -229,11 +223,7 @@ def load_finished_stage(
 
 
 def _read_stage_result(path: Path) -> StageResult | None:
-    """Reads a stage's `result.json`, or returns `None` if it is not what `train_stage` writes.
-
-    Valid JSON of another shape (`[1, 2, 3]`, `{}`, `null`, a field of another type) is as unreadable as a
-    file cut short.
-    """
+    """Reads a stage's `result.json`, or returns `None` if it is missing, cut short or of another shape."""
     try:
         result = StageResult(**json.loads(path.read_text())["result"])
     except (OSError, ValueError, KeyError, TypeError):

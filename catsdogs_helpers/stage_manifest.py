@@ -1,8 +1,4 @@
-"""What identifies a training stage's result: the manifest its folder holds (see `training.train_stage`).
-
-The study's model stages (`model_stages.py`) build one for each stage they
-train, so that no run reuses or resumes another's result.
-"""
+"""What identifies a training stage's result: the manifest its folder holds (see `training.train_stage`)."""
 
 from __future__ import annotations
 
@@ -24,30 +20,21 @@ def build_stage_manifest(
 ) -> dict[str, object]:
     """Returns what identifies a training stage's result, so that no run reuses or resumes another's.
 
-    An earlier run's stage is reused or resumed only when every entry is equal
-    (see `training.train_stage`):
+    An earlier run's stage is reused or resumed only when every entry is equal:
 
-    - `settings`: the settings the stage depends on (`config.depends_on`); a
-      weights file is named by its SHA-256;
-      trained on several replicas (see `runtime.choose_distribution_strategy`),
-      also `num_replicas`, which multiplies the batch and the learning rate;
-    - `architecture`: a digest of the model's layers and how they are called
-      (`models.describe_architecture`);
-    - `compilation`: a digest of its optimizer, learning rate or schedule, loss
-      and metrics (`models.describe_compilation`), so that a model compiled
-      another way (say, in the notebook) never reuses this one's result;
+    - `settings`: the settings the stage depends on (`config.depends_on`; a
+      weights file named by its SHA-256), and `num_replicas` when more than one;
+    - `architecture`, `compilation`: `models.describe_architecture` and
+      `models.describe_compilation` digests;
     - `data`: the splits' content key (`ImageSplits.content_key`);
-    - `upstream`: a digest of the stage this one starts from (fine-tuning starts
-      from the frozen model's head), or `None`;
+    - `upstream`: a digest of the stage this one starts from, or `None`;
     - `versions`: TensorFlow, Keras and this package.
 
     Args:
-        config: The study's settings.
         stage: `"scratch"`, `"transfer"` or `"finetuned"`.
         model: The compiled model the stage trains.
-        splits: The data, from `load_data`.
-        upstream: The result of the stage this one continues, or `None`. Defaults to `None`.
-        num_replicas: Replicas the stage trains on. Defaults to `1`.
+        upstream: The result of the stage this one continues, or `None`.
+        num_replicas: Replicas the stage trains on.
 
     Returns:
         A JSON-serializable dictionary.

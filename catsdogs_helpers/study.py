@@ -1,16 +1,10 @@
 """The study, stage by stage, and `run_study`, which runs every stage in order.
 
 The stages, in order: `load_data`, `train_scratch_cnn`, `train_frozen_model`,
-`fine_tune_model`, `evaluate_models`, `make_figures`, `write_study_report`.
-The notebook calls them one by one, with the story in between; the command
-line's `run` and the benchmarks call `run_study` or the same stages. One
-orchestration, so they cannot drift apart. The three training stages are
-`model_stages.py`'s; they are reached here as `study.train_scratch_cnn` and so on.
-
-Every training stage is resumable and reusable (see `training.train_stage`):
-rerun a study into the same output folder after an interruption and it
-continues from the last finished epoch; rerun it after it finished and it loads
-the trained models instead of training again.
+`fine_tune_model`, `evaluate_models`, `make_figures`, `write_study_report`; the
+notebook, the command line and the benchmarks all call these. The three
+training stages are `model_stages.py`'s, reached here as `study.train_scratch_cnn`
+and so on; each is resumable and reusable (see `training.train_stage`).
 """
 
 from __future__ import annotations
@@ -52,18 +46,12 @@ def announce(stage: str, detail: str = "") -> None:
 def start_study(config: StudyConfig, strategy: tf.distribute.Strategy | None = None) -> Path:
     """Checks every input, creates and locks the output folder, seeds, picks the precision policy and allocator.
 
-    First it asks TensorFlow to keep CPU tensors in its pooling allocator
-    (`runtime.prefer_bfc_cpu_allocator`), which takes effect if no TensorFlow
-    operation has run yet in this process; if one has, it prints a one-line
-    note. The output folder's lock (see `output_lock.py`) keeps a second run
-    out of it while this process lives, or until `run_study` finishes. With
-    several GPUs it prints how the study spreads over them (see
-    `runtime.describe_distribution`).
+    The allocator is `runtime.prefer_bfc_cpu_allocator`'s; the lock (`output_lock.py`)
+    holds while this process lives, or until `run_study` finishes.
 
     Args:
-        config: The study's settings.
         strategy: The distribution strategy the stages will use, or `None` for
-            `runtime.choose_distribution_strategy()`. Defaults to `None`.
+            `runtime.choose_distribution_strategy()`.
 
     Returns:
         The output folder.
@@ -95,14 +83,10 @@ def load_data(
     """Loads the train/validation/test splits the settings name (see `data.load_splits`).
 
     Args:
-        config: The study's settings.
-        verbose: Print the splits' counts and the files skipped. Defaults to `True`.
+        verbose: Print the splits' counts and the files skipped.
         strategy: The distribution strategy, or `None` for
             `runtime.choose_distribution_strategy()`: batches hold `batch_size`
-            photos per replica. Defaults to `None`.
-
-    Returns:
-        The splits.
+            photos per replica.
     """
     return data.load_splits(
         config.data,
@@ -123,10 +107,8 @@ def evaluate_models(
     """Evaluates each trained model once on the test split, with and without test-time augmentation.
 
     Args:
-        trained: The trained models.
-        splits: The data, from `load_data`.
         tta: Also evaluate each model on the mean logit of a photo and its
-            mirror image (see `evaluation.evaluate_model`). Defaults to `True`.
+            mirror image (see `evaluation.evaluate_model`).
 
     Returns:
         A `ModelEvaluation` per model name, in the order given.
@@ -152,15 +134,7 @@ def build_study_results(
 
 
 def choose_grad_cam_photos(evaluations: Mapping[str, evaluation.ModelEvaluation], num_photos: int = 4) -> list[int]:
-    """Picks test photos worth explaining: where the models disagree first, then confident right answers.
-
-    Args:
-        evaluations: The models' evaluations on the same test photos.
-        num_photos: Photos to pick. Defaults to `4`.
-
-    Returns:
-        Indices into the test split, at most `num_photos`.
-    """
+    """Picks at most `num_photos` test indices worth explaining: disagreements first, then confident right answers."""
     labels = next(iter(evaluations.values())).labels
     correct = np.stack([metrics.predict_classes(item.logits) == labels for item in evaluations.values()])
     disagree = np.flatnonzero(correct.any(axis=0) & ~correct.all(axis=0))
@@ -175,11 +149,7 @@ def make_figures(
     evaluations: Mapping[str, evaluation.ModelEvaluation],
     splits: data.ImageSplits,
 ) -> dict[str, Figure]:
-    """Draws the study's figures: learning curves, confusion matrices, ROC curves, mistakes, Grad-CAM.
-
-    Returns:
-        Figures by file stem, e.g. `{"learning_curves": figure, ...}`.
-    """
+    """Draws the study's figures (learning curves, confusion matrices, ROC curves, mistakes, Grad-CAM) by file stem."""
     histories = {"scratch": trained["scratch"].history, "finetuned": trained["finetuned"].history}
     fine_tune_starts = {"finetuned": trained["transfer"].stages[-1].num_epochs}
     labels = next(iter(evaluations.values())).labels
@@ -210,12 +180,11 @@ def take_photos(dataset: tf.data.Dataset, indices: Iterable[int]) -> dict[int, n
 
     Args:
         dataset: Batches of `(images, labels)` in a fixed order, such as `splits.test`.
-        indices: Indices of the photos in the split.
 
     Returns:
         `{index: photo}`, each photo `uint8` of shape `(S, S, 3)`, a copy that
         does not keep its batch alive. The split is read once, in order, up to
-        the last index asked for; only the photos asked for are kept.
+        the last index asked for.
     """
     wanted, found, start = set(indices), {}, 0
     for images, _ in dataset.as_numpy_iterator():
@@ -275,12 +244,9 @@ def run_study(config: StudyConfig, verbose: int | None = None, strategy: tf.dist
     """Runs the whole study: every stage of this module, in order, into `config.output_dir`.
 
     Args:
-        config: The study's settings, e.g. `get_config("quick", data="photos/")`.
         verbose: `model.fit` verbosity, or `None` for `runtime.choose_verbosity()`.
-            Defaults to `None`.
         strategy: The distribution strategy of every stage, or `None` for
-            `runtime.choose_distribution_strategy()` (`MirroredStrategy` with
-            several GPUs; one device otherwise). Defaults to `None`.
+            `runtime.choose_distribution_strategy()`.
 
     Returns:
         The results (what `results.json` holds: `"models"`, `"config"`,

@@ -1,27 +1,13 @@
 """How much data each approach needs: the study's three models trained on nested subsets of the training split.
 
-Transfer learning's advantage should be largest with few photos.
-`sweep_training_sizes` trains the CNN from scratch, the frozen MobileNetV2's
-head (on cached features) and the fine-tuned model on class-balanced subsets of the training split (100, 300,
-1,000, ... photos, each subset inside the next), scores every point on the same
-whole test split, and draws accuracy against the subsets' photos (`sweep.png`).
-
-Every point is trained as a user with that many photos would train it, to
-convergence (`TrainingRule`): the subset is split into a training part and a
-validation part (stratified); each approach is built and compiled by the
-study's recipe (`recipes.py`, the point's seed in place of the study's),
-its maximum epochs and patience (`StudyConfig.patience_of`: the scratch CNN
-trains every epoch unless given a patience), an epoch being the study's, and
-keeps its best validation epoch's weights. No photo outside the
-subset shapes a point, and the test split is scored once per point. The
-frozen base's features are computed once, for the photos some point uses and
-for the test split; the head then trains in seconds, and fine-tuning starts
-from that head, as in the study. Models are built on one device (no
-`MirroredStrategy`, unlike the study's stages).
-
-Each finished point is written to `sweep/points/` with what identifies it (a
-manifest, as the study's stages have, the rule's settings included): an
-interrupted sweep rerun into the same folder skips the points it already has.
+`sweep_training_sizes` trains the three approaches on class-balanced nested
+subsets (100, 300, 1,000, ... photos), scores every point on the whole test
+split, and draws accuracy against the subsets' photos (`sweep.png`). Every
+point is trained to convergence by the study's recipes (`recipes.py`) under
+the plan's `TrainingRule`; no photo outside the subset shapes a point. Models
+are built on one device (no `MirroredStrategy`). Each finished point is
+written to `sweep/points/` with a manifest, so an interrupted sweep rerun into
+the same folder skips the points it already has.
 """
 
 from __future__ import annotations
@@ -115,9 +101,8 @@ def _fit(
 def build_point_manifest(config: StudyConfig, plan: SweepPlan, splits: ImageSplits) -> dict[str, object]:
     """Returns what identifies a sweep's points, so that a rerun reuses only points trained the same way.
 
-    Like a study stage's manifest (`stage_manifest.build_stage_manifest`): the settings
-    the points depend on (`config.depends_on("sweep")`, the study's epochs and patience among them; a weights
-    file named by its SHA-256), the plan's `TrainingRule`, the splits' content key and the library versions.
+    Like `stage_manifest.build_stage_manifest`: the settings of `config.depends_on("sweep")`,
+    the plan's `TrainingRule`, the splits' content key and the library versions.
     """
     settings: dict[str, object] = {name: getattr(config, name) for name in depends_on("sweep")}
     if settings["weights"] not in (None, "imagenet"):
@@ -138,21 +123,16 @@ def sweep_training_sizes(
 ) -> dict[str, object]:
     """Trains the three approaches on nested subsets of the training split and scores each on the test split.
 
-    For every seed (`config.seed + i`) and subset size, the subset is split
-    into a training and a validation part (`plan.rule`); the frozen model's
-    head trains on the parts' cached features, fine-tuning continues from that
-    head on the parts' photos (from base layer `config.fine_tune_at`), and the
-    CNN from scratch trains on the same photos (cosine decay over its cap); each
-    until the validation loss stops improving (see `TrainingRule`).
-    Augmentation, learning rates, dropout and weights are the study's (`config`).
+    For every seed (`config.seed + i`) and size, the subset is split into a
+    training and a validation part (`plan.rule`); the head trains on cached
+    features, fine-tuning continues from that head, and the CNN from scratch
+    trains on the same photos; each until the validation loss stops improving.
 
     Args:
-        config: The study's settings (`get_config(...)`); its preset picks the
-            plan when `plan` is `None`.
+        config: The study's settings; its preset picks the plan when `plan` is `None`.
         splits: The data, from `study.load_data(config)`.
-        plan: What to train, or `None` for `SWEEP_PLANS[config.preset]`. Defaults to `None`.
-        verbose: `model.fit` verbosity while training images, or `None` for
-            `runtime.choose_verbosity()`. Defaults to `None`.
+        plan: What to train, or `None` for `SWEEP_PLANS[config.preset]`.
+        verbose: `model.fit` verbosity, or `None` for `runtime.choose_verbosity()`.
 
     Returns:
         The sweep's results (what `sweep.json` holds): `"points"`, one dict per
@@ -327,13 +307,11 @@ def _say(point: dict[str, object]) -> None:
 def run_sweep(config: StudyConfig, plan: SweepPlan | None = None, verbose: int | None = None) -> dict[str, object]:
     """Runs the sweep on its own: checks, loads the data, trains every point, writes `sweep.json`/`.png`/`.md`.
 
-    The same checks and output-folder lock as `study.run_study`; the command
-    line's `sweep` and the benchmarks call this.
+    The same checks and output-folder lock as `study.run_study`.
 
     Args:
-        config: The study's settings, e.g. `get_config("quick", data="photos/")`.
-        plan: What to train, or `None` for the preset's (`SWEEP_PLANS`). Defaults to `None`.
-        verbose: `model.fit` verbosity, or `None` for `runtime.choose_verbosity()`. Defaults to `None`.
+        plan: What to train, or `None` for the preset's (`SWEEP_PLANS`).
+        verbose: `model.fit` verbosity, or `None` for `runtime.choose_verbosity()`.
 
     Returns:
         The sweep's results (see `sweep_training_sizes`).

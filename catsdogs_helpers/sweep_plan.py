@@ -1,8 +1,4 @@
-"""What a data-efficiency sweep trains: its plans (subset sizes, seeds, `TrainingRule`) and its subsets.
-
-`sweep.py` trains and scores the points; this module only decides which
-photos each point trains and validates on, and checks the sizes asked for.
-"""
+"""What a data-efficiency sweep trains: its plans (subset sizes, seeds, `TrainingRule`) and its subsets."""
 
 from __future__ import annotations
 
@@ -23,19 +19,11 @@ class TrainingRule:
     (`validation_fraction` of the class's photos, rounded, and at least
     `min_validation_per_class`) and a training part (the rest). An epoch is a
     pass over the training part, or over `min_epoch_photos` photos when the
-    part holds fewer (the part repeated, reshuffled every pass); `None`, the
-    plans' choice, means as many photos as the whole training split holds: the
-    study's epoch. Each approach then trains as the study trains it, with the
-    study's own maximum epochs (`scratch_epochs`, `transfer_epochs`,
-    `fine_tune_epochs`) and patience (`StudyConfig.patience_of`), so that no
-    point sees more photos (with repeats) than the study's model; each stops
-    when the validation part's loss has not improved for its patience
-    (Keras' `EarlyStopping`; the scratch CNN, by default, trains every epoch),
-    keeping its best epoch's weights. Small parts therefore take the study's
-    optimizer steps, not a handful per epoch, and a noisy validation loss on a
-    few photos cannot end their training after a few dozen steps. The scratch
-    CNN's learning rate decays to zero along a cosine over its maximum epochs,
-    as in the study.
+    part holds fewer (the part repeated, reshuffled every pass); `None` means
+    as many photos as the whole training split holds: the study's epoch. Each
+    approach trains with the study's maximum epochs, patience
+    (`StudyConfig.patience_of`) and learning-rate schedule, keeping its best
+    validation epoch's weights.
     """
 
     validation_fraction: float
@@ -109,11 +97,8 @@ def get_sweep_plan(preset: str, sizes: Sequence[int] | None = None, num_seeds: i
         preset: `"default"`, `"quick"` or `"smoke"`.
         sizes: Photos per subset (increasing, enough for the plan's validation
             part and one training photo per class; `0` for the whole split), or
-            `None` for the preset's. Defaults to `None`.
-        num_seeds: Repeats of every point, or `None` for the preset's. Defaults to `None`.
-
-    Returns:
-        A `SweepPlan`.
+            `None` for the preset's.
+        num_seeds: Repeats of every point, or `None` for the preset's.
 
     Raises:
         InputError: If the preset is unknown, or `sizes` or `num_seeds` is invalid.
@@ -157,7 +142,6 @@ def choose_subsets(labels: np.ndarray, sizes: Sequence[int], seed: int) -> list[
     Args:
         labels: The split's labels in order, int, shape `(N,)`.
         sizes: Subset sizes, increasing; `0` (last) for the whole split.
-        seed: Seed of the order.
 
     Returns:
         One sorted int64 index array per size.

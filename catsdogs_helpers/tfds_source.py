@@ -1,10 +1,8 @@
 """TensorFlow Datasets' `cats_vs_dogs`, loaded undecoded, failing fast when it cannot be downloaded.
 
-Offline, or when Microsoft's download server is down, TensorFlow Datasets keeps
-retrying for minutes before it fails. So the prepared copy is tried first
-(`download=False`); only when there is none is the download host asked, once,
-with a short timeout, and an unreachable host ends the run at once with the
-way round it: download the photos by hand and pass the folder.
+TensorFlow Datasets retries a download for minutes, so the prepared copy is tried
+first (`download=False`); only then is the download host asked, once, with a
+short timeout, and an unreachable host ends the run saying how to get the photos by hand.
 """
 
 from __future__ import annotations
@@ -35,7 +33,7 @@ def load_cats_vs_dogs(slices: list[str], data_dir: str | None = None) -> list[tf
 
     Args:
         slices: tfds split slices, e.g. `["train[:80%]", "train[80%:90%]", "train[90%:]"]`.
-        data_dir: Where tfds keeps its data; `None` for its default. Defaults to `None`.
+        data_dir: Where tfds keeps its data; `None` for its default.
 
     Returns:
         One dataset per slice, of `{"image": encoded bytes, "label": int64, "image/filename": bytes}`.

@@ -1,18 +1,12 @@
 """Training stages: best-weights checkpoints, early stopping, resuming, timing.
 
 A stage is one call of `model.fit` with its own folder under the output
-directory. It keeps the weights of its best validation epoch, stops early when
-validation stops improving, and survives interruptions: rerun the same code
-after a Colab disconnect or Ctrl-C and it continues from the last finished
-epoch (Keras' `BackupAndRestore`), with its history and early-stopping count
-as they were; rerun it after it finished and it loads the result instead of
-training again.
-
-A stage never mixes runs: its folder holds a manifest (what the caller says
-identifies the stage: settings, architecture, data, upstream result,
-versions), and an earlier run's files are reused or resumed only when their
-manifest matches. Otherwise the stage says what changed and starts afresh.
-The folder's files, and reading them back, are `stage_files.py`'s.
+directory. It keeps its best validation epoch's weights, stops early, and
+after a disconnect or Ctrl-C continues from the last finished epoch
+(`BackupAndRestore`) with its history and early-stopping count; once finished
+it is loaded instead of trained again. An earlier run's files are reused or
+resumed only when their manifest matches; otherwise the stage says what
+changed and starts afresh. The folder's files are `stage_files.py`'s.
 """
 
 from __future__ import annotations
@@ -79,12 +73,7 @@ class EpochTimer(keras.callbacks.Callback):
 
 
 class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
-    """Keras' `EarlyStopping`, started from the state an interrupted run had reached.
-
-    Keras' callback forgets its best value and its count of epochs without
-    improvement at every `fit`; resuming a stage with it would grant a fresh
-    `patience`. This one starts from the resumed history's best value and the
-    number of epochs since it.
+    """Keras' `EarlyStopping`, started from the state an interrupted run had reached (not a fresh `patience`).
 
     Args:
         best: Best monitored value of the earlier epochs, or `math.inf` for none.
@@ -122,27 +111,20 @@ def build_stage_callbacks(
     """Builds the callbacks of one training stage, in the order they must run.
 
     1. `EpochTimer` adds each epoch's seconds and training images/s to the logs;
-    2. `CSVLogger` appends each epoch's logs to `history.csv` (the stage's history,
-       across interruptions);
-    3. `AtomicModelCheckpoint` keeps the weights of the best epoch by `monitor`
-       (validation loss by default), starting from the best value of an
-       interrupted earlier run;
-    4. `ResumableEarlyStopping` ends the stage after `patience` epochs without
-       improvement, counting those of an interrupted earlier run;
-    5. `AtomicBackupAndRestore` saves the model and optimizer after every epoch, so
-       that rerunning an interrupted stage continues from its last finished epoch.
+    2. `CSVLogger` appends each epoch's logs to `history.csv`;
+    3. `AtomicModelCheckpoint` keeps the best epoch's weights by `monitor`;
+    4. `ResumableEarlyStopping` stops after `patience` epochs without improvement;
+    5. `AtomicBackupAndRestore` saves the model and optimizer after every epoch.
 
-    Both write whole files or none (a kill or a full disk mid-write leaves the last ones).
+    Steps 3 to 5 start from an interrupted earlier run's state; 3 and 5 write
+    whole files or none.
 
     Args:
-        stage_dir: The stage's folder.
         num_train_images: Training images per epoch.
-        patience: Epochs without improvement before stopping. Defaults to `8`.
-        monitor: Validation value to minimize. Defaults to `"val_loss"`.
-        best_so_far: Best `monitor` value of earlier epochs of this stage.
-            Defaults to `math.inf` (none).
+        patience: Epochs without improvement before stopping.
+        monitor: Validation value to minimize.
+        best_so_far: Best `monitor` value of earlier epochs of this stage (`math.inf`: none).
         epochs_since_best: Earlier epochs of this stage since that best value.
-            Defaults to `0`.
 
     Returns:
         The callbacks, for `model.fit(..., callbacks=...)`.
@@ -182,28 +164,21 @@ def train_stage(
     """Trains a compiled model for one stage, resumably, and keeps its best weights.
 
     Args:
-        model: A compiled model.
-        train_data: Training batches `(images, labels)`.
-        validation_data: Validation batches.
         name: Name of the stage; its files go to `output_dir/name/`.
         epochs: Index of the epoch to stop before (as in `model.fit`).
-        output_dir: The study's output folder.
         num_train_images: Training images per epoch, for the images/s figures.
         initial_epoch: First epoch's index; a fine-tuning stage continues the
-            previous stage's epochs. Defaults to `0`.
-        patience: Epochs without improvement before stopping. Defaults to `8`.
-        monitor: Validation value to minimize. Defaults to `"val_loss"`.
-        manifest: What identifies the stage (JSON-serializable: settings,
-            architecture, data, upstream result, versions). An earlier run's
-            files in the stage's folder are reused (finished) or resumed
-            (interrupted) only when its manifest is equal; otherwise the
-            differences are printed and the stage starts afresh. Defaults to `None`.
+            previous stage's epochs.
+        patience: Epochs without improvement before stopping.
+        monitor: Validation value to minimize.
+        manifest: What identifies the stage (JSON-serializable). An earlier
+            run's files are reused (finished) or resumed (interrupted) only when
+            its manifest is equal; otherwise the differences are printed and the
+            stage starts afresh.
         extra_seconds: Seconds of preparation to count as training time (such
-            as computing cached features). Defaults to `0.0`.
-        callbacks: More callbacks, run after the stage's own (which write the
-            epoch's backup first). Defaults to `None`.
-        verbose: `model.fit` verbosity: 0 silent, 1 a progress bar, 2 one line
-            per epoch. Defaults to `2`.
+            as computing cached features).
+        callbacks: More callbacks, run after the stage's own.
+        verbose: `model.fit` verbosity: 0 silent, 1 a progress bar, 2 one line per epoch.
 
     Returns:
         A `StageResult`. The model holds the best epoch's weights.
