@@ -64,7 +64,7 @@ class StudyConfig:
         fine_tune_at: Base layers below this index (of 154 in MobileNetV2) stay frozen while fine-tuning.
         augmentation_strength: Scales the augmentation's ranges (see `models.build_augmentation`).
         dropout: Dropout rate before the transfer model's logit.
-        patience: Early-stopping patience of the head, of fine-tuning and of the sweep's points, in epochs.
+        patience: Early-stopping patience of the head and of fine-tuning (the study's and the sweep's), in epochs.
         output_dir: Folder for checkpoints, figures and results.
     """
 
