@@ -1,7 +1,7 @@
 """Decoding each split once into a cache, in memory or in files that a killed run cannot leave half-written.
 
-A file cache's name carries a key of the split's exact content and of the
-decoder's version, so a changed folder or a new decoder never reuses a stale cache.
+A file cache's name holds a key of the split's exact content, the image size and the decoder's version,
+so a changed folder or a new decoder never reuses a stale cache.
 """
 
 from __future__ import annotations
@@ -21,18 +21,6 @@ from catsdogs_helpers.photos import SPLIT_NAMES, SkippedFile
 from catsdogs_helpers.runtime import choose_verbosity
 
 
-def cache_file_name(cache_dir: str | os.PathLike | None, split: str, image_size: int, content_key: str) -> str:
-    """Returns "" (memory) or a cache file name unique to the split's content and image size.
-
-    `content_key` names exactly which photos the split holds (see `describe_files`).
-    """
-    if cache_dir is None:
-        return ""
-    Path(cache_dir).mkdir(parents=True, exist_ok=True)
-    key = hashlib.sha256(f"{content_key}|{image_size}|decoder {DECODER_VERSION}".encode()).hexdigest()[:16]
-    return str(Path(cache_dir) / f"{split}-{image_size}px-{key}")
-
-
 def content_key(cache_keys: dict[str, str]) -> str:
     """Returns one digest of every split's content key and the decoder's version."""
     text = "|".join(f"{split}={cache_keys[split]}" for split in SPLIT_NAMES) + f"|decoder {DECODER_VERSION}"
@@ -40,7 +28,7 @@ def content_key(cache_keys: dict[str, str]) -> str:
 
 
 def describe_files(files: list[tuple[str, int]]) -> str:
-    """Returns a key that changes when any file of the list is added, removed or modified."""
+    """Returns a key that changes when any file of the `(path, label)` list is added, removed or modified."""
     digest = hashlib.sha256()
     for path, label in files:
         try:
@@ -50,6 +38,42 @@ def describe_files(files: list[tuple[str, int]]) -> str:
             state = f"{type(error).__name__}"
         digest.update(os.fsencode(os.path.abspath(path)) + f"|{label}|{state}\n".encode())
     return digest.hexdigest()
+
+
+def cache_usable(
+    raw: tf.data.Dataset,
+    split: str,
+    class_names: list[str],
+    image_size: int,
+    cache_dir: str | os.PathLike | None,
+    key: str,
+    verbose: bool,
+) -> tuple[tf.data.Dataset, dict[str, int], list[SkippedFile]]:
+    """Decodes `(image, label, error, path)` elements once into a cache and keeps the usable ones.
+
+    Args:
+        cache_dir: Folder of the file cache, or `None` for memory.
+        key: Names exactly which photos `raw` holds (see `describe_files`).
+
+    Returns:
+        `(dataset, counts, skipped)`: the `(image, label)` pairs without an
+        error, photos per class name, and the files with an error.
+    """
+    cache_path = _cache_file_name(cache_dir, split, image_size, key)
+    if cache_path and not os.path.exists(cache_path + ".index"):  # Its index is renamed into place last.
+        _remove_stale_partial_caches(cache_path)
+        partial = f"{cache_path}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        counts, bad = fill_cache(raw.cache(partial), split, class_names, verbose)
+        for path in sorted(glob.glob(glob.escape(partial) + ".*"), key=lambda path: path.endswith(".index")):
+            os.replace(path, cache_path + path[len(partial) :])
+        dataset = raw.cache(cache_path)
+    else:
+        dataset = raw.cache(cache_path)
+        counts, bad = fill_cache(dataset, split, class_names, verbose)
+    usable = dataset.filter(lambda image, label, error, path: tf.equal(error, "")).map(
+        lambda image, label, error, path: (tf.ensure_shape(image, (image_size, image_size, 3)), label)
+    )
+    return usable.apply(tf.data.experimental.assert_cardinality(sum(counts.values()))), counts, bad
 
 
 def fill_cache(
@@ -75,37 +99,17 @@ def fill_cache(
     return {name: int(count) for name, count in zip(class_names, counts)}, bad
 
 
-def cache_usable(
-    raw: tf.data.Dataset, split: str, class_names: list[str], image_size: int, cache_path: str, verbose: bool
-) -> tuple[tf.data.Dataset, dict[str, int], list[SkippedFile]]:
-    """Caches decoded photos, fills the cache, and keeps the usable `(image, label)` pairs.
-
-    A file cache is written under a temporary name and renamed once complete.
-    """
-    if cache_path and not _cache_complete(cache_path):
-        _remove_stale_partial_caches(cache_path)
-        partial = f"{cache_path}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        counts, bad = fill_cache(raw.cache(partial), split, class_names, verbose)
-        # The data shards first, the index last: a cache counts as complete once its index exists.
-        for path in sorted(glob.glob(glob.escape(partial) + ".*"), key=lambda path: path.endswith(".index")):
-            os.replace(path, cache_path + path[len(partial) :])
-        dataset = raw.cache(cache_path)
-    else:
-        dataset = raw.cache(cache_path)
-        counts, bad = fill_cache(dataset, split, class_names, verbose)
-    usable = dataset.filter(lambda image, label, error, path: tf.equal(error, "")).map(
-        lambda image, label, error, path: (tf.ensure_shape(image, (image_size, image_size, 3)), label)
-    )
-    return usable.apply(tf.data.experimental.assert_cardinality(sum(counts.values()))), counts, bad
-
-
-def _cache_complete(cache_path: str) -> bool:
-    """Whether a file cache was completely written (its index is renamed into place last)."""
-    return os.path.exists(cache_path + ".index")
+def _cache_file_name(cache_dir: str | os.PathLike | None, split: str, image_size: int, key: str) -> str:
+    """Returns "" (memory) or a cache file name unique to the split's content and image size."""
+    if cache_dir is None:
+        return ""
+    Path(cache_dir).mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256(f"{key}|{image_size}|decoder {DECODER_VERSION}".encode()).hexdigest()[:16]
+    return str(Path(cache_dir) / f"{split}-{image_size}px-{digest}")
 
 
 def _remove_stale_partial_caches(cache_path: str) -> None:
-    """Removes temporary cache files this module wrote in runs that were killed (their process is gone)."""
+    """Removes the temporary cache files of killed runs (their process is gone) and of this process."""
     for path in glob.glob(glob.escape(cache_path) + ".partial-*"):
         pid = path[len(cache_path) + len(".partial-") :].split("-", 1)[0]
         if pid.isdigit() and (int(pid) == os.getpid() or not _process_alive(int(pid))):

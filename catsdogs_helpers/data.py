@@ -1,14 +1,13 @@
-"""Train/validation/test `tf.data` pipelines from TensorFlow Datasets or a folder of photos.
+"""Train/validation/test `tf.data` pipelines of raw `uint8` photos, from TensorFlow Datasets or a folder.
 
-decode -> resize -> cache (memory or files) -> shuffle (training split only,
-seeded) -> batch -> prefetch. Images come out as raw `uint8` pixels in
-[0, 255]; scaling and augmentation happen inside the models. Decoding happens
-when the splits are loaded, so bad files are found and named before training.
-Every split must hold usable photos of both classes.
+decode -> resize -> cache -> shuffle (training split only, seeded) -> batch -> prefetch; scaling and
+augmentation happen inside the models. Every photo is decoded when the splits load, so bad files are
+named before training, and every split must hold usable photos of both classes.
 """
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import os
 import sys
@@ -17,13 +16,8 @@ from collections.abc import Callable
 import numpy as np
 import tensorflow as tf
 
-from catsdogs_helpers.caching import cache_file_name, cache_usable, content_key, describe_files
-from catsdogs_helpers.decoding import (
-    UnreadablePhotoError,
-    decode_encoded_photo,
-    decode_photo,
-    printable_path,
-)
+from catsdogs_helpers import caching
+from catsdogs_helpers.decoding import UnreadablePhotoError, decode_encoded_photo, decode_photo, printable_path
 from catsdogs_helpers.errors import InputError
 from catsdogs_helpers.photos import SPLIT_NAMES, SkippedFile, list_photo_folder
 from catsdogs_helpers.tfds_source import TFDS_NAME, load_cats_vs_dogs
@@ -34,23 +28,16 @@ _SHUFFLE_BUFFER = 4096
 
 @dataclasses.dataclass(frozen=True)
 class ImageSplits:
-    """The three splits of a dataset as batched `tf.data` pipelines.
+    """The three splits of a dataset as batched `tf.data` pipelines of `(uint8 images, int32 labels)`.
 
     Attributes:
-        train: Training batches, reshuffled (seeded) every epoch.
-        validation: Validation batches, in a fixed order.
-        test: Test batches, in a fixed order.
-        train_in_order: Training batches in a fixed order, unshuffled (for
-            computing features once).
-        class_names: Class names; label `i` means `class_names[i]`.
+        train: Reshuffled (seeded) every epoch; the other splits keep a fixed order.
+        train_in_order: The training photos in a fixed order (to compute features once).
+        class_names: Label `i` means `class_names[i]`.
         counts: Photos per split and class, e.g. `{"train": {"cat": 1000, ...}}`.
-        skipped: Files that were skipped, with the reason.
         source: `"tfds:cats_vs_dogs"` or the folder's path.
-        content_key: A digest that changes when any split's photos change (for a
-            folder, any file's path, size or modification time; for tfds, the
-            slices and limits) or the decoder does; training stages record it.
-
-    `describe()` and `to_dict()` show paths with `decoding.printable_path`.
+        content_key: A digest that changes when any split's photos (for a folder, a file's path, size or
+            modification time; for tfds, the slices and limits) or the decoder change.
     """
 
     train: tf.data.Dataset
@@ -68,7 +55,7 @@ class ImageSplits:
         return sum(self.counts[split].values())
 
     def to_dict(self) -> dict[str, object]:
-        """Returns source, counts and skipped files as a JSON-serializable dictionary."""
+        """Returns source, class names, counts and skipped files (printable paths) for JSON."""
         return {
             "source": self.source,
             "class_names": list(self.class_names),
@@ -102,62 +89,54 @@ def load_splits(
     tfds_data_dir: str | None = None,
     verbose: bool = True,
 ) -> ImageSplits:
-    """Loads train/validation/test pipelines from TensorFlow Datasets or a folder.
-
-    The settings are those of a `StudyConfig`, which checks them (`config.py`).
+    """Loads train/validation/test pipelines with a `StudyConfig`'s settings, which `config.py` checks.
 
     Args:
-        data: `"tfds"` for `cats_vs_dogs` (its single `train` split is sliced
-            into train/validation/test), or the path of a folder of photos (see
+        data: `"tfds"` for `cats_vs_dogs` (its `train` split sliced, the
+            fractions rounded to whole percents), or a folder of photos (see
             `photos.list_photo_folder`).
-        validation_fraction: Share of photos for validation (rounded to whole
-            percent for tfds).
         max_images_per_split: Keep at most this many photos per split (a stable
             subset), or `None` for all.
         seed: Seed of the training shuffle.
         cache_dir: Folder for file caches, or `None` to cache in memory.
         tfds_data_dir: Where tfds keeps its data; `None` for its default.
 
-    Returns:
-        An `ImageSplits`.
-
     Raises:
-        MissingInputError: (an `InputError` and `FileNotFoundError`) If the
-            folder does not exist or cannot be read.
-        InputError: (a `ValueError`) If the folder's layout is wrong, or a split
-            has no usable photo of a class; the message gives the counts per
-            split and class.
-        DataUnavailableError: (an `InputError` and `RuntimeError`) If TensorFlow
-            Datasets cannot download or prepare `cats_vs_dogs` (see
-            `tfds_source.load_cats_vs_dogs`).
-
-    Example:
-
-    >>> splits = load_splits("data/my_photos", image_size=160)  # doctest: +SKIP
-    >>> print(splits.describe())  # doctest: +SKIP
+        MissingInputError: (a `FileNotFoundError`) If the folder does not exist or cannot be read.
+        InputError: (a `ValueError`) If the folder's layout is wrong, or a split has no usable photo
+            of a class; the message gives the counts per split and class.
+        DataUnavailableError: (a `RuntimeError`) If TensorFlow Datasets cannot download or prepare `cats_vs_dogs`.
     """
     if data == "tfds":
-        raw, class_names, skipped, cache_keys = _read_tfds(
+        source, class_names, skipped, pre_split = f"tfds:{TFDS_NAME}", list(TFDS_CLASS_NAMES), [], None
+        raw, cache_keys = _tfds_splits(
             image_size, validation_fraction, test_fraction, max_images_per_split, tfds_data_dir
         )
-        source, pre_split = f"tfds:{TFDS_NAME}", None
     else:
-        raw, class_names, skipped, cache_keys, pre_split = _read_folder(
-            data, image_size, validation_fraction, test_fraction, max_images_per_split
+        folder = list_photo_folder(data, validation_fraction, test_fraction)
+        source, class_names, skipped, pre_split = (
+            str(data),
+            list(folder.class_names),
+            list(folder.skipped),
+            folder.pre_split,
         )
-        source = str(data)
+        kept = {
+            split: files[:max_images_per_split] if max_images_per_split else files
+            for split, files in folder.files.items()
+        }
+        raw = {split: _photo_files(files, image_size) for split, files in kept.items()}
+        cache_keys = {split: caching.describe_files(files) for split, files in kept.items()}
 
-    cached, counts, bad_files = {}, {}, list(skipped)
+    cached, counts = {}, {}
     for split in SPLIT_NAMES:
-        cache_path = cache_file_name(cache_dir, split, image_size, cache_keys[split])
-        cached[split], counts[split], bad = cache_usable(
-            raw[split], split, class_names, image_size, cache_path, verbose
+        cached[split], counts[split], bad = caching.cache_usable(
+            raw[split], split, class_names, image_size, cache_dir, cache_keys[split], verbose
         )
-        bad_files.extend(bad)
+        skipped.extend(bad)
     fractions = "" if pre_split else f", validation_fraction={validation_fraction}, test_fraction={test_fraction}"
     received = f"data={str(data)!r}{fractions}, max_images_per_split={max_images_per_split}"
-    _check_both_classes_everywhere(counts, bad_files, pre_split, received)
-    _warn_if_most_skipped(sum(sum(per_class.values()) for per_class in counts.values()), bad_files, source)
+    _check_both_classes_everywhere(counts, skipped, pre_split, received)
+    _warn_if_most_skipped(sum(sum(per_class.values()) for per_class in counts.values()), skipped, source)
 
     num_train = sum(counts["train"].values())
     train = cached["train"].shuffle(min(num_train, _SHUFFLE_BUFFER), seed=seed, reshuffle_each_iteration=True)
@@ -168,23 +147,110 @@ def load_splits(
         train_in_order=_batch(cached["train"], batch_size),
         class_names=tuple(class_names),
         counts=counts,
-        skipped=tuple(bad_files),
+        skipped=tuple(skipped),
         source=source,
-        content_key=content_key(cache_keys),
+        content_key=caching.content_key(cache_keys),
     )
     if verbose:
         print(splits.describe())
     return splits
 
 
+def load_labelled_photos(
+    directory: str | os.PathLike,
+    image_size: int = 224,
+    batch_size: int = 32,
+    verbose: bool = True,
+    test_split_only: bool = True,
+) -> tuple[tf.data.Dataset, tuple[str, ...], dict[str, int], tuple[SkippedFile, ...]]:
+    """Loads the photos of a folder laid out for `photos.list_photo_folder`, for evaluation.
+
+    Args:
+        test_split_only: Use only the photos the study never trained on:
+            `test/` of a pre-split folder, or the 10% of a flat folder that
+            `load_splits` puts in its test split by default. `False` uses every
+            photo of a flat folder.
+
+    Returns:
+        `(dataset, class_names, counts, skipped)`: batches of `(images, labels)`
+        in a fixed order, class names, photos per class, skipped files.
+
+    Raises:
+        MissingInputError: (a `FileNotFoundError`) If the folder does not exist or cannot be read.
+        InputError: (a `ValueError`) If the folder's layout is wrong, or it has no usable photo of a
+            class; the message gives the counts.
+    """
+    folder = list_photo_folder(directory)
+    use_test = folder.pre_split or test_split_only
+    files = folder.files["test"] if use_test else [item for split in SPLIT_NAMES for item in folder.files[split]]
+    dataset, counts, bad = caching.cache_usable(
+        _photo_files(files, image_size), "photos", list(folder.class_names), image_size, None, "", verbose
+    )
+    skipped = [*folder.skipped, *bad]
+    _check_both_classes_present(counts, skipped, directory, folder.pre_split, use_test)
+    _warn_if_most_skipped(sum(counts.values()), skipped, str(directory))
+    return _batch(dataset, batch_size), folder.class_names, counts, tuple(skipped)
+
+
+def _batch(dataset: tf.data.Dataset, batch_size: int) -> tf.data.Dataset:
+    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def _decoded(elements: tf.data.Dataset, decode: Callable[[bytes], np.ndarray]) -> tf.data.Dataset:
+    """Maps `(source, label, name)` to `(image, label, error, name)`: `error` is b"" or why `decode(source)` failed."""
+
+    def decode_or_reason(source: bytes) -> tuple[np.ndarray, bytes]:
+        try:
+            return decode(source), b""
+        except UnreadablePhotoError as error:
+            return np.zeros((0, 0, 3), np.uint8), str(error).encode("utf-8", "backslashreplace")
+
+    def load(source: tf.Tensor, label: tf.Tensor, name: tf.Tensor):
+        image, error = tf.numpy_function(decode_or_reason, [source], [tf.uint8, tf.string], stateful=False)
+        image.set_shape((None, None, 3))
+        error.set_shape(())
+        return image, label, error, name
+
+    return elements.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+
+def _photo_files(files: list[tuple[str, int]], image_size: int) -> tf.data.Dataset:
+    """Returns `(image, label, error, path)` elements of `(path, label)` files, decoded by `decode_photo`."""
+    # Bytes, not text: a file name need not be valid UTF-8 (os.fsdecode gives the path back).
+    paths = tf.constant([os.fsencode(path) for path, _ in files], tf.string, shape=(len(files),))
+    labels = np.array([label for _, label in files], dtype=np.int32)
+    elements = tf.data.Dataset.from_tensor_slices((paths, labels, paths))
+    return _decoded(elements, lambda path: decode_photo(os.fsdecode(path), image_size))
+
+
+def _tfds_splits(
+    image_size: int,
+    validation_fraction: float,
+    test_fraction: float,
+    max_images_per_split: int | None,
+    data_dir: str | None,
+) -> tuple[dict[str, tf.data.Dataset], dict[str, str]]:
+    """Returns each split's `(image, label, error, file name)` elements and cache key, from `cats_vs_dogs`."""
+    train_end = round(100 * (1.0 - validation_fraction - test_fraction))
+    validation_end = round(100 * (1.0 - test_fraction))
+    slices = [f"train[:{train_end}%]", f"train[{train_end}%:{validation_end}%]", f"train[{validation_end}%:]"]
+    raw, cache_keys = {}, {}
+    for split, split_slice, dataset in zip(SPLIT_NAMES, slices, load_cats_vs_dogs(slices, data_dir)):
+        if max_images_per_split:
+            dataset = dataset.take(max_images_per_split)
+        elements = dataset.map(lambda item: (item["image"], tf.cast(item["label"], tf.int32), item["image/filename"]))
+        # Decoded by the function that decodes a folder's photos.
+        raw[split] = _decoded(elements, lambda encoded: decode_encoded_photo(encoded, image_size))
+        cache_keys[split] = f"tfds|{TFDS_NAME}|{data_dir}|{split_slice}|{max_images_per_split}"
+    return raw, cache_keys
+
+
 def _warn_if_most_skipped(num_used: int, skipped: list[SkippedFile], source: str) -> None:
     """Says on standard error, whatever the verbosity, when more files were skipped than used, and the main reasons."""
     if len(skipped) <= num_used:
         return
-    reasons: dict[str, int] = {}
-    for item in skipped:
-        reasons[item.reason] = reasons.get(item.reason, 0) + 1
-    common = "; ".join(f"{count} {reason}" for reason, count in sorted(reasons.items(), key=lambda x: -x[1])[:3])
+    reasons = collections.Counter(item.reason for item in skipped).most_common(3)
+    common = "; ".join(f"{count} {reason}" for reason, count in reasons)
     print(f"warning: {len(skipped)} of the {len(skipped) + num_used} files of {printable_path(source)} were skipped "
           f"({common}); only {num_used} photos are used.", file=sys.stderr, flush=True)  # fmt: skip
 
@@ -226,145 +292,22 @@ def _check_both_classes_everywhere(
     )
 
 
-def _batch(dataset: tf.data.Dataset, batch_size: int) -> tf.data.Dataset:
-    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
-
-
-def load_labelled_photos(
-    directory: str | os.PathLike,
-    image_size: int = 224,
-    batch_size: int = 32,
-    verbose: bool = True,
-    test_split_only: bool = True,
-) -> tuple[tf.data.Dataset, tuple[str, ...], dict[str, int], tuple[SkippedFile, ...]]:
-    """Loads the photos of a folder with class sub-folders, for evaluation.
-
-    The folder follows the rules of `photos.list_photo_folder`.
-
-    Args:
-        test_split_only: Use only the photos the study never trained on:
-            `test/` of a pre-split folder, or the 10% the stable hash split puts
-            in the test split of a flat folder (as `load_splits` does with its
-            default fractions). `False` uses every photo of a flat folder.
-
-    Returns:
-        `(dataset, class_names, counts, skipped)`: batches of `(images, labels)`
-        in a fixed order, class names, photos per class, skipped files.
-
-    Raises:
-        MissingInputError: (an `InputError` and `FileNotFoundError`) If the
-            folder does not exist or cannot be read.
-        InputError: (a `ValueError`) If the folder's layout is wrong, or it has
-            no usable photo of a class. The message gives the counts.
-    """
-    folder = list_photo_folder(directory)
-    use_test = folder.pre_split or test_split_only
-    files = folder.files["test"] if use_test else [item for split in SPLIT_NAMES for item in folder.files[split]]
-    dataset, counts, bad = cache_usable(
-        _photo_dataset(files, image_size), "photos", list(folder.class_names), image_size, "", verbose
-    )
-    _check_both_classes_present(counts, [*folder.skipped, *bad], directory, folder.pre_split, use_test)
-    _warn_if_most_skipped(sum(counts.values()), [*folder.skipped, *bad], str(directory))
-    return _batch(dataset, batch_size), folder.class_names, counts, (*folder.skipped, *bad)
-
-
 def _check_both_classes_present(
-    counts: dict[str, int],
-    skipped: list[SkippedFile],
-    directory: str | os.PathLike,
-    pre_split: bool,
-    test_split_only: bool = False,
+    counts: dict[str, int], skipped: list[SkippedFile], directory: str | os.PathLike, pre_split: bool, test_split: bool
 ) -> None:
     """Raises `InputError` if the photos to evaluate have no usable photo of some class."""
     missing = [name for name, count in counts.items() if not count]
-    if missing:
-        where = printable_path(directory)
-        if pre_split:
-            where += " (its test/ folder)"
-        elif test_split_only:
-            where += " (its test split: the 10% of photos a hash of their paths picks; --all uses every photo)"
-        folders = ", ".join(f"{'test/' if pre_split else ''}{name}/" for name in missing)
-        raise InputError(
-            f"Evaluation needs usable photos of both classes, but {where} has no usable photo of "
-            f"{' or '.join(missing)}: usable photos {_counts_text(counts)} ({_skipped_text(skipped)}). An accuracy "
-            f"measured on one class says nothing about the other. Add usable photos of {' and '.join(missing)} "
-            f"to {folders}, or evaluate on a folder that has both classes. Received: data={str(directory)!r}"
-        )
-
-
-def _decode_or_reason(decode: Callable[[], np.ndarray]) -> tuple[np.ndarray, bytes]:
-    """Runs a decoder; returns `(image, b"")`, or an empty image and the reason it could not be used."""
-    try:
-        return decode(), b""
-    except UnreadablePhotoError as error:
-        return np.zeros((0, 0, 3), np.uint8), str(error).encode("utf-8", "backslashreplace")
-
-
-def _decoded(function, argument: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-    """Calls a NumPy decoder from a `tf.data` map; returns `(image, error)` tensors with their shapes set."""
-    image, error = tf.numpy_function(function, [argument], [tf.uint8, tf.string], stateful=False)
-    image.set_shape((None, None, 3))
-    error.set_shape(())
-    return image, error
-
-
-def _photo_dataset(files: list[tuple[str, int]], image_size: int) -> tf.data.Dataset:
-    """Returns `(image, label, error, path)` elements decoded from photo files by `decoding.decode_photo`."""
-
-    def decode(path: bytes) -> tuple[np.ndarray, bytes]:
-        return _decode_or_reason(lambda: decode_photo(os.fsdecode(path), image_size))
-
-    def load(path: tf.Tensor, label: tf.Tensor):
-        image, error = _decoded(decode, path)
-        return image, label, error, path
-
-    # Bytes, not text: a file name need not be valid UTF-8 (os.fsdecode gives the path back).
-    paths = tf.constant([os.fsencode(path) for path, _ in files], tf.string, shape=(len(files),))
-    labels = np.array([label for _, label in files], dtype=np.int32)
-    dataset = tf.data.Dataset.from_tensor_slices((paths, labels))
-    return dataset.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-
-
-def _read_folder(
-    directory: str,
-    image_size: int,
-    validation_fraction: float,
-    test_fraction: float,
-    max_images_per_split: int | None,
-) -> tuple[dict[str, tf.data.Dataset], list[str], list[SkippedFile], dict[str, str], bool]:
-    folder = list_photo_folder(directory, validation_fraction, test_fraction)
-    kept = {
-        split: files[:max_images_per_split] if max_images_per_split else files for split, files in folder.files.items()
-    }
-    raw = {split: _photo_dataset(files, image_size) for split, files in kept.items()}
-    cache_keys = {split: describe_files(files) for split, files in kept.items()}
-    return raw, list(folder.class_names), list(folder.skipped), cache_keys, folder.pre_split
-
-
-def _read_tfds(
-    image_size: int,
-    validation_fraction: float,
-    test_fraction: float,
-    max_images_per_split: int | None,
-    data_dir: str | None,
-) -> tuple[dict[str, tf.data.Dataset], list[str], list[SkippedFile], dict[str, str]]:
-    train_end = round(100 * (1.0 - validation_fraction - test_fraction))
-    validation_end = round(100 * (1.0 - test_fraction))
-    slices = [f"train[:{train_end}%]", f"train[{train_end}%:{validation_end}%]", f"train[{validation_end}%:]"]
-    # Undecoded: the photos are decoded by the same function as a folder's (`decoding.decode_encoded_photo`).
-    datasets = load_cats_vs_dogs(slices, data_dir)
-
-    def decode(encoded: bytes) -> tuple[np.ndarray, bytes]:
-        return _decode_or_reason(lambda: decode_encoded_photo(encoded, image_size))
-
-    def prepare(example: dict[str, tf.Tensor]):
-        image, error = _decoded(decode, example["image"])
-        return image, tf.cast(example["label"], tf.int32), error, example["image/filename"]
-
-    raw, cache_keys = {}, {}
-    for split, split_slice, dataset in zip(SPLIT_NAMES, slices, datasets):
-        if max_images_per_split:
-            dataset = dataset.take(max_images_per_split)
-        raw[split] = dataset.map(prepare, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-        cache_keys[split] = f"tfds|{TFDS_NAME}|{data_dir}|{split_slice}|{max_images_per_split}"
-    return raw, list(TFDS_CLASS_NAMES), [], cache_keys
+    if not missing:
+        return
+    where = printable_path(directory)
+    if pre_split:
+        where += " (its test/ folder)"
+    elif test_split:
+        where += " (its test split: the 10% of photos a hash of their paths picks; --all uses every photo)"
+    folders = ", ".join(f"{'test/' if pre_split else ''}{name}/" for name in missing)
+    raise InputError(
+        f"Evaluation needs usable photos of both classes, but {where} has no usable photo of "
+        f"{' or '.join(missing)}: usable photos {_counts_text(counts)} ({_skipped_text(skipped)}). An accuracy "
+        f"measured on one class says nothing about the other. Add usable photos of {' and '.join(missing)} "
+        f"to {folders}, or evaluate on a folder that has both classes. Received: data={str(directory)!r}"
+    )

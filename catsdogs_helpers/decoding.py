@@ -1,22 +1,9 @@
-"""Decoding any photo to RGB: the formats read, and an honest reason for each file that cannot be.
+"""Decoding any photo to RGB, or an honest reason why a file cannot be used.
 
-Files are only ever opened for reading. File names need not be valid UTF-8:
-a path is a Python string with the non-UTF-8 bytes escaped (`os.fsdecode`);
-`printable_path` shows such a name as `cat\\xff.jpg`.
-
-Which files are photos: every extension a Pillow plugin reads by itself
-(`IMAGE_EXTENSIONS`; not EPS, which needs Ghostscript, nor MPEG), for every
-command. HEIC/HEIF photos need the `pillow-heif` plugin
-(`pip install "catsdogs-helpers[heif]"`); without it they are skipped, saying so.
-
-- `MAX_PIXELS` = 128,000,000 pixels (about 0.5 GB while decoding): a photo with
-  more pixels to decode is skipped as "too large (W×H pixels, limit N)". With a
-  target size a JPEG is reduced while decoded (draft mode: by 2, 4 or 8), so
-  even a 200-megapixel JPEG is read; PNG, BMP or GIF cannot be reduced.
-  `PIL.Image.MAX_IMAGE_PIXELS` is neither used nor changed.
-- 16-bit images are scaled by their bit depth (65535 -> 255), as is a 32-bit
-  integer image (mode "I", clipped to 0-65535); float images (mode "F") are
-  taken as levels 0-255.
+Files are only ever opened for reading. A path may hold bytes that are not
+UTF-8 (`os.fsdecode`); `printable_path` shows them escaped, as `cat\\xff.jpg`.
+Photos are the formats Pillow reads by itself (`IMAGE_EXTENSIONS`); HEIC/HEIF
+photos need the optional `pillow-heif` (`pip install "catsdogs-helpers[heif]"`).
 """
 
 from __future__ import annotations
@@ -61,6 +48,7 @@ def _readable_extensions() -> tuple[str, ...]:
 
 
 IMAGE_EXTENSIONS = _readable_extensions()
+# About 0.5 GB while decoding; `PIL.Image.MAX_IMAGE_PIXELS` is neither used nor changed.
 MAX_PIXELS = 128_000_000
 # Part of the cache keys of data.py: bump it whenever decoding gives other pixels or reasons.
 DECODER_VERSION = 3
@@ -74,10 +62,7 @@ class UnreadablePhotoError(InputError):
 
 
 def printable_path(path: str | bytes | os.PathLike) -> str:
-    """Returns a path as text that can always be printed or written as UTF-8.
-
-    Bytes of a file name that are not valid UTF-8 appear escaped: `cat\\xff.jpg`.
-    """
+    """Returns a path as text that can always be printed or written as UTF-8 (`cat\\xff.jpg`)."""
     return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
@@ -118,11 +103,7 @@ def _open_file(path: str | bytes | os.PathLike) -> BinaryIO:
 
 
 def _open_image(file: BinaryIO) -> Image.Image:
-    """Identifies an image like `Image.open`, without refusing it for its size alone.
-
-    `Image.open` raises `DecompressionBombError` before a JPEG could be opened in
-    draft mode; `decode_photo` applies its own limit to the pixels it will decode.
-    """
+    """Identifies an image like `Image.open`, without its `DecompressionBombError` (`max_pixels` applies)."""
     try:
         return Image.open(file)
     except Image.DecompressionBombError:
@@ -149,7 +130,7 @@ def _decoding_failure(error: Exception) -> str:
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:
-    """Converts any PIL mode to RGB, compositing transparency over white (see the module's notes)."""
+    """Converts any PIL mode to RGB: transparency over white, 16- and 32-bit levels scaled, floats as 0-255."""
     if image.mode == "RGB":
         return image
     if (image.mode == "P" and "transparency" in image.info) or image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
@@ -169,54 +150,29 @@ def _to_rgb(image: Image.Image) -> Image.Image:
 def decode_photo(
     path: str | bytes | os.PathLike, image_size: int | None = None, *, max_pixels: int = MAX_PIXELS
 ) -> np.ndarray:
-    """Reads a photo as an RGB `uint8` array, optionally resized to a square.
-
-    Any format Pillow reads, whatever the extension says (the first frame of an
-    animation); every colour mode becomes RGB (transparency over white); EXIF
-    orientation is applied.
+    """Reads a photo (of any format Pillow reads; an animation's first frame) as RGB, EXIF orientation applied.
 
     Args:
         image_size: Resize to `image_size` x `image_size` pixels, or `None` to
-            keep the photo's size.
-        max_pixels: Skip photos with more pixels than this to decode (after a
+            keep the photo's size. A JPEG is then decoded reduced (by 2, 4 or 8).
+        max_pixels: Refuse photos with more pixels than this to decode (after a
             JPEG's reduction).
 
     Returns:
-        An array of shape `(height, width, 3)` and dtype `uint8`.
+        A `uint8` array of shape `(height, width, 3)`.
 
     Raises:
         UnreadablePhotoError: (an `InputError`, so a `ValueError`) If the file
-            cannot be used; the message is the reason: "file not found",
-            "broken symbolic link (...)", "symbolic link loop", "is a directory",
-            "not a regular file (...)", "permission denied", "empty file", "not
-            an image", what to install for a HEIC/HEIF or AVIF photo, "too large
-            (W×H pixels, limit N)", "unsupported colour mode (...)", "truncated
-            or corrupt (...)" or "cannot be read (...)".
-        InputError: If `image_size` is not `None` or a positive integer.
-
-    Example:
-
-    >>> decode_photo("cat.jpg", image_size=224).shape  # doctest: +SKIP
-    (224, 224, 3)
+            cannot be used; the message is the reason, e.g. "empty file", "not
+            an image", "too large (W×H pixels, limit N)", "truncated or corrupt
+            (...)", "permission denied" or what to install for a HEIC or AVIF photo.
     """
     with _open_file(path) as file:
         return _decode_file(file, image_size, max_pixels)
 
 
 def decode_encoded_photo(data: bytes, image_size: int | None = None, *, max_pixels: int = MAX_PIXELS) -> np.ndarray:
-    """Decodes a photo's encoded bytes (JPEG, PNG, ...) exactly as `decode_photo` decodes a file.
-
-    Used for TensorFlow Datasets' `cats_vs_dogs` loaded without decoding.
-    `image_size` and `max_pixels` are as in `decode_photo`.
-
-    Returns:
-        An array of shape `(height, width, 3)` and dtype `uint8`.
-
-    Raises:
-        UnreadablePhotoError: If the bytes are not a usable photo ("empty file",
-            "not an image", "too large (...)", "truncated or corrupt (...)", ...).
-        InputError: If `image_size` is not `None` or a positive integer.
-    """
+    """Decodes a photo's encoded bytes (JPEG, PNG, ...) exactly as `decode_photo` decodes a file."""
     if not data:
         raise UnreadablePhotoError("empty file")
     return _decode_file(io.BytesIO(data), image_size, max_pixels)

@@ -1,9 +1,4 @@
-"""TensorFlow Datasets' `cats_vs_dogs`, loaded undecoded, failing fast when it cannot be downloaded.
-
-TensorFlow Datasets retries a download for minutes, so the prepared copy is tried
-first (`download=False`); only then is the download host asked, once, with a
-short timeout, and an unreachable host ends the run saying how to get the photos by hand.
-"""
+"""TensorFlow Datasets' `cats_vs_dogs`, loaded undecoded, failing within seconds when it cannot be downloaded."""
 
 from __future__ import annotations
 
@@ -29,19 +24,17 @@ _BY_HAND = (
 
 
 def load_cats_vs_dogs(slices: list[str], data_dir: str | None = None) -> list[tf.data.Dataset]:
-    """Loads slices of `cats_vs_dogs` with undecoded images, preparing it first if needed.
+    """Loads slices of `cats_vs_dogs` (e.g. `"train[:80%]"`), preparing it first if needed.
 
-    Args:
-        slices: tfds split slices, e.g. `["train[:80%]", "train[80%:90%]", "train[90%:]"]`.
-        data_dir: Where tfds keeps its data; `None` for its default.
+    tfds retries a download for minutes, so its prepared copy is tried first, then the download host is
+    asked once (`check_download_host`).
 
     Returns:
         One dataset per slice, of `{"image": encoded bytes, "label": int64, "image/filename": bytes}`.
 
     Raises:
-        DataUnavailableError: (an `InputError` and `RuntimeError`) If the dataset is not prepared and its
-            download host does not answer within `HOST_TIMEOUT_SECONDS`, or TensorFlow Datasets fails to
-            download or prepare it; the message says how to get the photos by hand.
+        DataUnavailableError: (an `InputError` and `RuntimeError`) If tfds cannot download or prepare
+            the dataset; the message says how to get the photos by hand.
     """
     import tensorflow_datasets as tfds
 
@@ -66,11 +59,7 @@ def load_cats_vs_dogs(slices: list[str], data_dir: str | None = None) -> list[tf
 
 
 def check_download_host(host: str = DOWNLOAD_HOST, timeout: float = HOST_TIMEOUT_SECONDS) -> str | None:
-    """Returns why `host` cannot be reached on port 443 within `timeout` seconds, or `None` if it answers.
-
-    The name lookup, which a socket timeout does not bound, runs in a thread that is given up on after
-    `timeout` seconds.
-    """
+    """Returns why `host` cannot be reached on port 443 within `timeout` seconds, or `None` if it answers."""
     outcome: list[str | None] = []
 
     def connect() -> None:
@@ -80,7 +69,7 @@ def check_download_host(host: str = DOWNLOAD_HOST, timeout: float = HOST_TIMEOUT
         except OSError as error:
             outcome.append(f"{host} does not answer ({type(error).__name__}: {error})")
 
-    thread = threading.Thread(target=connect, daemon=True)
+    thread = threading.Thread(target=connect, daemon=True)  # A socket's timeout does not bound the name lookup.
     thread.start()
     thread.join(timeout)
     return outcome[0] if outcome else f"{host} did not answer within {timeout:.0f} s"
