@@ -1,11 +1,8 @@
 """Random rotation, zoom and shift as one affine resampling per photo, in a form XLA can compile.
 
-Keras's `RandomRotation`, `RandomZoom` and `RandomTranslation` each resample the
-image and opt out of XLA (`supports_jit = False`), which makes Keras train the
-whole model without XLA on a GPU. `RandomAffine` composes the three into one
-matrix and resamples once with gathers and arithmetic only (`affine_resample`),
-using only `keras.ops` and `keras.random`, so it also runs on JAX. On TensorFlow
-without a GPU the resampling is XLA-compiled on its own (`_xla_resample_on_cpu`).
+Keras's `RandomRotation`, `RandomZoom` and `RandomTranslation` each resample and opt out of XLA
+(`supports_jit = False`), so Keras trains the whole model without XLA. `RandomAffine` resamples once,
+with `keras.ops` gathers and arithmetic only: XLA compiles it, and any Keras backend runs it.
 """
 
 from __future__ import annotations
@@ -19,23 +16,14 @@ from keras import ops
 
 
 def affine_resample(images, transforms):
-    """Resamples images through affine transforms, bilinearly, with reflected borders.
-
-    Computes what `keras.ops.image.affine_transform(images, transforms,
-    fill_mode="reflect")` computes, with gathers and arithmetic only, so that
-    XLA can compile it. Output pixel `(x, y)` (column, row) takes the input's
-    value at `(a0 * x + a1 * y + a2, b0 * x + b1 * y + b2)`; points outside the
-    image read its mirror image about the border (`d c b a | a b c d | d c b a`).
+    """Computes `keras.ops.image.affine_transform(images, transforms, fill_mode="reflect")` with gathers only.
 
     Args:
-        images: Images of shape `(N, H, W, C)`, floating point; `H`, `W` and
-            `C` must be known when the function is traced.
-        transforms: One transform per image, shape `(N, 8)`: `[a0, a1, a2, b0,
-            b1, b2, c0, c1]` as in `affine_transform`; `c0` and `c1` must be 0
-            (no perspective).
-
-    Returns:
-        The resampled images, with the shape and dtype of `images`.
+        images: Floating-point images of shape `(N, H, W, C)`, with `H`, `W`
+            and `C` known when traced.
+        transforms: Shape `(N, 8)`, `[a0, a1, a2, b0, b1, b2, 0, 0]`: output
+            pixel `(x, y)` (column, row) reads the input at `(a0 * x + a1 * y +
+            a2, b0 * x + b1 * y + b2)`, mirrored about the borders.
     """
     batch_size, height, width = ops.shape(images)[0], images.shape[1], images.shape[2]
     transforms = ops.cast(transforms, "float32")
@@ -64,18 +52,14 @@ def affine_resample(images, transforms):
 
 @functools.cache
 def _xla_resample_on_cpu():
-    """`affine_resample` compiled alone with XLA, on TensorFlow on a machine without a GPU; else `None`.
+    """`affine_resample` XLA-compiled alone, on TensorFlow without a GPU; else `None`.
 
-    Keras XLA-compiles the whole training step only on a GPU, so on a CPU the
-    gathers would run op by op; inside a compiled step the nested function is
-    inlined. With a GPU the plain function is kept: a GPU that XLA does not
-    support (Apple's Metal plug-in) must not be handed a compiled piece.
+    Keras compiles the whole training step only on a GPU (any GPU: Apple's Metal
+    has no XLA, so it gets the plain function).
     """
     if keras.backend.backend() != "tensorflow":
         return None
-    # Keras's TensorFlow backend has imported TensorFlow; this module imports nothing of it, so that it
-    # (and `models`, which imports it) loads where TensorFlow is not installed (tests/test_backends.py).
-    tf = sys.modules["tensorflow"]
+    tf = sys.modules["tensorflow"]  # Imported by Keras; not here, so that this module loads without it.
     if tf.config.list_physical_devices("GPU"):
         return None
     return tf.function(affine_resample, jit_compile=True)
@@ -95,8 +79,7 @@ class RandomAffine(keras.layers.Layer):
 
     Per photo it draws, uniformly, an angle, a zoom and a shift along each axis.
     Output pixel `p` reads the input at `zoom * R(angle) @ (p - center) +
-    center - shift`: a zoom above 1 zooms out. Unlike Keras's layers it leaves
-    `supports_jit` `True` (see the module's docstring).
+    center - shift`: a zoom above 1 zooms out.
 
     Args:
         rotation_factor: Largest angle either way, as a fraction of a full
@@ -104,7 +87,6 @@ class RandomAffine(keras.layers.Layer):
         zoom_factor: Zooms are drawn from `[1 - zoom_factor, 1 + zoom_factor]`.
         translation_factor: Largest shift either way along each axis, as a
             fraction of that side.
-        **kwargs: Keras layer arguments (`name`, `dtype`, ...).
 
     Raises:
         ValueError: If a factor is negative, or `zoom_factor` is 1 or more.
@@ -140,12 +122,9 @@ class RandomAffine(keras.layers.Layer):
         self.generator = keras.random.SeedGenerator(seed)
 
     def get_random_transformation(self, images) -> dict:
-        """Draws one angle, zoom and shift per image, from `images` of shape `(N, H, W, C)`.
+        """Draws per image an `"angle"` (radians, `(N,)`), a `"zoom"` (`(N,)`) and a `"translation"`.
 
-        Returns:
-            A dict of tensors: `"angle"` in radians, shape `(N,)`; `"zoom"`,
-            shape `(N,)`; `"translation"`, shape `(N, 2)`: the shift along x
-            (columns) and y (rows), as fractions of the width and the height.
+        The translation, `(N, 2)`, is the shift along x and y as fractions of the width and the height.
         """
         batch_size = ops.shape(images)[0]
         turn = self.rotation_factor * 2 * math.pi

@@ -10,6 +10,7 @@ import glob
 import hashlib
 import os
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 
 import keras
@@ -43,7 +44,7 @@ def describe_files(files: list[tuple[str, int]]) -> str:
 def cache_usable(
     raw: tf.data.Dataset,
     split: str,
-    class_names: list[str],
+    class_names: Sequence[str],
     image_size: int,
     cache_dir: str | os.PathLike | None,
     key: str,
@@ -77,7 +78,7 @@ def cache_usable(
 
 
 def fill_cache(
-    dataset: tf.data.Dataset, split: str, class_names: list[str], verbose: bool
+    dataset: tf.data.Dataset, split: str, class_names: Sequence[str], verbose: bool
 ) -> tuple[dict[str, int], list[SkippedFile]]:
     """Iterates a split once, which decodes every photo into the cache; counts classes."""
     counts = np.zeros(len(class_names), dtype=np.int64)

@@ -97,9 +97,7 @@ def load_splits(
             `photos.list_photo_folder`).
         max_images_per_split: Keep at most this many photos per split (a stable
             subset), or `None` for all.
-        seed: Seed of the training shuffle.
         cache_dir: Folder for file caches, or `None` to cache in memory.
-        tfds_data_dir: Where tfds keeps its data; `None` for its default.
 
     Raises:
         MissingInputError: (a `FileNotFoundError`) If the folder does not exist or cannot be read.
@@ -108,26 +106,18 @@ def load_splits(
         DataUnavailableError: (a `RuntimeError`) If TensorFlow Datasets cannot download or prepare `cats_vs_dogs`.
     """
     if data == "tfds":
-        source, class_names, skipped, pre_split = f"tfds:{TFDS_NAME}", list(TFDS_CLASS_NAMES), [], None
+        source, class_names, listed_skipped, pre_split = f"tfds:{TFDS_NAME}", TFDS_CLASS_NAMES, (), None
         raw, cache_keys = _tfds_splits(
             image_size, validation_fraction, test_fraction, max_images_per_split, tfds_data_dir
         )
     else:
         folder = list_photo_folder(data, validation_fraction, test_fraction)
-        source, class_names, skipped, pre_split = (
-            str(data),
-            list(folder.class_names),
-            list(folder.skipped),
-            folder.pre_split,
-        )
-        kept = {
-            split: files[:max_images_per_split] if max_images_per_split else files
-            for split, files in folder.files.items()
-        }
+        source, class_names, listed_skipped, pre_split = str(data), folder.class_names, folder.skipped, folder.pre_split
+        kept = {split: files[:max_images_per_split] for split, files in folder.files.items()}  # [:None]: all.
         raw = {split: _photo_files(files, image_size) for split, files in kept.items()}
         cache_keys = {split: caching.describe_files(files) for split, files in kept.items()}
 
-    cached, counts = {}, {}
+    cached, counts, skipped = {}, {}, list(listed_skipped)
     for split in SPLIT_NAMES:
         cached[split], counts[split], bad = caching.cache_usable(
             raw[split], split, class_names, image_size, cache_dir, cache_keys[split], verbose
@@ -145,7 +135,7 @@ def load_splits(
         validation=_batch(cached["validation"], batch_size),
         test=_batch(cached["test"], batch_size),
         train_in_order=_batch(cached["train"], batch_size),
-        class_names=tuple(class_names),
+        class_names=class_names,
         counts=counts,
         skipped=tuple(skipped),
         source=source,
@@ -184,7 +174,7 @@ def load_labelled_photos(
     use_test = folder.pre_split or test_split_only
     files = folder.files["test"] if use_test else [item for split in SPLIT_NAMES for item in folder.files[split]]
     dataset, counts, bad = caching.cache_usable(
-        _photo_files(files, image_size), "photos", list(folder.class_names), image_size, None, "", verbose
+        _photo_files(files, image_size), "photos", folder.class_names, image_size, None, "", verbose
     )
     skipped = [*folder.skipped, *bad]
     _check_both_classes_present(counts, skipped, directory, folder.pre_split, use_test)
