@@ -7,7 +7,6 @@ so a changed folder or a new decoder never reuses a stale cache.
 from __future__ import annotations
 
 import glob
-import hashlib
 import os
 import uuid
 from collections.abc import Sequence
@@ -18,27 +17,27 @@ import numpy as np
 import tensorflow as tf
 
 from catsdogs_helpers.decoding import DECODER_VERSION
-from catsdogs_helpers.photos import SPLIT_NAMES, SkippedFile
+from catsdogs_helpers.digests import hash_json
+from catsdogs_helpers.photos import SkippedFile
 from catsdogs_helpers.runtime import choose_verbosity
 
 
 def content_key(cache_keys: dict[str, str]) -> str:
     """Returns one digest of every split's content key and the decoder's version."""
-    text = "|".join(f"{split}={cache_keys[split]}" for split in SPLIT_NAMES) + f"|decoder {DECODER_VERSION}"
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    return hash_json({"splits": cache_keys, "decoder": DECODER_VERSION})
 
 
 def describe_files(files: list[tuple[str, int]]) -> str:
     """Returns a key that changes when any file of the `(path, label)` list is added, removed or modified."""
-    digest = hashlib.sha256()
-    for path, label in files:
-        try:
-            status = os.stat(path)
-            state = f"{status.st_size}|{status.st_mtime_ns}"
-        except OSError as error:  # A broken link or unreadable file: skipped when decoded, but keyed too.
-            state = f"{type(error).__name__}"
-        digest.update(os.fsencode(os.path.abspath(path)) + f"|{label}|{state}\n".encode())
-    return digest.hexdigest()
+    return hash_json([(os.path.abspath(path), label, _file_state(path)) for path, label in files])
+
+
+def _file_state(path: str) -> object:
+    try:
+        status = os.stat(path)
+    except OSError as error:  # A broken link or unreadable file: skipped when decoded, but keyed too.
+        return type(error).__name__
+    return [status.st_size, status.st_mtime_ns]
 
 
 def cache_usable(
@@ -105,8 +104,7 @@ def _cache_file_name(cache_dir: str | os.PathLike | None, split: str, image_size
     if cache_dir is None:
         return ""
     Path(cache_dir).mkdir(parents=True, exist_ok=True)
-    digest = hashlib.sha256(f"{key}|{image_size}|decoder {DECODER_VERSION}".encode()).hexdigest()[:16]
-    return str(Path(cache_dir) / f"{split}-{image_size}px-{digest}")
+    return str(Path(cache_dir) / f"{split}-{image_size}px-{hash_json([key, image_size, DECODER_VERSION])}")
 
 
 def _remove_stale_partial_caches(cache_path: str) -> None:

@@ -33,7 +33,6 @@ class ImageSplits:
     Attributes:
         train: Reshuffled (seeded) every epoch; the other splits keep a fixed order.
         train_in_order: The training photos in a fixed order (to compute features once).
-        class_names: Label `i` means `class_names[i]`.
         counts: Photos per split and class, e.g. `{"train": {"cat": 1000, ...}}`.
         source: `"tfds:cats_vs_dogs"` or the folder's path.
         content_key: A digest that changes when any split's photos (for a folder, a file's path, size or
@@ -156,19 +155,16 @@ def load_labelled_photos(
     """Loads the photos of a folder laid out for `photos.list_photo_folder`, for evaluation.
 
     Args:
-        test_split_only: Use only the photos the study never trained on:
-            `test/` of a pre-split folder, or the 10% of a flat folder that
-            `load_splits` puts in its test split by default. `False` uses every
-            photo of a flat folder.
+        test_split_only: Use only the photos a study never trained on: `test/`
+            of a pre-split folder, or the 10% of a flat folder that `load_splits`
+            puts in its test split by default; `False`: every photo of a flat folder.
 
     Returns:
         `(dataset, class_names, counts, skipped)`: batches of `(images, labels)`
         in a fixed order, class names, photos per class, skipped files.
 
     Raises:
-        MissingInputError: (a `FileNotFoundError`) If the folder does not exist or cannot be read.
-        InputError: (a `ValueError`) If the folder's layout is wrong, or it has no usable photo of a
-            class; the message gives the counts.
+        InputError: As `load_splits`, or if the photos lack a class; the message gives the counts.
     """
     folder = list_photo_folder(directory)
     use_test = folder.pre_split or test_split_only

@@ -27,10 +27,9 @@ class PhotoFolder:
     """The photos of a folder, assigned to splits.
 
     Attributes:
-        class_names: Class names, sorted; a photo's label is its index here.
+        class_names: Sorted; a photo's label is its index here.
         files: For each split, `(path, label)` pairs in a stable pseudo-random order.
-        skipped: Files that are not photos (by their extension), folders that
-            cannot be listed and links to folders, which are not followed.
+        skipped: Files that are not photos (by extension), folders that cannot be listed, links to folders.
         pre_split: Whether the folder came with `train/`, `validation/`, `test/`.
     """
 
