@@ -45,9 +45,9 @@ def cache_usable(
     split: str,
     class_names: Sequence[str],
     image_size: int,
-    cache_dir: str | os.PathLike | None,
-    key: str,
     verbose: bool,
+    cache_dir: str | os.PathLike | None = None,
+    key: str = "",
 ) -> tuple[tf.data.Dataset, dict[str, int], list[SkippedFile]]:
     """Decodes `(image, label, error, path)` elements once into a cache and keeps the usable ones.
 

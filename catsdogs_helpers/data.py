@@ -119,7 +119,7 @@ def load_splits(
     cached, counts, skipped = {}, {}, list(listed_skipped)
     for split in SPLIT_NAMES:
         cached[split], counts[split], bad = caching.cache_usable(
-            raw[split], split, class_names, image_size, cache_dir, cache_keys[split], verbose
+            raw[split], split, class_names, image_size, verbose, cache_dir, cache_keys[split]
         )
         skipped.extend(bad)
     fractions = "" if pre_split else f", validation_fraction={validation_fraction}, test_fraction={test_fraction}"
@@ -169,9 +169,8 @@ def load_labelled_photos(
     folder = list_photo_folder(directory)
     use_test = folder.pre_split or test_split_only
     files = folder.files["test"] if use_test else [item for split in SPLIT_NAMES for item in folder.files[split]]
-    dataset, counts, bad = caching.cache_usable(
-        _photo_files(files, image_size), "photos", folder.class_names, image_size, None, "", verbose
-    )
+    raw = _photo_files(files, image_size)
+    dataset, counts, bad = caching.cache_usable(raw, "photos", folder.class_names, image_size, verbose)
     skipped = [*folder.skipped, *bad]
     _check_both_classes_present(counts, skipped, directory, folder.pre_split, use_test)
     _warn_if_most_skipped(sum(counts.values()), skipped, str(directory))
