@@ -38,7 +38,7 @@ class ModelContract(keras.layers.Layer):
 
 @dataclasses.dataclass(frozen=True)
 class Contract:
-    """A model's contract: two distinct class names, the side of its square RGB input, and `"logit"` (class 1 above 0)."""
+    """A model's contract: two distinct class names, its square RGB input's side, and `"logit"` (class 1 above 0)."""
 
     class_names: tuple[str, ...]
     image_size: int
@@ -48,9 +48,7 @@ class Contract:
     def checked(cls, saved: object, image_size: int, source: str) -> Contract:
         """Returns the contract saved as `{"class_names": [...], "image_size": ..., ...}`, checked.
 
-        Args:
-            image_size: The model's real input size.
-            source: How to name the model in messages.
+        `image_size` is the model's real input size; `source` names the model in messages.
 
         Raises:
             InputError: If the class names are not two distinct non-empty names, or the

@@ -73,15 +73,13 @@ def train_head_on_features(
         train_in_order: Training batches in a fixed order (the features are shuffled with `seed`).
         batch_size: Feature vectors per batch (all replicas together).
     """
-    strategy = model.distribute_strategy
-    with strategy.scope():
+    with model.distribute_strategy.scope():
         head = build_compiled_head(model)
+        extractor = build_feature_extractor(model)
         finished = load_finished_stage(head, name, output_dir, manifest, verbose)
     if finished is not None:
         return finished
     start = time.perf_counter()
-    with strategy.scope():
-        extractor = build_feature_extractor(model)
     if verbose:
         print(f"[{name}] computing the frozen base's features once per split...")
     train_features, train_labels = extract_features(extractor, train_in_order, verbose)

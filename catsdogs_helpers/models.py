@@ -23,15 +23,12 @@ AUGMENTATION_NAME = "augmentation"
 
 
 def build_augmentation(seed: int | None = None, strength: float = 1.0) -> keras.Sequential:
-    """Builds the augmentation of both models: flips, rotation, zoom, shift and contrast, in training only.
+    """Builds the augmentation of both models, from images `(N, H, W, 3)` in [0, 255] to the same, in training only.
 
     Args:
         seed: Seed of the first layer (layer `i` gets `seed + i`), or `None` for unseeded draws.
         strength: Scales every range but the flip's; at 1, rotation up to 0.08 of a turn, zoom up to
             20%, shift up to 10% of each side, contrast in [0.8, 1.2].
-
-    Returns:
-        A `keras.Sequential` from images `(N, H, W, 3)` in [0, 255] to the same.
     """
     seeds = [None if seed is None else seed + index for index in range(3)]
     rotation, zoom, shift, contrast = 0.08 * strength, 0.2 * strength, 0.1 * strength, 0.2 * strength
@@ -64,7 +61,6 @@ def build_scratch_cnn(
     """Builds the uncompiled CNN trained from scratch, named `"scratch_cnn"`.
 
     Args:
-        image_size: Side of the input images, in pixels.
         working_size: Side the images are resized to inside the model (bilinear, without
             antialiasing, which would keep XLA off on a GPU).
         widths: Filters of the stride-2 stem and of each following stage.
@@ -152,7 +148,7 @@ def unfreeze_base(model: keras.Model, fine_tune_at: int = 100, freeze_batch_norm
         freeze_batch_norm: Keep BatchNormalization layers (scale and offset too) frozen.
 
     Returns:
-        The number of base layers with weights that are now trainable.
+        How many base layers with weights now train.
 
     Raises:
         InputError: If `fine_tune_at` is not a layer index of the base.
@@ -177,15 +173,12 @@ def compile_model(
     decay_steps: int | None = None,
     weight_decay: float | None = None,
 ) -> keras.Model:
-    """Compiles a one-logit model with a loss and the metrics `"accuracy"` (threshold 0) and `"auc"` for logits.
+    """Compiles a one-logit model, and returns it, with a loss and metrics (`"accuracy"`, `"auc"`) for logits.
 
     Args:
         optimizer: `"adam"` or `"rmsprop"`.
         decay_steps: If set, the learning rate decays along a cosine to zero over this many steps.
         weight_decay: Decoupled weight decay, as AdamW's, or `None` or `0` for none.
-
-    Returns:
-        The same model, compiled.
     """
     optimizers = {"adam": keras.optimizers.Adam, "rmsprop": keras.optimizers.RMSprop}
     if optimizer not in optimizers:
