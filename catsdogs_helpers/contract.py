@@ -1,11 +1,8 @@
-"""What a saved model promises its users: its class names, its input size, and that it outputs one logit.
+"""What a saved model promises: its class names (in label order), its input size, one logit out.
 
-Labels come from sorted folder names, so class 0 need not be "cat". The study
-saves every model with a last, identity layer, `ModelContract`, whose
-configuration holds the class names; it travels inside the `.keras` file and
-loads in safe mode. `read_contract` gives it back and refuses a model without
-one or a contract that does not fit the model. An exported artifact carries
-the same contract as JSON (see `export.py`); `Contract.checked` validates both.
+The study saves each model with a last, identity `ModelContract` layer whose configuration holds the
+class names, so they travel inside the `.keras` file; an exported artifact carries the same contract as
+JSON (see `export.py`). `Contract.checked` validates both.
 """
 
 from __future__ import annotations
@@ -23,12 +20,7 @@ OUTPUT_KIND = "logit"
 
 @keras.saving.register_keras_serializable(package="catsdogs")
 class ModelContract(keras.layers.Layer):
-    """An identity layer that carries a model's class names in its configuration.
-
-    Args:
-        class_names: Names of class 0 and class 1, in label order.
-        **kwargs: Keras layer arguments (`name`, ...).
-    """
+    """An identity layer that carries a model's class names (class 0's, then class 1's) in its configuration."""
 
     def __init__(self, class_names: Sequence[str], **kwargs) -> None:
         super().__init__(**kwargs)
@@ -46,13 +38,7 @@ class ModelContract(keras.layers.Layer):
 
 @dataclasses.dataclass(frozen=True)
 class Contract:
-    """A model's contract, as read from it.
-
-    Attributes:
-        class_names: Names of class 0 and class 1: two distinct names.
-        image_size: Side of the square RGB input, in pixels.
-        output_kind: Always `"logit"`: one logit per photo, class 1 above 0.
-    """
+    """A model's contract: two distinct class names, its square RGB input's side, and `"logit"` (class 1 above 0)."""
 
     class_names: tuple[str, ...]
     image_size: int
@@ -62,7 +48,7 @@ class Contract:
     def checked(cls, saved: object, image_size: int, source: str) -> Contract:
         """Returns the contract saved as `{"class_names": [...], "image_size": ..., ...}`, checked.
 
-        `image_size` is the input size the model actually has; `source` names it in messages.
+        `image_size` is the model's real input size; `source` names the model in messages.
 
         Raises:
             InputError: If the class names are not two distinct non-empty names, or the
@@ -87,56 +73,49 @@ class Contract:
 
 
 def attach_contract(model: keras.Model, class_names: Sequence[str]) -> keras.Model:
-    """Returns the model with a `ModelContract` as its last layer (sharing all weights), ready to save.
-
-    A model that already ends in a contract gets a new one in its place.
+    """Returns the model (sharing its weights) ending in a `ModelContract`, in place of any it had; ready to save.
 
     Raises:
         ValueError: If `class_names` does not hold two distinct names.
     """
     if len(class_names) != 2 or len(set(class_names)) != 2:
         raise ValueError(f"A contract needs two distinct class names. Received: class_names={class_names!r}")
-    logit = model.get_layer(CONTRACT_NAME).input if _has_contract(model) else model.output
+    logit = model.get_layer(CONTRACT_NAME).input if _find_contract(model) is not None else model.output
     # float32 whatever the global policy: under mixed precision an identity layer would otherwise cast the
     # float32 logit down to float16.
     outputs = ModelContract(class_names, name=CONTRACT_NAME, dtype="float32")(logit)
     return keras.Model(model.inputs, outputs, name=model.name)
 
 
-def _has_contract(model: keras.Model) -> bool:
-    return any(isinstance(layer, ModelContract) for layer in model.layers)
+def _find_contract(model: keras.Model) -> ModelContract | None:
+    return next((layer for layer in model.layers if isinstance(layer, ModelContract)), None)
 
 
 def read_contract(model: keras.Model, source: str = "model") -> Contract:
-    """Reads a model's contract, and checks that the model fits the study's.
+    """Reads a model's contract, and checks that the model takes square RGB photos and outputs one logit.
 
     Args:
         source: How to name the model in messages (its path).
 
     Raises:
-        InputError: If the model does not take square RGB images, does not have
-            one output of one value, or carries no valid contract.
+        InputError: If the model does not fit the study or carries no valid contract.
     """
-    shapes = [tuple(shape) for shape in _shapes(model.inputs)]
+    shapes = [tuple(tensor.shape) for tensor in model.inputs]
     if len(shapes) != 1 or len(shapes[0]) != 4 or shapes[0][1] != shapes[0][2] or shapes[0][3] != 3:
         raise InputError(
             f"{source} does not take square RGB photos (one input of shape (batch, size, size, 3)), so it is not "
             f"a model of this study. Received: input shapes {shapes}"
         )
-    outputs = [tuple(shape) for shape in _shapes(model.outputs)]
+    outputs = [tuple(tensor.shape) for tensor in model.outputs]
     if outputs != [(None, 1)]:
         raise InputError(
             f"{source} does not output one logit per photo (shape (batch, 1)), so it is not a model of this study: "
             f"its answers would be misread. Received: output shapes {outputs}"
         )
-    contract = next((layer for layer in model.layers if isinstance(layer, ModelContract)), None)
+    contract = _find_contract(model)
     if contract is None:
         raise InputError(
             f"{source} carries no contract (its class names), so it was not saved by this version of the study: "
             f"train it again with this version (catsdogs run, or the notebook). Received: model={source!r}"
         )
     return Contract.checked({"class_names": contract.class_names}, int(shapes[0][1]), source)
-
-
-def _shapes(tensors) -> list:
-    return [tensor.shape for tensor in tensors]

@@ -1,8 +1,7 @@
-"""The cached-feature path: a frozen base's features computed once, and the head trained on them.
+"""The cached-feature path: a frozen base's features computed once per split, and the head trained on them.
 
-The model is cut at its pooling layer; the base runs over each split once
-(`extract_features`) and only the head, which shares its layers with the full
-model, trains on the results. The price: no augmentation, since the features are fixed.
+The head shares its layers with the full model, so training it trains the model. The price: no
+augmentation, since the features are fixed.
 """
 
 from __future__ import annotations
@@ -33,11 +32,7 @@ def build_head(model: keras.Model) -> keras.Model:
 
 
 def build_compiled_head(model: keras.Model) -> keras.Model:
-    """Returns `build_head(model)`, compiled anew as `model` is (optimizer, learning rate or schedule, loss, metrics).
-
-    Raises:
-        ValueError: If the model is not compiled.
-    """
+    """Returns `build_head(model)` compiled anew as `model` is; a `ValueError` if `model` is not compiled."""
     if not getattr(model, "compiled", False):
         raise ValueError(f"Compile the model before training its head: the head is compiled as it is. Received: "
                          f"model={model.name!r}, not compiled")  # fmt: skip
@@ -49,11 +44,7 @@ def build_compiled_head(model: keras.Model) -> keras.Model:
 def extract_features(
     extractor: keras.Model, dataset: tf.data.Dataset, verbose: int = 0
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Runs a feature extractor once over batches of `(images, labels)` in a fixed order, without augmentation.
-
-    Returns:
-        `(features, labels)` as float32 and int32 NumPy arrays.
-    """
+    """Runs a feature extractor over batches of `(images, labels)`; returns float32 features and int32 labels."""
     features = extractor.predict(dataset.map(lambda images, labels: images), verbose=verbose)
     labels = np.concatenate([labels for _, labels in dataset.as_numpy_iterator()])
     return features.astype(np.float32), labels.astype(np.int32)
@@ -73,45 +64,30 @@ def train_head_on_features(
     manifest: dict[str, object] | None = None,
     verbose: int = 2,
 ) -> StageResult:
-    """Trains a frozen-base model's head on features computed once (the fast path); the model is then ready.
+    """Trains a compiled frozen-base model's head on features computed once, as `train_stage` trains a stage.
 
-    The head is compiled as the model is (see `build_compiled_head`) and built
-    under the model's distribution strategy, so it trains on the same replicas.
+    The head trains on the model's replicas. The `StageResult`'s `train_seconds` include computing the features.
 
     Args:
-        model: A compiled model from `build_transfer_model`, or one with the
-            same layer names (`"pool"`, `"head_dropout"`, `"logit"`).
-        train_in_order: Training batches in a fixed order.
-        epochs: Maximum epochs.
+        model: A compiled model with layers named `"pool"`, `"head_dropout"` and `"logit"`.
+        train_in_order: Training batches in a fixed order (the features are shuffled with `seed`).
         batch_size: Feature vectors per batch (all replicas together).
-        seed: Seed of the shuffle.
-        manifest: See `train_stage`.
-        verbose: See `train_stage`.
-
-    Returns:
-        A `StageResult` whose `train_seconds` include computing the features.
-
-    Raises:
-        ValueError: If the model is not compiled.
     """
-    strategy = model.distribute_strategy
-    with strategy.scope():
+    with model.distribute_strategy.scope():
         head = build_compiled_head(model)
+        extractor = build_feature_extractor(model)
         finished = load_finished_stage(head, name, output_dir, manifest, verbose)
     if finished is not None:
         return finished
     start = time.perf_counter()
-    with strategy.scope():
-        extractor = build_feature_extractor(model)
     if verbose:
         print(f"[{name}] computing the frozen base's features once per split...")
     train_features, train_labels = extract_features(extractor, train_in_order, verbose)
     validation_features, validation_labels = extract_features(extractor, validation_data, verbose)
     extraction_seconds = time.perf_counter() - start
     if verbose:
-        print(
-            f"[{name}] features for {len(train_labels) + len(validation_labels)} photos in {extraction_seconds:.1f} s."
-        )
+        num_photos = len(train_labels) + len(validation_labels)
+        print(f"[{name}] features for {num_photos} photos in {extraction_seconds:.1f} s.")
     train = (
         tf.data.Dataset.from_tensor_slices((train_features, train_labels))
         .shuffle(len(train_labels), seed=seed, reshuffle_each_iteration=True)

@@ -1,9 +1,4 @@
-"""The two models of the study, their shared augmentation, fine-tuning and compilation.
-
-Both models take raw pixels in [0, 255] and do their own scaling, so a saved
-model classifies photos as they come. Both end in a single logit (no sigmoid):
-the loss and metrics are told so in `compile_model`.
-"""
+"""The study's two models (raw pixels in, one logit out), their augmentation, fine-tuning, compilation and loading."""
 
 from __future__ import annotations
 
@@ -16,10 +11,9 @@ from keras import layers
 
 from catsdogs_helpers import contract  # noqa: F401 (registers ModelContract, so saved models load)
 from catsdogs_helpers.affine import RandomAffine
-from catsdogs_helpers.config import IMAGENET_IMAGE_SIZES
+from catsdogs_helpers.digests import describe_architecture as describe_architecture  # Re-exported.
+from catsdogs_helpers.digests import describe_compilation as describe_compilation  # Re-exported.
 from catsdogs_helpers.errors import InputError, MissingInputError
-from catsdogs_helpers.model_digests import describe_architecture as describe_architecture  # Re-exported.
-from catsdogs_helpers.model_digests import describe_compilation as describe_compilation  # Re-exported.
 
 BASE_NAME = "mobilenet_v2_base"
 POOL_NAME = "pool"
@@ -29,23 +23,13 @@ AUGMENTATION_NAME = "augmentation"
 
 
 def build_augmentation(seed: int | None = None, strength: float = 1.0) -> keras.Sequential:
-    """Builds the random augmentation shared by both models; active only in training.
-
-    Horizontal flips, then one `RandomAffine` (rotation up to 0.08 of a turn,
-    zoom up to 20%, shift up to 10% of each side), then contrast in [0.8, 1.2].
-    Layer `i` is seeded `seed + i`, so the layers draw independent numbers.
+    """Builds the augmentation of both models, from images `(N, H, W, 3)` in [0, 255] to the same, in training only.
 
     Args:
-        seed: Seed of the first layer, or `None` for unseeded transforms.
-        strength: Scales every range (not the flip): `0.5` halves them, `0`
-            leaves only the flip.
-
-    Returns:
-        A `keras.Sequential` named `"augmentation"` that takes and returns
-        images of shape `(N, H, W, 3)` with pixel values in [0, 255].
+        seed: Seed of the first layer (layer `i` gets `seed + i`), or `None` for unseeded draws.
+        strength: Scales every range but the flip's; at 1, rotation up to 0.08 of a turn, zoom up to
+            20%, shift up to 10% of each side, contrast in [0.8, 1.2].
     """
-    if not 0.0 <= strength <= 4.0:
-        raise InputError(f"strength must be between 0 and 4. Received: strength={strength}")
     seeds = [None if seed is None else seed + index for index in range(3)]
     rotation, zoom, shift, contrast = 0.08 * strength, 0.2 * strength, 0.1 * strength, 0.2 * strength
     return keras.Sequential(
@@ -74,27 +58,13 @@ def build_scratch_cnn(
     dropout: float = 0.3,
     augmentation: keras.Layer | None = None,
 ) -> keras.Model:
-    """Builds the CNN trained from scratch.
-
-    A stride-2 stem and max pooling, then one convolution (with batch
-    normalization) and one pooling per stage, global average pooling, dropout
-    and one logit. The input is first resized to `working_size` with plain
-    bilinear interpolation (antialiasing would keep XLA off on a GPU).
+    """Builds the uncompiled CNN trained from scratch, named `"scratch_cnn"`.
 
     Args:
-        image_size: Side of the input images, in pixels.
-        working_size: Side the images are resized to inside the model, in pixels.
-        widths: Filters of the stem and of each stage.
-        augmentation: Applied after resizing (training only), or `None`.
-
-    Returns:
-        An uncompiled `keras.Model` named `"scratch_cnn"`: raw pixels in, one logit out.
-
-    Example:
-
-    >>> model = build_scratch_cnn(image_size=160)
-    >>> model.output_shape
-    (None, 1)
+        working_size: Side the images are resized to inside the model (bilinear, without
+            antialiasing, which would keep XLA off on a GPU).
+        widths: Filters of the stride-2 stem and of each following stage.
+        augmentation: Applied after resizing, or `None`.
     """
     inputs = keras.Input((image_size, image_size, 3), name="image")
     x = inputs
@@ -116,41 +86,19 @@ def build_scratch_cnn(
 
 
 def build_mobilenet_base(image_size: int = 224, weights: str | None = "imagenet", alpha: float = 1.0) -> keras.Model:
-    """Builds MobileNetV2 without its classifier, with checked weights.
+    """Builds MobileNetV2 without its classifier.
 
     Args:
-        image_size: Side of the input images, in pixels.
-        weights: `"imagenet"` (downloaded by Keras), the path of a local no-top
-            `.h5` file (any input size), or `None` for random weights.
-        alpha: Width multiplier; must match the weights file.
-
-    Returns:
-        The base model, named `"mobilenet_v2_base"`.
+        weights: `"imagenet"` (downloaded by Keras), the path of a local no-top `.h5` file of
+            this `alpha`, or `None` for random weights. `config` and `preflight` check them first.
 
     Raises:
-        InputError: If `weights="imagenet"` and Keras has no ImageNet weights
-            for `image_size`, or a weights file does not fit the model.
-        MissingInputError: If a weights file does not exist.
+        InputError: If the weights file does not fit the model.
         RuntimeError: If the ImageNet weights cannot be downloaded.
     """
-    if weights == "imagenet" and image_size not in IMAGENET_IMAGE_SIZES:
-        raise InputError(
-            f"Keras has ImageNet weights for MobileNetV2 only at image sizes {IMAGENET_IMAGE_SIZES}; "
-            f"at other sizes it would silently load another size's weights. Use one of those sizes, "
-            f"or pass a local weights file. Received: image_size={image_size}"
-        )
-    if weights not in (None, "imagenet") and not os.path.isfile(weights):
-        raise MissingInputError(
-            f"The weights file does not exist: {weights}. Pass the path of a MobileNetV2 no-top .h5 "
-            f'file, or "imagenet" to download them. Received: weights={weights!r}'
-        )
     try:
         return keras.applications.MobileNetV2(
-            input_shape=(image_size, image_size, 3),
-            include_top=False,
-            weights=weights,
-            alpha=alpha,
-            name=BASE_NAME,
+            input_shape=(image_size, image_size, 3), include_top=False, weights=weights, alpha=alpha, name=BASE_NAME
         )
     except Exception as error:
         if weights == "imagenet":
@@ -176,28 +124,16 @@ def build_transfer_model(
     dropout: float = 0.2,
     augmentation: keras.Layer | None = None,
 ) -> keras.Model:
-    """Builds a frozen ImageNet MobileNetV2 with a new one-logit head.
+    """Builds the uncompiled `"transfer"` model: a frozen MobileNetV2 (see `build_mobilenet_base`) and a new head.
 
-    Layers: augmentation (training only) -> a `Rescaling` to [-1, 1] (what
-    `preprocess_input` computes) -> the frozen base, called with
-    `training=False` so its BatchNormalization layers keep the ImageNet
-    statistics, also when fine-tuned -> global average pooling -> dropout ->
-    one logit.
-
-    Args:
-        image_size: Side of the input images, in pixels.
-        weights: See `build_mobilenet_base`.
-        alpha: MobileNetV2 width multiplier.
-        augmentation: Applied first (training only), or `None`.
-
-    Returns:
-        An uncompiled `keras.Model` named `"transfer"`: raw pixels in, one logit out.
+    The base is called with `training=False`, so its BatchNormalization layers keep the ImageNet
+    statistics, also once fine-tuned. `augmentation` (or `None`) comes first.
     """
     base = build_mobilenet_base(image_size, weights, alpha)
     base.trainable = False
     inputs = keras.Input((image_size, image_size, 3), name="image")
     x = augmentation(inputs) if augmentation is not None else inputs
-    x = layers.Rescaling(1.0 / 127.5, offset=-1.0, name="preprocess_input")(x)
+    x = layers.Rescaling(1.0 / 127.5, offset=-1.0, name="preprocess_input")(x)  # MobileNetV2's preprocess_input.
     x = base(x, training=False)
     x = layers.GlobalAveragePooling2D(name=POOL_NAME)(x)
     x = layers.Dropout(dropout, name=HEAD_DROPOUT_NAME)(x)
@@ -206,18 +142,16 @@ def build_transfer_model(
 
 
 def unfreeze_base(model: keras.Model, fine_tune_at: int = 100, freeze_batch_norm: bool = True) -> int:
-    """Unfreezes the top of a transfer model's base for fine-tuning; recompile the model afterwards.
+    """Unfreezes a transfer model's base from layer `fine_tune_at` up; recompile the model afterwards.
 
     Args:
-        model: A model from `build_transfer_model`.
-        fine_tune_at: Index of the first base layer to unfreeze; the ones below stay frozen.
         freeze_batch_norm: Keep BatchNormalization layers (scale and offset too) frozen.
 
     Returns:
-        The number of base layers that are now trainable.
+        How many base layers with weights now train.
 
     Raises:
-        InputError: If `fine_tune_at` is beyond the base's last layer (a `ValueError`).
+        InputError: If `fine_tune_at` is not a layer index of the base.
     """
     base = model.get_layer(BASE_NAME)
     if not 0 <= fine_tune_at < len(base.layers):
@@ -239,22 +173,12 @@ def compile_model(
     decay_steps: int | None = None,
     weight_decay: float | None = None,
 ) -> keras.Model:
-    """Compiles a one-logit model with a loss and metrics that expect logits.
-
-    The metrics are named `"accuracy"` (a `BinaryAccuracy` with threshold 0,
-    since a logit of 0 is a probability of 0.5) and `"auc"`.
+    """Compiles a one-logit model, and returns it, with a loss and metrics (`"accuracy"`, `"auc"`) for logits.
 
     Args:
-        learning_rate: The learning rate (the peak one, with `decay_steps`).
         optimizer: `"adam"` or `"rmsprop"`.
-        decay_steps: If set, the learning rate follows a cosine from
-            `learning_rate` down to zero over this many steps.
-        weight_decay: Decoupled weight decay, as AdamW's (each step shrinks
-            every weight by `learning_rate * weight_decay` of itself), or
-            `None` or `0` for none.
-
-    Returns:
-        The same model, compiled.
+        decay_steps: If set, the learning rate decays along a cosine to zero over this many steps.
+        weight_decay: Decoupled weight decay, as AdamW's, or `None` or `0` for none.
     """
     optimizers = {"adam": keras.optimizers.Adam, "rmsprop": keras.optimizers.RMSprop}
     if optimizer not in optimizers:
@@ -273,16 +197,12 @@ def compile_model(
 
 
 def load_model(path: str | os.PathLike) -> keras.Model:
-    """Loads a model saved in the `.keras` format, in safe mode (no arbitrary Python code runs).
-
-    Returns:
-        The model; a model saved by the study carries its contract (see `contract.py`).
+    """Loads a `.keras` model in safe mode (no arbitrary Python code runs).
 
     Raises:
         MissingInputError: If the file does not exist.
-        InputError: If it cannot be loaded; the message gives the real reason (not a
-            `.keras` archive, a corrupt archive, code that safe mode refuses, a model
-            saved by a newer Keras, ...).
+        InputError: If it cannot be loaded; the message gives the reason (a folder, not a `.keras`
+            archive, a corrupt one, code that safe mode refuses, a model saved by a newer Keras, ...).
     """
     path = os.fspath(path)
     fix = "Pass a model saved by the study (scratch.keras, transfer.keras or finetuned.keras)"
@@ -308,11 +228,10 @@ def load_model(path: str | os.PathLike) -> keras.Model:
         detail = " ".join(f"{type(error).__name__}: {error}".split())[:300]
         if "safe_mode" in str(error):
             reason = "it holds Python code (such as a Lambda layer) that loading in safe mode refuses to run"
+        elif _version_tuple(saved_by := _saved_keras_version(path)) > _version_tuple(keras.__version__):
+            reason = f"it was saved by Keras {saved_by}, newer than this Keras {keras.__version__}"
         else:
-            saved_by = _saved_keras_version(path)
-            newer = saved_by and _version_tuple(saved_by) > _version_tuple(keras.__version__)
-            reason = f"it was saved by Keras {saved_by}, newer than this Keras {keras.__version__}" if newer else ""
-            reason = reason or "Keras could not rebuild the model it describes"
+            reason = "Keras could not rebuild the model it describes"
         raise InputError(f"{path} cannot be loaded: {reason} ({detail}). {fix}. Received: model={path!r}") from error
 
 
@@ -320,9 +239,8 @@ def _describe_keras_archive(path: str) -> str | None:
     """Returns why a file is not a `.keras` archive, or `None` if it looks like one."""
     if not zipfile.is_zipfile(path):
         with open(path, "rb") as file:
-            start = file.read(8)
-        if start.startswith(b"\x89HDF"):
-            return "it is an HDF5 (.h5) file, not the .keras format the study saves"
+            if file.read(4) == b"\x89HDF":
+                return "it is an HDF5 (.h5) file, not the .keras format the study saves"
         return "it is not a .keras archive (a .keras file is a zip archive)"
     try:
         with zipfile.ZipFile(path) as archive:
@@ -337,12 +255,12 @@ def _describe_keras_archive(path: str) -> str | None:
     return None
 
 
-def _saved_keras_version(path: str) -> str | None:
+def _saved_keras_version(path: str) -> str:
     try:
         with zipfile.ZipFile(path) as archive:
             return str(json.loads(archive.read("metadata.json")).get("keras_version"))
     except (KeyError, ValueError, OSError, zipfile.BadZipFile):
-        return None
+        return ""
 
 
 def _version_tuple(version: str) -> tuple[int, ...]:

@@ -1,9 +1,7 @@
-"""The study's three models, each built and compiled by one recipe.
+"""The study's three models, each built and compiled by one recipe (the notebook's cells build the same ones).
 
-The notebook writes the same recipes out in its own cells; `tests/test_notebook_models.py`
-checks that both give the same architecture and compilation digests. Build a model
-inside `strategy.scope()` to train it on several devices, and pass that strategy's
-number of replicas, which multiplies the learning rate (and divides the steps per epoch).
+Build a model inside `strategy.scope()` to train it on several devices, and pass that strategy's
+number of replicas: it multiplies the learning rate and divides the steps per epoch.
 """
 
 from __future__ import annotations
@@ -18,16 +16,7 @@ from catsdogs_helpers.config import StudyConfig
 
 
 def build_scratch_cnn(config: StudyConfig, num_train_images: int, num_replicas: int = 1) -> keras.Model:
-    """Builds and compiles the CNN trained from scratch, with its augmentation.
-
-    Adam at `scratch_learning_rate` (with `scratch_weight_decay`), decayed to
-    zero along a cosine over `scratch_epochs` epochs of `num_train_images`
-    photos; dropout `scratch_dropout`.
-
-    Args:
-        num_train_images: Photos in the training split (the cosine's length follows from it).
-        num_replicas: Devices the model trains on.
-    """
+    """Builds and compiles the CNN trained from scratch; its cosine decay spans `scratch_epochs` epochs."""
     model = models.build_scratch_cnn(
         config.image_size,
         config.scratch_image_size,
@@ -44,11 +33,7 @@ def build_scratch_cnn(config: StudyConfig, num_train_images: int, num_replicas: 
 
 
 def build_frozen_model(config: StudyConfig, num_replicas: int = 1) -> keras.Model:
-    """Builds and compiles MobileNetV2, frozen, with a new head (Adam at `transfer_learning_rate`).
-
-    Raises:
-        InputError, MissingInputError, RuntimeError: See `models.build_mobilenet_base`.
-    """
+    """Builds and compiles MobileNetV2, frozen, with a new head (errors: see `models.build_mobilenet_base`)."""
     model = models.build_transfer_model(
         config.image_size,
         config.weights,
@@ -60,15 +45,11 @@ def build_frozen_model(config: StudyConfig, num_replicas: int = 1) -> keras.Mode
 
 
 def build_fine_tuned_model(config: StudyConfig, frozen: object, num_replicas: int = 1) -> keras.Model:
-    """Reads a copy of the trained frozen model, unfreezes its base from `fine_tune_at`, and compiles it anew.
-
-    The base's BatchNormalization layers stay frozen; Adam at `fine_tune_learning_rate`.
-    The frozen model itself is left as it was.
+    """Reads a copy of the trained frozen model and prepares it for fine-tuning (see `prepare_fine_tuning`).
 
     Args:
         frozen: The trained frozen model (a `model_stages.TrainedModel`, whose saved file is read), or the
             path of its saved file (`transfer.keras`).
-        num_replicas: Devices the model trains on.
     """
     with warnings.catch_warnings():  # The head's optimizer state is not needed: the model is compiled anew.
         warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
@@ -77,7 +58,6 @@ def build_fine_tuned_model(config: StudyConfig, frozen: object, num_replicas: in
 
 
 def prepare_fine_tuning(config: StudyConfig, model: keras.Model, num_replicas: int = 1) -> keras.Model:
-    """Unfreezes a trained frozen model's base from `fine_tune_at` in place and compiles it anew (see
-    `build_fine_tuned_model`); returns the same model."""
+    """Unfreezes a frozen model's base from `fine_tune_at` (BatchNormalization stays frozen) and compiles it anew."""
     models.unfreeze_base(model, fine_tune_at=config.fine_tune_at)
     return models.compile_model(model, config.fine_tune_learning_rate * num_replicas)

@@ -59,7 +59,7 @@ def test_the_models_module_and_what_it_imports_of_the_package_name_no_tensorflow
         imported = _imported_modules(path)
         assert not {name for name in imported if name.split(".")[0] in ("tensorflow", "tf_keras")}, module
         to_read.extend(name for name in imported if name.startswith(f"{PACKAGE}."))
-    assert {f"{PACKAGE}.models", f"{PACKAGE}.contract", f"{PACKAGE}.config", f"{PACKAGE}.errors"} <= seen
+    assert {f"{PACKAGE}.models", f"{PACKAGE}.contract", f"{PACKAGE}.digests", f"{PACKAGE}.errors"} <= seen
 
 
 def _other_backend() -> str:

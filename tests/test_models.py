@@ -10,6 +10,7 @@ import pytest
 import tensorflow as tf
 
 from catsdogs_helpers import features, models
+from catsdogs_helpers.config import StudyConfig
 from catsdogs_helpers.errors import InputError
 
 SIZE = 64  # Small inputs keep MobileNetV2 fast; its layers do not depend on the size.
@@ -109,17 +110,6 @@ def test_accuracy_counts_a_positive_logit_as_class_one():
 def test_compile_model_rejects_an_unknown_optimizer():
     with pytest.raises(ValueError, match="optimizer='sgdx'"):
         models.compile_model(models.build_scratch_cnn(SIZE, 32), 1e-3, optimizer="sgdx")
-
-
-def test_imagenet_weights_at_a_size_without_them_raise_instead_of_loading_others():
-    with pytest.raises(ValueError, match="image_size=100"):
-        models.build_transfer_model(100, weights="imagenet")
-
-
-def test_missing_weights_file_raises_with_the_path(tmp_path):
-    missing = tmp_path / "nope.h5"
-    with pytest.raises(FileNotFoundError, match=r"nope\.h5"):
-        models.build_transfer_model(SIZE, weights=str(missing))
 
 
 def test_failed_imagenet_download_says_how_to_pass_a_local_file(monkeypatch):
@@ -247,8 +237,8 @@ def test_augmentation_strength_scales_every_range_but_the_flip():
     none = draw_augmentation_factors(strength=0.0)
     assert np.all(none["rotation"] == 0) and np.all(none["zoom"] == 1) and np.all(none["contrast"] == 1)
     assert np.all(none["shift_x"] == 0) and np.all(none["shift_y"] == 0)
-    with pytest.raises(ValueError, match="strength=-1"):
-        models.build_augmentation(0, strength=-1)
+    with pytest.raises(ValueError, match="augmentation_strength=-1"):  # Checked with the other settings.
+        StudyConfig(augmentation_strength=-1)
 
 
 def test_augmentation_changes_photos_only_in_training():
