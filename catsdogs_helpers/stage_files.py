@@ -12,8 +12,8 @@ from pathlib import Path
 
 import keras
 
-from catsdogs_helpers.checkpoints import PREVIOUS_BACKUP_DIR, unreadable_file
-from catsdogs_helpers.output_lock import PARTIAL_PREFIX, written_atomically
+from catsdogs_helpers.checkpoints import PREVIOUS_BACKUP_DIR, recover_backup, unreadable_file
+from catsdogs_helpers.output_lock import PARTIAL_PREFIX, write_text_atomically, written_atomically
 
 RESULT_FILE = "result.json"
 MANIFEST_FILE = "manifest.json"
@@ -89,7 +89,7 @@ def merge_histories(*histories: dict[str, list[float]]) -> dict[str, list[float]
     return merged
 
 
-def keep_history_before(path: Path, epoch: int) -> None:
+def _keep_history_before(path: Path, epoch: int) -> None:
     """Rewrites a `CSVLogger` file without its rows for epochs from `epoch` on (they are trained again)."""
     if not path.exists():
         return
@@ -100,7 +100,7 @@ def keep_history_before(path: Path, epoch: int) -> None:
         writer.writerows(row for row in rows if int(float(row["epoch"])) < epoch)
 
 
-def backed_up_epochs(backup_dir: Path) -> int | None:
+def _backed_up_epochs(backup_dir: Path) -> int | None:
     """Returns the number of epochs `BackupAndRestore` saved (the next epoch's index), or `None` if none."""
     try:
         return int(json.loads((backup_dir / "training_metadata.json").read_text())["epoch"])
@@ -108,7 +108,7 @@ def backed_up_epochs(backup_dir: Path) -> int | None:
         return None
 
 
-def remove_stage_files(stage_dir: Path) -> None:
+def _remove_stage_files(stage_dir: Path) -> None:
     """Removes what an earlier, different run of a stage wrote; only files this module names."""
     names = [RESULT_FILE, BEST_WEIGHTS_FILE, LOG_FILE, MANIFEST_FILE]
     names += [PARTIAL_PREFIX + name for name in names]
@@ -164,6 +164,38 @@ def describe_changes(before: dict[str, object], after: dict[str, object]) -> str
         if old.get(key, missing) != new.get(key, missing)
     ]
     return "; ".join(changes) or "none"
+
+
+def prepare_stage_dir(
+    name: str, stage_dir: Path, manifest: dict[str, object] | None, initial_epoch: int, verbose: int
+) -> dict[str, list[float]]:
+    """Empties a stage's folder unless an earlier run with this manifest can be resumed; returns the history kept."""
+    manifest = normalize_manifest(manifest)
+    backup_dir, log_path, best_path = stage_dir / BACKUP_DIR, stage_dir / LOG_FILE, stage_dir / BEST_WEIGHTS_FILE
+    earlier = read_manifest(stage_dir)
+    same_run = earlier == manifest
+    recover_backup(backup_dir)
+    resuming = same_run and backup_dir.exists() and log_path.exists()
+    backup = [backup_dir / "training_metadata.json", backup_dir / "latest.weights.h5"]
+    unreadable = unreadable_file(backup + [best_path] * best_path.exists()) if resuming else None
+    if unreadable is not None:
+        resuming = False
+        print(f"[{name}] {unreadable} cannot be read (a write cut short by a kill or a full disk): training this "
+              "stage from the start.")  # fmt: skip
+    if earlier is not None and not same_run and verbose:
+        print(f"[{name}] an earlier run in {stage_dir} had other settings ({describe_changes(earlier, manifest)}): "
+              "training this stage from the start.")  # fmt: skip
+    if not resuming:
+        _remove_stage_files(stage_dir)
+    stage_dir.mkdir(parents=True, exist_ok=True)
+    write_text_atomically(stage_dir / MANIFEST_FILE, json.dumps(manifest, indent=1))
+    if resuming:
+        backed_up = _backed_up_epochs(backup_dir)
+        _keep_history_before(log_path, initial_epoch if backed_up is None else backed_up)
+    previous = read_history(log_path)
+    if resuming and verbose:
+        print(f"[{name}] resuming after epoch {previous['epoch'][-1] + 1 if previous else initial_epoch}.")
+    return previous
 
 
 def load_finished_stage(

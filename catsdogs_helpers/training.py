@@ -15,24 +15,18 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from catsdogs_helpers.checkpoints import AtomicBackupAndRestore, AtomicModelCheckpoint, recover_backup, unreadable_file
+from catsdogs_helpers.checkpoints import AtomicBackupAndRestore, AtomicModelCheckpoint
 from catsdogs_helpers.output_lock import write_text_atomically
 from catsdogs_helpers.stage_files import (
     BACKUP_DIR,
     BEST_WEIGHTS_FILE,
     LOG_FILE,
-    MANIFEST_FILE,
     RESULT_FILE,
     StageResult,
-    backed_up_epochs,
-    describe_changes,
-    keep_history_before,
     load_best_weights,
     load_finished_stage,
-    normalize_manifest,
+    prepare_stage_dir,
     read_history,
-    read_manifest,
-    remove_stage_files,
 )
 
 
@@ -111,37 +105,6 @@ def build_stage_callbacks(
     ]
 
 
-def _prepare_stage_dir(
-    name: str, stage_dir: Path, manifest: dict[str, object], initial_epoch: int, verbose: int
-) -> dict[str, list[float]]:
-    """Empties the stage's folder unless an earlier run can be resumed; returns the history of the epochs kept."""
-    backup_dir, log_path, best_path = stage_dir / BACKUP_DIR, stage_dir / LOG_FILE, stage_dir / BEST_WEIGHTS_FILE
-    earlier = read_manifest(stage_dir)
-    same_run = earlier == manifest
-    recover_backup(backup_dir)
-    resuming = same_run and backup_dir.exists() and log_path.exists()
-    backup = [backup_dir / "training_metadata.json", backup_dir / "latest.weights.h5"]
-    unreadable = unreadable_file(backup + [best_path] * best_path.exists()) if resuming else None
-    if unreadable is not None:
-        resuming = False
-        print(f"[{name}] {unreadable} cannot be read (a write cut short by a kill or a full disk): training this "
-              "stage from the start.")  # fmt: skip
-    if earlier is not None and not same_run and verbose:
-        print(f"[{name}] an earlier run in {stage_dir} had other settings ({describe_changes(earlier, manifest)}): "
-              "training this stage from the start.")  # fmt: skip
-    if not resuming:
-        remove_stage_files(stage_dir)
-    stage_dir.mkdir(parents=True, exist_ok=True)
-    write_text_atomically(stage_dir / MANIFEST_FILE, json.dumps(manifest, indent=1))
-    if resuming:
-        backed_up = backed_up_epochs(backup_dir)
-        keep_history_before(log_path, initial_epoch if backed_up is None else backed_up)
-    previous = read_history(log_path)
-    if resuming and verbose:
-        print(f"[{name}] resuming after epoch {previous['epoch'][-1] + 1 if previous else initial_epoch}.")
-    return previous
-
-
 def train_stage(
     model: keras.Model,
     train_data: tf.data.Dataset,
@@ -173,7 +136,7 @@ def train_stage(
     if finished is not None:
         return finished
     stage_dir = Path(output_dir) / name
-    previous = _prepare_stage_dir(name, stage_dir, normalize_manifest(manifest), initial_epoch, verbose)
+    previous = prepare_stage_dir(name, stage_dir, manifest, initial_epoch, verbose)
     best_index, best_so_far = _best_epoch(previous, monitor)
     epochs_since_best = previous["epoch"][-1] - best_index if previous and best_index >= 0 else 0
     elapsed_before = sum(previous.get("epoch_seconds", []))
