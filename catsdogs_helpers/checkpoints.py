@@ -103,41 +103,26 @@ def recover_backup(backup_dir: Path) -> None:
         os.replace(previous, backup_dir)
 
 
-def _readable_weights(path: Path) -> bool:
-    """Whether an HDF5 weights file reads through to its last value."""
+def _readable(path: Path) -> bool:
+    """Whether a weights (HDF5) or JSON file reads through; a backup's metadata must hold a whole epoch >= 0."""
 
-    def read(name: str, item: object) -> None:
+    def read(name: str, item: object) -> None:  # Returns None, or `visititems` would stop.
         if isinstance(item, h5py.Dataset):
             item[()]
 
     try:
-        with h5py.File(path, "r") as file:
-            file.visititems(read)
+        if path.suffix == ".h5":
+            with h5py.File(path, "r") as file:
+                file.visititems(read)
+            return True
+        value = json.loads(path.read_text())
     except (OSError, RuntimeError, ValueError, KeyError):
         return False
-    return True
-
-
-def _backup_metadata(value: object) -> bool:
-    """Whether a backup's `training_metadata.json` holds what Keras reads from it: a whole, non-negative epoch."""
     epoch = value.get("epoch") if isinstance(value, dict) else None
-    return isinstance(epoch, int) and not isinstance(epoch, bool) and epoch >= 0
+    whole_epoch = isinstance(epoch, int) and not isinstance(epoch, bool) and epoch >= 0
+    return path.name != "training_metadata.json" or whole_epoch
 
 
 def unreadable_file(paths: list[Path]) -> Path | None:
-    """Returns the first of some files that is missing or cannot be read through (JSON or HDF5), or `None`.
-
-    A backup's `training_metadata.json` without a whole, non-negative epoch counts as unreadable.
-    """
-    for path in paths:
-        if path.suffix == ".h5":
-            readable = _readable_weights(path)
-        else:
-            try:
-                value = json.loads(path.read_text())
-            except (OSError, ValueError):
-                return path
-            readable = path.name != "training_metadata.json" or _backup_metadata(value)
-        if not readable:
-            return path
-    return None
+    """Returns the first of some files that is missing or cannot be read through (JSON or HDF5), or `None`."""
+    return next((path for path in paths if not _readable(path)), None)

@@ -100,14 +100,6 @@ def _keep_history_before(path: Path, epoch: int) -> None:
         writer.writerows(row for row in rows if int(float(row["epoch"])) < epoch)
 
 
-def _backed_up_epochs(backup_dir: Path) -> int | None:
-    """Returns the number of epochs `BackupAndRestore` saved (the next epoch's index), or `None` if none."""
-    try:
-        return int(json.loads((backup_dir / "training_metadata.json").read_text())["epoch"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
 def _remove_stage_files(stage_dir: Path) -> None:
     """Removes what an earlier, different run of a stage wrote; only files this module names."""
     names = [RESULT_FILE, BEST_WEIGHTS_FILE, LOG_FILE, MANIFEST_FILE]
@@ -189,9 +181,8 @@ def prepare_stage_dir(
         _remove_stage_files(stage_dir)
     stage_dir.mkdir(parents=True, exist_ok=True)
     write_text_atomically(stage_dir / MANIFEST_FILE, json.dumps(manifest, indent=1))
-    if resuming:
-        backed_up = _backed_up_epochs(backup_dir)
-        _keep_history_before(log_path, initial_epoch if backed_up is None else backed_up)
+    if resuming:  # The backup's epochs, which `unreadable_file` checked.
+        _keep_history_before(log_path, json.loads(backup[0].read_text())["epoch"])
     previous = read_history(log_path)
     if resuming and verbose:
         print(f"[{name}] resuming after epoch {previous['epoch'][-1] + 1 if previous else initial_epoch}.")

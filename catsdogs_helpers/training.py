@@ -1,7 +1,6 @@
 """Training stages that keep their best weights, stop early, resume after an interruption, and time themselves.
 
-A stage is one `model.fit` with its own folder under the output directory (see `stage_files.py`). An
-earlier run's files are reused (finished) or resumed (interrupted) only when their manifest is equal.
+A stage is one `model.fit` with its own folder under the output directory (see `stage_files.py`).
 """
 
 from __future__ import annotations
@@ -141,16 +140,16 @@ def train_stage(
     epochs_since_best = previous["epoch"][-1] - best_index if previous and best_index >= 0 else 0
     elapsed_before = sum(previous.get("epoch_seconds", []))
 
-    stage_callbacks = build_stage_callbacks(
+    own_callbacks = build_stage_callbacks(
         stage_dir, num_train_images, patience, monitor, best_so_far, epochs_since_best
-    ) + list(callbacks or [])
+    )
     start = time.perf_counter()
     model.fit(
         train_data,
         validation_data=validation_data,
         epochs=epochs,
         initial_epoch=initial_epoch,
-        callbacks=stage_callbacks,
+        callbacks=[*own_callbacks, *(callbacks or [])],
         shuffle=False,  # The training dataset shuffles itself, seeded.
         verbose=verbose,
     )
@@ -161,8 +160,7 @@ def train_stage(
     if (stage_dir / BEST_WEIGHTS_FILE).exists():
         load_best_weights(model, stage_dir / BEST_WEIGHTS_FILE)
     history = read_history(stage_dir / LOG_FILE)
-    best_epoch, _ = _best_epoch(history, monitor)
-    num_epochs = len(history.get("epoch", []))
-    result = StageResult(name, history, seconds, num_train_images * num_epochs / max(seconds, 1e-9), best_epoch)
+    images_per_second = num_train_images * len(history.get("epoch", [])) / max(seconds, 1e-9)
+    result = StageResult(name, history, seconds, images_per_second, _best_epoch(history, monitor)[0])
     write_text_atomically(stage_dir / RESULT_FILE, json.dumps({"result": result.to_dict()}, indent=1))
     return result
