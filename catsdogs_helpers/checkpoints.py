@@ -1,11 +1,4 @@
-"""Checkpoints written whole: a training stage's best weights and its per-epoch backup.
-
-Keras's `ModelCheckpoint` and `BackupAndRestore` rewrite their files in place, so a
-kill or a full disk mid-write leaves files no rerun can load. The callbacks here
-write through `output_lock.written_atomically`; `recover_backup` and
-`unreadable_file` are what a stage reads before it resumes, so anything still
-unreadable is treated as unfinished work.
-"""
+"""Checkpoints written whole, so that a kill or a full disk mid-write leaves no file a rerun cannot load."""
 
 from __future__ import annotations
 
@@ -43,11 +36,8 @@ class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
 class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
     """Keras' `BackupAndRestore`, whose backup (weights and epoch) is replaced whole after every epoch.
 
-    Keras writes `latest.weights.h5` and `training_metadata.json` in place, one after the other, and its
-    `double_checkpoint` does not cover a cut epoch file nor a mismatched pair. Here the new backup is
-    written into a new folder; the last one moves aside to `backup.previous` while it is renamed into
-    place, then is removed (`recover_backup` brings it back after a kill in between). Overrides
-    `_save_model`, the method Keras 3.9 to 3.15 call after each epoch.
+    The new backup is written into a new folder; the last one waits in `backup.previous` until it is in
+    place (`recover_backup`). Overrides `_save_model`, which Keras 3.9 to 3.15 call after each epoch.
     """
 
     def _save_model(self) -> None:
@@ -66,11 +56,9 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
 
 
 class _FileWrittenFromMemory(h5py.File):
-    """`h5py.File`, which, opened with mode "w" on the path given, builds the file in memory and writes it at close.
+    """`h5py.File`, which, opened with mode "w" on `target`, builds the file in memory and writes it at close.
 
-    When HDF5's own writes fail (a full disk), h5py leaves its objects half closed and the next close, or the
-    interpreter's exit, crashes (segmentation fault). Built in memory (HDF5's "core" driver), the file reaches
-    the disk in one ordinary Python write, whose failure is an `OSError` like any other.
+    A full disk failing HDF5's own writes crashes the interpreter later; one Python write raises `OSError`.
     """
 
     def __init__(self, name: object, mode: str = "r", *args: object, target: str = "", **kwargs: object) -> None:
@@ -95,12 +83,7 @@ class _FileWrittenFromMemory(h5py.File):
 
 @contextlib.contextmanager
 def hdf5_written_from_memory(path: str | os.PathLike) -> Iterator[None]:
-    """Inside, the HDF5 file `path` (a `.weights.h5` Keras writes) is built in memory and written whole at its close.
-
-    A full disk then fails one Python write, which `written_atomically` turns into a `DiskFullError` (see
-    `_FileWrittenFromMemory`). Keras opens the file through `h5py.File(path, mode="w")` in every Keras 3
-    release: that name is pointed at the class above while the block runs, and only for `path`.
-    """
+    """Inside, the HDF5 file `path` that Keras writes (through `h5py.File(path, "w")`) is built in memory."""
     real, target = h5py.File, os.path.abspath(path)
 
     def open_file(name: object, mode: str = "r", *args: object, **kwargs: object) -> h5py.File:
@@ -120,45 +103,26 @@ def recover_backup(backup_dir: Path) -> None:
         os.replace(previous, backup_dir)
 
 
-def _readable_weights(path: Path) -> bool:
-    """Whether an HDF5 weights file reads through to its last value (one cut short by a kill or full disk does not)."""
+def _readable(path: Path) -> bool:
+    """Whether a weights (HDF5) or JSON file reads through; a backup's metadata must hold a whole epoch >= 0."""
 
-    def read(name: str, item: object) -> None:
+    def read(name: str, item: object) -> None:  # Returns None, or `visititems` would stop.
         if isinstance(item, h5py.Dataset):
             item[()]
 
     try:
-        with h5py.File(path, "r") as file:
-            file.visititems(read)
+        if path.suffix == ".h5":
+            with h5py.File(path, "r") as file:
+                file.visititems(read)
+            return True
+        value = json.loads(path.read_text())
     except (OSError, RuntimeError, ValueError, KeyError):
         return False
-    return True
-
-
-def _backup_metadata(value: object) -> bool:
-    """Whether a backup's `training_metadata.json` holds what Keras reads from it: a whole, non-negative epoch."""
     epoch = value.get("epoch") if isinstance(value, dict) else None
-    return isinstance(epoch, int) and not isinstance(epoch, bool) and epoch >= 0
-
-
-# What a JSON file this package reads back must hold, by name; valid JSON of another shape is unreadable too.
-_JSON_SHAPES = {"training_metadata.json": _backup_metadata}
+    whole_epoch = isinstance(epoch, int) and not isinstance(epoch, bool) and epoch >= 0
+    return path.name != "training_metadata.json" or whole_epoch
 
 
 def unreadable_file(paths: list[Path]) -> Path | None:
-    """Returns the first of some files that is missing or cannot be read through (JSON or HDF5), or `None`.
-
-    A JSON file of the wrong shape (`[1, 2, 3]`, `{}`, `null`, a non-integer epoch) counts as unreadable.
-    """
-    for path in paths:
-        if path.suffix == ".h5":
-            if not _readable_weights(path):
-                return path
-            continue
-        try:
-            value = json.loads(path.read_text())
-        except (OSError, ValueError):
-            return path
-        if not _JSON_SHAPES.get(path.name, lambda value: True)(value):
-            return path
-    return None
+    """Returns the first of some files that is missing or cannot be read through (JSON or HDF5), or `None`."""
+    return next((path for path in paths if not _readable(path)), None)

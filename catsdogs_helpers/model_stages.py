@@ -1,13 +1,15 @@
 """The study's three training stages: `train_scratch_cnn`, `train_frozen_model` and `fine_tune_model`.
 
-Each builds its model by its recipe (`recipes.py`) unless it is handed one,
-trains it as one resumable, reusable stage (`training.train_stage`), and saves
-it with its contract; each returns a `TrainedModel`.
+Each builds its model by its recipe (`recipes.py`) unless handed one, trains it as one resumable stage
+(`training.train_stage`), and saves it with its contract.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import functools
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import keras
@@ -26,12 +28,9 @@ class TrainedModel:
     """A trained model of the study, the stages that trained it, and its saved file.
 
     Attributes:
-        name: `"scratch"`, `"transfer"` (the frozen base with its trained head)
-            or `"finetuned"`.
-        model: The Keras model: raw pixels in [0, 255], shape `(N, S, S, 3)`,
-            in; one logit per photo, float32, shape `(N, 1)`, out.
-        stages: The training stages, in order (the fine-tuned model's include
-            the head's).
+        name: `"scratch"`, `"transfer"` (the frozen base with its trained head) or `"finetuned"`.
+        model: Raw pixels in [0, 255], shape `(N, S, S, 3)`, in; one float32 logit per photo, `(N, 1)`, out.
+        stages: The training stages, in order (the fine-tuned model's include the head's).
         path: The saved `.keras` file.
     """
 
@@ -46,20 +45,66 @@ class TrainedModel:
         return merge_histories(*(stage.history for stage in self.stages))
 
 
-def _num_replicas(strategy: tf.distribute.Strategy) -> int:
-    return strategy.num_replicas_in_sync
+@dataclasses.dataclass
+class _Stage:
+    """A stage's model, built under its strategy, with the manifest that identifies its result."""
+
+    config: StudyConfig
+    splits: data.ImageSplits
+    name: str
+    model: keras.Model
+    num_replicas: int
+    manifest: dict[str, object]
+
+    def train_on_photos(self, epochs: int, verbose: int, initial_epoch: int = 0) -> StageResult:
+        """Trains the model end to end on the training photos (see `training.train_stage`)."""
+        return training.train_stage(
+            self.model,
+            self.splits.train,
+            self.splits.validation,
+            name=self.name,
+            epochs=epochs,
+            initial_epoch=initial_epoch,
+            output_dir=self.config.output_dir,
+            num_train_images=self.splits.num_images("train"),
+            patience=self.config.patience_of(self.name),
+            manifest=self.manifest,
+            verbose=verbose,
+        )
+
+    def save(self, stages: list[StageResult]) -> TrainedModel:
+        """Saves the model as `output_dir/<name>.keras` with its contract (see `contract.py`), without optimizer."""
+        trained = TrainedModel(self.name, self.model, stages, Path(self.config.output_dir) / f"{self.name}.keras")
+        with written_atomically(trained.path) as temporary:
+            contract.attach_contract(self.model, self.splits.class_names).save(temporary)
+        return trained
 
 
-def _training_strategy(model: keras.Model | None, strategy: tf.distribute.Strategy | None) -> tf.distribute.Strategy:
-    """The strategy a stage trains under: the given model's own (the one it was built under), or `strategy`."""
+@contextlib.contextmanager
+def _stage_scope(
+    config: StudyConfig,
+    splits: data.ImageSplits,
+    name: str,
+    model: keras.Model | None,
+    strategy: tf.distribute.Strategy | None,
+    build: Callable[[int], keras.Model],
+    upstream: StageResult | None = None,
+) -> Iterator[_Stage]:
+    """Inside the strategy scope the stage trains under (a given model's own): the stage, its model built."""
     if model is None:
-        return runtime.choose_distribution_strategy() if strategy is None else strategy
-    if not getattr(model, "compiled", False):
+        strategy = runtime.choose_distribution_strategy() if strategy is None else strategy
+    elif not getattr(model, "compiled", False):
         raise ValueError(
             f"The model handed to the study must be compiled (model.compile(...)) before it trains. "
             f"Received: model={model.name!r}, not compiled"
         )
-    return model.distribute_strategy
+    else:
+        strategy = model.distribute_strategy
+    num_replicas = strategy.num_replicas_in_sync
+    with strategy.scope():
+        model = build(num_replicas) if model is None else model
+        manifest = build_stage_manifest(config, name, model, splits, upstream, num_replicas)
+        yield _Stage(config, splits, name, model, num_replicas, manifest)
 
 
 def train_scratch_cnn(
@@ -74,39 +119,16 @@ def train_scratch_cnn(
     Args:
         splits: The data, from `load_data` (with the same strategy).
         verbose: `model.fit` verbosity (see `runtime.choose_verbosity`).
-        strategy: The distribution strategy the model is built and trained
-            under, or `None` for `runtime.choose_distribution_strategy()`; the
-            learning rate is multiplied by its number of replicas. Ignored when
-            `model` is given.
-        model: A compiled model to train instead of `build_scratch_cnn(config, ...)`'s,
-            such as the notebook's; it trains under the strategy it was built
-            under. Its manifest holds its architecture and compilation, so a
-            model built or compiled otherwise never reuses another's result.
-
-    Returns:
-        The `TrainedModel` named `"scratch"`.
+        strategy: The distribution strategy to build and train under (`None`:
+            `runtime.choose_distribution_strategy()`); the learning rate is multiplied by its replicas.
+        model: A compiled model to train instead of the recipe's, under the strategy it was built under.
 
     Raises:
         ValueError: If `model` is not compiled.
     """
-    strategy = _training_strategy(model, strategy)
-    num_replicas = _num_replicas(strategy)
-    with strategy.scope():
-        if model is None:
-            model = build_scratch_cnn(config, splits.num_images("train"), num_replicas)
-        stage = training.train_stage(
-            model,
-            splits.train,
-            splits.validation,
-            name="scratch",
-            epochs=config.scratch_epochs,
-            output_dir=config.output_dir,
-            num_train_images=splits.num_images("train"),
-            patience=config.patience_of("scratch"),
-            manifest=build_stage_manifest(config, "scratch", model, splits, num_replicas=num_replicas),
-            verbose=verbose,
-        )
-        return _save(TrainedModel("scratch", model, [stage], Path(config.output_dir) / "scratch.keras"), splits)
+    build = functools.partial(build_scratch_cnn, config, splits.num_images("train"))
+    with _stage_scope(config, splits, "scratch", model, strategy, build) as stage:
+        return stage.save([stage.train_on_photos(config.scratch_epochs, verbose)])
 
 
 def train_frozen_model(
@@ -118,45 +140,31 @@ def train_frozen_model(
 ) -> TrainedModel:
     """Trains the new head on the frozen MobileNetV2, and saves the model (`transfer.keras`).
 
-    With `use_cached_features`, the head trains on features the frozen base
-    computed once per split (see `features.py`); otherwise end to end, with augmentation.
-
-    Args:
-        splits: The data, from `load_data` (with the same strategy).
-        strategy: See `train_scratch_cnn`.
-        model: A compiled model to train instead of `build_frozen_model(config)`'s;
-            with cached features, its layers named `"pool"`, `"head_dropout"`
-            and `"logit"` are the head. See `train_scratch_cnn`.
-
-    Returns:
-        The `TrainedModel` named `"transfer"`.
+    With `use_cached_features`, the head trains on features the frozen base computed once per split (see
+    `features.py`; a given `model`'s head is its layers `"pool"`, `"head_dropout"` and `"logit"`);
+    otherwise end to end, with augmentation. `strategy` and `model`: see `train_scratch_cnn`.
 
     Raises:
         ValueError: If `model` is not compiled.
     """
-    strategy = _training_strategy(model, strategy)
-    num_replicas = _num_replicas(strategy)
-    with strategy.scope():
-        if model is None:
-            model = build_frozen_model(config, num_replicas)
-        manifest = build_stage_manifest(config, "transfer", model, splits, num_replicas=num_replicas)
-        common = dict(epochs=config.transfer_epochs, output_dir=config.output_dir,
-                      patience=config.patience_of("transfer"), manifest=manifest, verbose=verbose)  # fmt: skip
-        if config.use_cached_features:
-            stage = features.train_head_on_features(
-                model,
-                splits.train_in_order,
-                splits.validation,
-                batch_size=config.batch_size * num_replicas,
-                seed=config.seed,
-                **common,
-            )
-        else:
-            stage = training.train_stage(
-                model, splits.train, splits.validation, name="transfer", num_train_images=splits.num_images("train"),
-                **common,
-            )  # fmt: skip
-        return _save(TrainedModel("transfer", model, [stage], Path(config.output_dir) / "transfer.keras"), splits)
+    with _stage_scope(
+        config, splits, "transfer", model, strategy, functools.partial(build_frozen_model, config)
+    ) as stage:
+        if not config.use_cached_features:
+            return stage.save([stage.train_on_photos(config.transfer_epochs, verbose)])
+        result = features.train_head_on_features(
+            stage.model,
+            splits.train_in_order,
+            splits.validation,
+            epochs=config.transfer_epochs,
+            output_dir=config.output_dir,
+            batch_size=config.batch_size * stage.num_replicas,
+            seed=config.seed,
+            patience=config.patience_of("transfer"),
+            manifest=stage.manifest,
+            verbose=verbose,
+        )
+        return stage.save([result])
 
 
 def fine_tune_model(
@@ -167,17 +175,10 @@ def fine_tune_model(
     strategy: tf.distribute.Strategy | None = None,
     model: keras.Model | None = None,
 ) -> TrainedModel:
-    """Fine-tunes a copy of the frozen model for `fine_tune_epochs` epochs, numbered after the head's, and saves
-    it (`finetuned.keras`).
+    """Fine-tunes a copy of the frozen model, its epochs numbered after the head's, and saves it (`finetuned.keras`).
 
-    The copy, from `build_fine_tuned_model(config, frozen)` unless `model` is
-    given, is read from the frozen model's file, so the frozen model stays as it was.
-
-    Args:
-        frozen: The frozen model, from `train_frozen_model`.
-        strategy: See `train_scratch_cnn`.
-        model: A compiled copy of the frozen model, its base partly unfrozen,
-            to train instead. See `train_scratch_cnn`.
+    The copy is read from the frozen model's file (`build_fine_tuned_model`), so the frozen model stays as it
+    was. `strategy` and `model` (a compiled copy, its base partly unfrozen): see `train_scratch_cnn`.
 
     Returns:
         The `TrainedModel` named `"finetuned"`, whose stages are the head's and the fine-tuning's.
@@ -185,34 +186,8 @@ def fine_tune_model(
     Raises:
         ValueError: If `model` is not compiled.
     """
-    strategy = _training_strategy(model, strategy)
-    num_replicas = _num_replicas(strategy)
-    with strategy.scope():
-        if model is None:
-            model = build_fine_tuned_model(config, frozen, num_replicas)
-        head_epochs = frozen.stages[-1].num_epochs
-        manifest = build_stage_manifest(
-            config, "finetuned", model, splits, upstream=frozen.stages[-1], num_replicas=num_replicas
-        )
-        stage = training.train_stage(
-            model,
-            splits.train,
-            splits.validation,
-            name="finetuned",
-            epochs=head_epochs + config.fine_tune_epochs,
-            initial_epoch=head_epochs,
-            output_dir=config.output_dir,
-            num_train_images=splits.num_images("train"),
-            patience=config.patience_of("finetuned"),
-            manifest=manifest,
-            verbose=verbose,
-        )
-        path = Path(config.output_dir) / "finetuned.keras"
-        return _save(TrainedModel("finetuned", model, [*frozen.stages, stage], path), splits)
-
-
-def _save(trained: TrainedModel, splits: data.ImageSplits) -> TrainedModel:
-    """Saves the model with its contract (class names; see `contract.py`), without optimizer state."""
-    with written_atomically(trained.path) as temporary:
-        contract.attach_contract(trained.model, splits.class_names).save(temporary)
-    return trained
+    build = functools.partial(build_fine_tuned_model, config, frozen)
+    head_epochs = frozen.stages[-1].num_epochs
+    with _stage_scope(config, splits, "finetuned", model, strategy, build, frozen.stages[-1]) as stage:
+        result = stage.train_on_photos(head_epochs + config.fine_tune_epochs, verbose, initial_epoch=head_epochs)
+        return stage.save([*frozen.stages, result])

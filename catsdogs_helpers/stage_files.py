@@ -1,8 +1,4 @@
-"""What a training stage leaves in its folder (see `training.train_stage`), and reading it back.
-
-Its manifest, its history (one row per finished epoch), its best weights, the
-backup of its last finished epoch and, once finished, its result.
-"""
+"""A training stage's folder (manifest, history, best weights, backup, result), and reading it back."""
 
 from __future__ import annotations
 
@@ -16,8 +12,8 @@ from pathlib import Path
 
 import keras
 
-from catsdogs_helpers.checkpoints import PREVIOUS_BACKUP_DIR, unreadable_file
-from catsdogs_helpers.output_lock import PARTIAL_PREFIX, written_atomically
+from catsdogs_helpers.checkpoints import PREVIOUS_BACKUP_DIR, recover_backup, unreadable_file
+from catsdogs_helpers.output_lock import PARTIAL_PREFIX, write_text_atomically, written_atomically
 
 RESULT_FILE = "result.json"
 MANIFEST_FILE = "manifest.json"
@@ -31,9 +27,7 @@ class StageResult:
     """What a training stage did and what it cost.
 
     Attributes:
-        name: The stage's name, e.g. `"scratch"`.
-        history: Per-epoch values (`"epoch"`, `"loss"`, `"val_loss"`,
-            `"accuracy"`, ..., `"epoch_seconds"`), across interruptions.
+        history: Per-epoch values (`"epoch"`, `"loss"`, `"val_loss"`, ..., `"epoch_seconds"`), across interruptions.
         train_seconds: Wall time of the stage, feature extraction included.
         images_per_second: Training photos processed per second of wall time.
         best_epoch: Index of the epoch whose weights were kept.
@@ -85,10 +79,7 @@ def _complete_rows(path: Path) -> tuple[list[str], list[dict[str, str]]]:
 
 
 def merge_histories(*histories: dict[str, list[float]]) -> dict[str, list[float]]:
-    """Concatenates the histories of consecutive stages (e.g. head, then fine-tuning).
-
-    Keys missing from a stage are filled with NaN, so every list has one value per epoch.
-    """
+    """Concatenates the histories of consecutive stages; keys missing from a stage are filled with NaN."""
     keys = list(dict.fromkeys(key for history in histories for key in history))
     merged: dict[str, list[float]] = {key: [] for key in keys}
     for history in histories:
@@ -98,11 +89,8 @@ def merge_histories(*histories: dict[str, list[float]]) -> dict[str, list[float]
     return merged
 
 
-def keep_history_before(path: Path, epoch: int) -> None:
-    """Rewrites a `CSVLogger` file without its rows for epochs from `epoch` on.
-
-    A run killed between the logger's row and the backup repeats that epoch when resumed.
-    """
+def _keep_history_before(path: Path, epoch: int) -> None:
+    """Rewrites a `CSVLogger` file without its rows for epochs from `epoch` on (they are trained again)."""
     if not path.exists():
         return
     fields, rows = _complete_rows(path)
@@ -112,15 +100,7 @@ def keep_history_before(path: Path, epoch: int) -> None:
         writer.writerows(row for row in rows if int(float(row["epoch"])) < epoch)
 
 
-def backed_up_epochs(backup_dir: Path) -> int | None:
-    """Returns the number of epochs `BackupAndRestore` saved (the next epoch's index), or `None` if none."""
-    try:
-        return int(json.loads((backup_dir / "training_metadata.json").read_text())["epoch"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
-def remove_stage_files(stage_dir: Path) -> None:
+def _remove_stage_files(stage_dir: Path) -> None:
     """Removes what an earlier, different run of a stage wrote; only files this module names."""
     names = [RESULT_FILE, BEST_WEIGHTS_FILE, LOG_FILE, MANIFEST_FILE]
     names += [PARTIAL_PREFIX + name for name in names]
@@ -163,9 +143,7 @@ def _flatten(value: object, prefix: str = "") -> dict[str, object]:
 
 
 def describe_changes(before: dict[str, object], after: dict[str, object]) -> str:
-    """Describes how two manifests differ, e.g. `"settings.scratch_learning_rate: 0.01 -> 0.05"`.
-
-    Example:
+    """Describes how two manifests differ.
 
     >>> describe_changes({"settings": {"epochs": 3, "seed": 1}}, {"settings": {"epochs": 5, "seed": 1}})
     'settings.epochs: 3 -> 5'
@@ -180,6 +158,37 @@ def describe_changes(before: dict[str, object], after: dict[str, object]) -> str
     return "; ".join(changes) or "none"
 
 
+def prepare_stage_dir(
+    name: str, stage_dir: Path, manifest: dict[str, object] | None, initial_epoch: int, verbose: int
+) -> dict[str, list[float]]:
+    """Empties a stage's folder unless an earlier run with this manifest can be resumed; returns the history kept."""
+    manifest = normalize_manifest(manifest)
+    backup_dir, log_path, best_path = stage_dir / BACKUP_DIR, stage_dir / LOG_FILE, stage_dir / BEST_WEIGHTS_FILE
+    earlier = read_manifest(stage_dir)
+    same_run = earlier == manifest
+    recover_backup(backup_dir)
+    resuming = same_run and backup_dir.exists() and log_path.exists()
+    backup = [backup_dir / "training_metadata.json", backup_dir / "latest.weights.h5"]
+    unreadable = unreadable_file(backup + [best_path] * best_path.exists()) if resuming else None
+    if unreadable is not None:
+        resuming = False
+        print(f"[{name}] {unreadable} cannot be read (a write cut short by a kill or a full disk): training this "
+              "stage from the start.")  # fmt: skip
+    if earlier is not None and not same_run and verbose:
+        print(f"[{name}] an earlier run in {stage_dir} had other settings ({describe_changes(earlier, manifest)}): "
+              "training this stage from the start.")  # fmt: skip
+    if not resuming:
+        _remove_stage_files(stage_dir)
+    stage_dir.mkdir(parents=True, exist_ok=True)
+    write_text_atomically(stage_dir / MANIFEST_FILE, json.dumps(manifest, indent=1))
+    if resuming:  # The backup's epochs, which `unreadable_file` checked.
+        _keep_history_before(log_path, json.loads(backup[0].read_text())["epoch"])
+    previous = read_history(log_path)
+    if resuming and verbose:
+        print(f"[{name}] resuming after epoch {previous['epoch'][-1] + 1 if previous else initial_epoch}.")
+    return previous
+
+
 def load_finished_stage(
     model: keras.Model,
     name: str,
@@ -187,12 +196,7 @@ def load_finished_stage(
     manifest: dict[str, object] | None = None,
     verbose: int = 1,
 ) -> StageResult | None:
-    """Loads a stage that finished in an earlier run with an equal manifest.
-
-    Args:
-        model: The model the stage trained; it receives the best weights.
-        manifest: What identifies the stage; see `train_stage`.
-        verbose: Say so when a finished stage is loaded.
+    """Loads the best weights and result of a stage that finished in an earlier run with an equal manifest.
 
     Returns:
         The stage's `StageResult`, or `None` if it has not finished with these settings.
@@ -208,8 +212,7 @@ def load_finished_stage(
     if result is None:
         print(f"[{name}] {unreadable or result_path} cannot be read (a write cut short by a kill or a full disk): "
               "training this stage again.")  # fmt: skip
-        # Without its result the stage is unfinished: a second look (the cached-features head looks before
-        # `train_stage` does) neither says it again nor trusts the file.
+        # Removed, so that a second look (the cached-features head's, then `train_stage`'s) says nothing again.
         with contextlib.suppress(OSError):
             result_path.unlink()
         return None
@@ -229,8 +232,8 @@ def _read_stage_result(path: Path) -> StageResult | None:
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
-    def number(value: object) -> bool:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    def number(value: object, kind: type | tuple[type, ...] = (int, float)) -> bool:
+        return isinstance(value, kind) and not isinstance(value, bool)
 
     history = result.history
     well_formed = (
@@ -241,7 +244,6 @@ def _read_stage_result(path: Path) -> StageResult | None:
         and all(number(value) for values in history.values() for value in values)
         and number(result.train_seconds)
         and number(result.images_per_second)
-        and isinstance(result.best_epoch, int)
-        and not isinstance(result.best_epoch, bool)
+        and number(result.best_epoch, int)
     )
     return result if well_formed else None

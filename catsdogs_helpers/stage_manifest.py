@@ -18,26 +18,10 @@ def build_stage_manifest(
     upstream: StageResult | None = None,
     num_replicas: int = 1,
 ) -> dict[str, object]:
-    """Returns what identifies a training stage's result, so that no run reuses or resumes another's.
+    """Returns what identifies a training stage's result (JSON-serializable), so that no run reuses another's.
 
-    An earlier run's stage is reused or resumed only when every entry is equal:
-
-    - `settings`: the settings the stage depends on (`config.depends_on`; a
-      weights file named by its SHA-256), and `num_replicas` when more than one;
-    - `architecture`, `compilation`: `models.describe_architecture` and
-      `models.describe_compilation` digests;
-    - `data`: the splits' content key (`ImageSplits.content_key`);
-    - `upstream`: a digest of the stage this one starts from, or `None`;
-    - `versions`: TensorFlow, Keras and this package.
-
-    Args:
-        stage: `"scratch"`, `"transfer"` or `"finetuned"`.
-        model: The compiled model the stage trains.
-        upstream: The result of the stage this one continues, or `None`.
-        num_replicas: Replicas the stage trains on.
-
-    Returns:
-        A JSON-serializable dictionary.
+    Its `settings` are those of `config.depends_on(stage)` (a weights file named by its SHA-256), and
+    `num_replicas` when more than one; `upstream` digests the result of the stage this one continues.
     """
     settings: dict[str, object] = {name: getattr(config, name) for name in depends_on(stage)}
     if settings.get("weights") not in (None, "imagenet"):
