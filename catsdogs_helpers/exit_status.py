@@ -1,6 +1,4 @@
-"""How the command ends: its exit statuses (what each means: `cli`'s docstring), a failure said in one line
-on the standard error (a bug with its traceback), and a standard output or error that is closed or cannot be written.
-"""
+"""How the command line ends: exit statuses (see `cli`'s docstring), failures in one line, closed or full outputs."""
 
 from __future__ import annotations
 
@@ -23,11 +21,8 @@ ISSUES_HINT = "This is a bug: please report it with the traceback above and the 
 
 
 def fill_closed_standard_streams() -> None:
-    """Points a closed standard output or error (`>&-`, `2>&-`) at the null device.
-
-    Otherwise the next file opened would take descriptor 1 or 2, where C++ libraries write their notes. A
-    closed standard output stays `None` in Python: its first write fails in one line (exit 74).
-    """
+    """Points a closed standard output or error (`>&-`, `2>&-`) at the null device, so that no file opened later
+    takes descriptor 1 or 2 (where C++ libraries write). `sys.stdout` stays `None`: its first write fails (exit 74)."""
     for descriptor, name in ((1, "stdout"), (2, "stderr")):
         if getattr(sys, name) is not None:
             continue
@@ -43,8 +38,8 @@ def fill_closed_standard_streams() -> None:
 
 
 def report_failure(error: Exception) -> int:
-    """Prints bad input, a full disk or a failed write in one line (exit 2, or 74 for a write that failed otherwise);
-    anything else, a bug, with its traceback (exit 70)."""
+    """Prints bad input or a full disk in one line (exit 2), another failed write of the standard output in one line
+    (exit 74), anything else, a bug, with its traceback (exit 70); returns the exit status."""
     disk_full = as_disk_full_error(error) if not isinstance(error, InputError) else None
     if isinstance(error, OSError) and error.filename == StandardOutput.NAME:
         discard_standard_output()
