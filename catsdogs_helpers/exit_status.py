@@ -1,4 +1,4 @@
-"""How the command line ends: exit statuses (see `cli`'s docstring), failures in one line, closed or full outputs."""
+"""How the command line ends: its exit statuses, failures in one line, and closed or full outputs."""
 
 from __future__ import annotations
 
@@ -11,12 +11,13 @@ import traceback
 
 from catsdogs_helpers.errors import InputError, as_disk_full_error
 
-EXIT_UNREADABLE_PHOTOS = 1
-EXIT_USER_ERROR = 2
-EXIT_BUG = 70  # sysexits.h's EX_SOFTWARE
-EXIT_WRITE_FAILED = 74  # sysexits.h's EX_IOERR
-EXIT_INTERRUPTED = 130
-EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE
+# The exit statuses besides 0 (done), which each README lists.
+EXIT_UNREADABLE_PHOTOS = 1  # Some photos given to `predict` could not be read.
+EXIT_USER_ERROR = 2  # Bad input, said in one line; a full, over-quota or read-only disk included.
+EXIT_BUG = 70  # sysexits.h's EX_SOFTWARE: a bug, with its traceback.
+EXIT_WRITE_FAILED = 74  # sysexits.h's EX_IOERR: the standard output could not be written for another reason.
+EXIT_INTERRUPTED = 130  # Ctrl-C; the same command resumes.
+EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE  # The output was a pipe that closed early (`catsdogs predict | head -1`).
 ISSUES_HINT = "This is a bug: please report it with the traceback above and the command you ran."
 
 

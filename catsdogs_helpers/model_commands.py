@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -109,10 +110,8 @@ def export_command(args: argparse.Namespace) -> int:
         paths = paths[:: max(1, len(paths) // args.num_check_photos)][: args.num_check_photos]  # Every sub-folder.
         decoded = []
         for path in paths:
-            try:
+            with contextlib.suppress(UnreadablePhotoError):
                 decoded.append(decode_photo(path, image_size))
-            except UnreadablePhotoError:
-                continue
         if not decoded:
             raise InputError(f"No readable photo in {args.check_data} to check the export on. "
                              f"Received: --check-data {args.check_data}")  # fmt: skip
