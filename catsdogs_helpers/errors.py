@@ -35,8 +35,7 @@ def as_disk_full_error(error: BaseException, path: str | os.PathLike | None = No
     """Returns a one-line `DiskFullError` for an error that says the disk is full, or `None` for any other error.
 
     `OSError`s are recognized by errno (ENOSPC, EDQUOT, EROFS), TensorFlow's and h5py's errors by the system's
-    message in their text. `path` is what was being written; `None` names the file the error names, if any.
-
+    message in their text. `path` is what was being written (`None`: the file the error names, if any).
 
     >>> print(as_disk_full_error(OSError(28, "No space left on device"), "out/result.json"))
     Cannot write out/result.json: No space left on device (ENOSPC). Free some space (or write elsewhere) and run \

@@ -8,12 +8,13 @@ import re
 import tempfile
 from pathlib import Path
 
-from catsdogs_helpers.config import StudyConfig
+from catsdogs_helpers.config import MOBILENET_V2_ALPHAS, MODEL_NAMES, StudyConfig
 from catsdogs_helpers.errors import InputError, MissingInputError
 from catsdogs_helpers.output_lock import LOCK_FILE
 
 TFDS_NUM_PHOTOS = 23_262  # Photos in TensorFlow Datasets' cats_vs_dogs (its train split, the only one).
-_ALPHA_IN_FILE_NAME = re.compile(r"_(0\.35|0\.5|0\.75|1\.0|1\.3|1\.4)_(\d+)_no_top")
+_ALPHAS = "|".join(re.escape(str(alpha)) for alpha in MOBILENET_V2_ALPHAS)
+_ALPHA_IN_FILE_NAME = re.compile(rf"_({_ALPHAS})_(\d+)_no_top")  # Keras's names: ..._1.0_224_no_top.h5
 
 
 def check_output_dir(output_dir: str | os.PathLike, data: str = "tfds", option: str = "output_dir") -> Path:
@@ -68,7 +69,7 @@ def check_output_dir_is_ours(output: Path, option: str = "output_dir") -> None:
     if (output / LOCK_FILE).exists() or _written_by_catsdogs(output):
         return
     taken = [name for name in STUDY_FILES if (output / name).exists()]
-    taken += [f"{stage}/{name}" for stage in ("scratch", "transfer", "finetuned") for name in STAGE_FILES
+    taken += [f"{stage}/{name}" for stage in MODEL_NAMES for name in STAGE_FILES
               if (output / stage / name).exists()]  # fmt: skip
     if taken:
         shown = ", ".join(taken[:5]) + (f" and {len(taken) - 5} more" if len(taken) > 5 else "")
@@ -132,11 +133,10 @@ def check_weights(weights: str | None, alpha: float, image_size: int, preset: st
         match = _ALPHA_IN_FILE_NAME.search(Path(weights).name)
         hint = ""
         if match and float(match.group(1)) != alpha:
+            set_by = f" (set by the {preset!r} preset)" if preset != "default" else ""
             hint = (
-                f" The file's name says alpha {match.group(1)}, and the study uses alpha={alpha}"
-                f"{' (set by the ' + repr(preset) + ' preset)' if preset != 'default' else ''}: "
-                f"pass --set alpha={match.group(1)} (ALPHA in the notebook's settings), or a weights file "
-                f"for alpha {alpha}."
+                f" The file's name says alpha {match.group(1)}, and the study uses alpha={alpha}{set_by}: pass "
+                f"--set alpha={match.group(1)} (ALPHA in the notebook's settings), or a weights file for alpha {alpha}."
             )
         raise InputError(
             f"The weights file {weights} does not fit MobileNetV2 with alpha={alpha} and no top.{hint} "

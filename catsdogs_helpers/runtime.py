@@ -82,11 +82,8 @@ def list_devices() -> list[str]:
 
 def describe_devices() -> str:
     """Returns a one-line description of the devices, such as "1 GPU: Tesla T4"."""
-    devices = list_devices()
-    if devices == ["CPU only"]:
-        return "CPU only"
-    names = ", ".join(line.removeprefix("GPU: ") for line in devices)
-    return f"{len(devices)} GPU{'s' if len(devices) > 1 else ''}: {names}"
+    gpus = [line.removeprefix("GPU: ") for line in list_devices() if line.startswith("GPU: ")]
+    return f"{len(gpus)} GPU{'s' if len(gpus) > 1 else ''}: {', '.join(gpus)}" if gpus else "CPU only"
 
 
 def choose_distribution_strategy(devices: Sequence[str] | None = None) -> tf.distribute.Strategy:
