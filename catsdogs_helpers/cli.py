@@ -190,11 +190,7 @@ def _add_export_command(commands) -> None:
 
 
 def build_config(args: argparse.Namespace) -> StudyConfig:
-    """Returns the `StudyConfig` of `run`'s or `sweep`'s options: the preset's values, with the options given applied.
-
-    Raises:
-        InputError: If an option or a `--set` setting is invalid.
-    """
+    """Returns the `StudyConfig` of `run`'s or `sweep`'s options (`InputError` if one of them is invalid)."""
     data = args.data if args.data in (None, "tfds") else os.path.abspath(args.data)
     weights = args.weights
     if weights not in (None, "imagenet") and weights.lower() not in ("none", "random"):

@@ -50,11 +50,8 @@ def evaluate_command(args: argparse.Namespace) -> int:
 
 
 def _relabel(folder_classes: tuple[str, ...], model_classes: tuple[str, ...], model: str, data: str):
-    """Returns a `dataset.map` function giving each photo the label its class has in the model.
-
-    Raises:
-        InputError: If the folder's classes are not the model's.
-    """
+    """Returns a `dataset.map` function giving each photo its class's label in the model (`InputError` if the
+    folder's classes are not the model's)."""
     import tensorflow as tf
 
     if set(folder_classes) != set(model_classes):

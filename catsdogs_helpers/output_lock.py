@@ -24,11 +24,8 @@ _held: dict[str, filelock.BaseFileLock] = {}
 
 
 def lock_output_dir(output_dir: str | os.PathLike) -> Path:
-    """Locks an existing output folder for this process (again: a no-op); returns the lock file's path.
-
-    Raises:
-        InputError: If another process holds the lock.
-    """
+    """Locks an existing output folder for this process (again: a no-op); returns the lock file's path, or raises
+    `InputError` if another process holds the lock."""
     path = Path(output_dir).resolve() / LOCK_FILE
     key = str(path)
     if key in _held:

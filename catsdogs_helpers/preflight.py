@@ -165,11 +165,8 @@ def estimate_cache_bytes(num_photos: int, image_size: int) -> int:
 
 
 def count_photos(config: StudyConfig) -> int:
-    """Returns how many photos the study will decode (all three splits), from a listing only.
-
-    Raises:
-        InputError: If the data folder is missing (`MissingInputError`) or its layout is wrong.
-    """
+    """Returns how many photos the study will decode (all three splits), from a listing only; raises `InputError`
+    if the data folder is missing (`MissingInputError`) or its layout is wrong."""
     from catsdogs_helpers.photos import list_photo_folder
 
     if config.data == "tfds":

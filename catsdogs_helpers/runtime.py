@@ -156,18 +156,12 @@ def describe_environment() -> dict[str, object]:
     import numpy as np
     import tensorflow_datasets as tfds
 
+    libraries = {"tensorflow": tf, "keras": keras, "tensorflow_datasets": tfds, "numpy": np, "matplotlib": matplotlib}
     return {
         "devices": list_devices(),
         "precision_policy": keras.mixed_precision.global_policy().name,
         "cpu_allocator": describe_cpu_allocator(),
         "colab": in_colab(),
         "platform": platform.platform(),
-        "versions": {
-            "python": platform.python_version(),
-            "tensorflow": tf.__version__,
-            "keras": keras.__version__,
-            "tensorflow_datasets": tfds.__version__,
-            "numpy": np.__version__,
-            "matplotlib": matplotlib.__version__,
-        },
+        "versions": {"python": platform.python_version()} | {name: lib.__version__ for name, lib in libraries.items()},
     }
