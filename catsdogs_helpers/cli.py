@@ -1,10 +1,6 @@
 """The command line: `catsdogs run | sweep | evaluate | predict | export` (also `python -m catsdogs_helpers ...`).
 
-`run` calls `study.run_study` in this process, `sweep` calls `sweep.run_sweep`. Exit status: 0 done; 1 some
-photos given to `predict` could not be read; 2 bad input (one line saying what and how to fix it), a full,
-over-quota or read-only disk included; 70 a bug (`EX_SOFTWARE`, with its traceback); 74 the standard output
-could not be written for another reason (`EX_IOERR`); 130 interrupted (Ctrl-C; the same command resumes);
-141 the output was a pipe that closed early (`catsdogs predict ... | head -1`), quietly.
+Every command runs in this process; its exit statuses are `exit_status`'s (0 when done).
 """
 
 from __future__ import annotations
@@ -16,10 +12,11 @@ import os
 import re
 import sys
 import time
+from collections.abc import Callable
 
 from catsdogs_helpers import __version__
-from catsdogs_helpers.config import PRESET_DESCRIPTIONS, PRESET_NAMES
-from catsdogs_helpers.errors import InputError
+from catsdogs_helpers.config import PRESET_DESCRIPTIONS, PRESET_NAMES, StudyConfig, get_config, parse_setting
+from catsdogs_helpers.errors import InputError, StudyInterrupted
 from catsdogs_helpers.exit_status import (
     EXIT_BROKEN_PIPE,
     EXIT_INTERRUPTED,
@@ -42,10 +39,8 @@ def path_option(text: str) -> str:
 
 
 class _ArgumentParser(argparse.ArgumentParser):
-    """argparse's parser, whose `--help` and `--version` raise when the standard output cannot be written.
-
-    argparse itself ignores such a failed write (exit 0, nothing said); `main` reports it.
-    """
+    """argparse's parser, whose `--help` and `--version` raise when the standard output cannot be written (argparse
+    itself ignores the failure and exits 0)."""
 
     def _print_message(self, message: str, file=None) -> None:
         if not message:
@@ -67,36 +62,76 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="{run,sweep,evaluate,predict,export}")
-
-    presets = "\n".join(f"  {name:<8} {text}" for name, text in PRESET_DESCRIPTIONS.items())
-    run = commands.add_parser(
+    _add_study_command(
+        commands,
         "run",
         help="run the whole study and write a report",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Trains the CNN from scratch, the frozen MobileNetV2 with a new head and its fine-tuned "
         "version, tests all three once, and writes results.json, the figures, the three models and report.md "
-        "into --output. Interrupted (Ctrl-C), the same command resumes from the last finished epoch.\n\n"
-        f"presets:\n{presets}\n\n"
-        "An option left out takes the preset's value.",
-        epilog="example: catsdogs run --preset quick --data path/to/photos --output outputs/quick",
+        "into --output. Interrupted (Ctrl-C), the same command resumes from the last finished epoch.",
+        presets_note="An option left out takes the preset's value.",
+        example="catsdogs run --preset quick --data path/to/photos --output outputs/quick",
     )
-    add_study_options(run)
+    _add_sweep_command(commands)
+    _add_evaluate_command(commands)
+    _add_export_command(commands)
+    predict = commands.add_parser(
+        "predict",
+        help="classify photos with a saved model",
+        description="Prints the predicted class and its probability for each photo.",
+    )
+    predict.add_argument("--model", required=True, type=path_option, help="a .keras model of the study, or an export")
+    predict.add_argument("images", nargs="+", type=path_option, metavar="IMAGE", help="photos to classify")
+    return parser
 
-    sweep = commands.add_parser(
+
+def _add_study_command(commands, name: str, description: str, presets_note: str, example: str, **kwargs):
+    """Adds `run` or `sweep`: its description, the presets, and the options of a study's settings."""
+    presets = "\n".join(f"  {preset:<8} {text}" for preset, text in PRESET_DESCRIPTIONS.items())
+    parser = commands.add_parser(
+        name,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=f"{description}\n\npresets:\n{presets}\n\n{presets_note}",
+        epilog=f"example: {example}",
+        **kwargs,
+    )
+    parser.add_argument("--preset", default="default", choices=PRESET_NAMES, help="settings preset. Default: default")
+    parser.add_argument("--data", type=path_option, help='"tfds" or a folder of class sub-folders. Default: tfds')
+    parser.add_argument(
+        "--weights",
+        default=None,
+        type=path_option,
+        help='"imagenet", a local MobileNetV2 no-top .h5 file, or "none" (random weights; smoke tests only). '
+        "Default: the preset's (imagenet, or none for smoke)",
+    )
+    parser.add_argument("--image-size", type=int, default=None, help="image side in pixels. Default: the preset's")
+    parser.add_argument("--output", default="outputs", type=path_option, help="output folder. Default: outputs")
+    parser.add_argument(
+        "--set",
+        dest="settings",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="change any setting of StudyConfig (repeatable), e.g. --set alpha=0.35 --set scratch_epochs=5; "
+        "--set cache_dir=PATH caches the decoded photos in files under PATH instead of in memory",
+    )
+    return parser
+
+
+def _add_sweep_command(commands) -> None:
+    sweep = _add_study_command(
+        commands,
         "sweep",
         help="train the three approaches on nested subsets of the training split",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
         description="How much data each approach needs: trains the CNN from scratch, the frozen MobileNetV2's "
-        "head (on cached features) and the fine-tuned model on class-balanced subsets of the training split, each "
-        "inside the next, each trained until a validation part carved from the subset (20%) stops improving, "
-        "scores every point once on the whole test split, and writes sweep.json, sweep.png and "
-        "sweep.md into --output. Interrupted (Ctrl-C), the same command reuses the finished points.\n\n"
-        f"presets:\n{presets}\n\n"
-        "Each preset has its own subset sizes and seeds (quick: 100, 300 and 1,000 photos, one seed; "
-        "default: up to the whole split, two seeds); benchmarks/results/sweep.md gives measured times.",
-        epilog="example: catsdogs sweep --preset quick --data path/to/photos --output outputs/sweep",
+        "head (on cached features) and the fine-tuned model on class-balanced subsets of the training split, "
+        "each inside the next, each trained until a validation part carved from the subset (20%) stops "
+        "improving, scores every point once on the whole test split, and writes sweep.json, sweep.png and "
+        "sweep.md into --output. Interrupted (Ctrl-C), the same command reuses the finished points.",
+        presets_note="Each preset has its own subset sizes and seeds (quick: 100, 300 and 1,000 photos, one "
+        "seed; default: up to the whole split, two seeds); benchmarks/results/sweep.md gives measured times.",
+        example="catsdogs sweep --preset quick --data path/to/photos --output outputs/sweep",
     )
-    add_study_options(sweep)
     # "--sizes -5,10" is a value to refuse with its reason, not an unknown option (Python 3.13 does this itself).
     sweep._negative_number_matcher = re.compile(r"^-\.?\d")
     sweep.add_argument(
@@ -107,6 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sweep.add_argument("--seeds", type=int, default=None, help="repeats of every point. Default: the preset's")
 
+
+def _add_evaluate_command(commands) -> None:
     evaluate = commands.add_parser(
         "evaluate",
         help="evaluate a saved model on a folder of labelled photos",
@@ -127,6 +164,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="also report test-time augmentation: each photo's logit averaged with its mirror image's",
     )
 
+
+def _add_export_command(commands) -> None:
     export = commands.add_parser(
         "export",
         help="export a saved model to LiteRT, SavedModel or ONNX, checked against it",
@@ -149,54 +188,13 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--check-data", type=path_option, help="a folder of photos to check on. Default: random images")
     export.add_argument("--num-check-photos", type=int, default=32, help="photos of --check-data used. Default: 32")
 
-    predict = commands.add_parser(
-        "predict",
-        help="classify photos with a saved model",
-        description="Prints the predicted class and its probability for each photo.",
-    )
-    predict.add_argument("--model", required=True, type=path_option, help="a .keras model of the study, or an export")
-    predict.add_argument("images", nargs="+", type=path_option, metavar="IMAGE", help="photos to classify")
-    return parser
 
-
-def add_study_options(parser: argparse.ArgumentParser) -> None:
-    """Adds the options that choose a study's settings (`--preset`, `--data`, ..., `--set`) to a command."""
-    parser.add_argument("--preset", default="default", choices=PRESET_NAMES, help="settings preset. Default: default")
-    parser.add_argument("--data", type=path_option, help='"tfds" or a folder of class sub-folders. Default: tfds')
-    parser.add_argument(
-        "--weights",
-        default=None,
-        type=path_option,
-        help='"imagenet", a local MobileNetV2 no-top .h5 file, or "none" (random weights; smoke tests only). '
-        "Default: the preset's (imagenet, or none for smoke)",
-    )
-    parser.add_argument("--image-size", type=int, default=None, help="image side in pixels. Default: the preset's")
-    parser.add_argument("--output", default="outputs", type=path_option, help="output folder. Default: outputs")
-    parser.add_argument(
-        "--set",
-        dest="settings",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="change any setting of StudyConfig (repeatable), e.g. --set alpha=0.35 --set scratch_epochs=5; "
-        "--set cache_dir=PATH caches the decoded photos in files under PATH instead of in memory",
-    )
-
-
-def build_config(args: argparse.Namespace):
-    """Returns the `StudyConfig` of `run`'s options: the preset's values, with the options given applied.
-
-    Raises:
-        InputError: If an option or a `--set` setting is invalid.
-    """
-    from catsdogs_helpers.config import get_config, parse_setting
-
-    data = args.data
-    if data not in (None, "tfds"):
-        data = os.path.abspath(os.path.expanduser(data))
+def build_config(args: argparse.Namespace) -> StudyConfig:
+    """Returns the `StudyConfig` of `run`'s or `sweep`'s options (`InputError` if one of them is invalid)."""
+    data = args.data if args.data in (None, "tfds") else os.path.abspath(args.data)
     weights = args.weights
     if weights not in (None, "imagenet") and weights.lower() not in ("none", "random"):
-        weights = os.path.abspath(os.path.expanduser(weights))
+        weights = os.path.abspath(weights)
     config = get_config(args.preset, data=data, weights=weights, image_size=args.image_size, output_dir=args.output)
     settings = dict(parse_setting(text) for text in args.settings)
     return config.replace(**settings) if settings else config
@@ -207,12 +205,7 @@ def run_command(args: argparse.Namespace) -> int:
     from catsdogs_helpers.study import run_study
 
     config = build_config(args)
-    print(f"catsdogs {__version__}: the {config.preset} study into {os.path.abspath(config.output_dir)}", flush=True)
-    start = time.perf_counter()
-    run_study(config)
-    minutes, seconds = divmod(time.perf_counter() - start, 60)
-    print(f"Done in {int(minutes)} min {seconds:.0f} s.", flush=True)
-    return 0
+    return _timed(config, "study", lambda: run_study(config))
 
 
 def sweep_command(args: argparse.Namespace) -> int:
@@ -229,9 +222,14 @@ def sweep_command(args: argparse.Namespace) -> int:
                 f"--sizes takes whole numbers separated by commas, e.g. 100,250,500. Received: --sizes {args.sizes}"
             ) from None
     plan = get_sweep_plan(config.preset, sizes, args.seeds)
-    print(f"catsdogs {__version__}: the {config.preset} sweep into {os.path.abspath(config.output_dir)}", flush=True)
+    return _timed(config, "sweep", lambda: run_sweep(config, plan))
+
+
+def _timed(config: StudyConfig, kind: str, run: Callable[[], object]) -> int:
+    """Says what runs where, runs it, and says how long it took; returns the exit code, 0."""
+    print(f"catsdogs {__version__}: the {config.preset} {kind} into {os.path.abspath(config.output_dir)}", flush=True)
     start = time.perf_counter()
-    run_sweep(config, plan)
+    run()
     minutes, seconds = divmod(time.perf_counter() - start, 60)
     print(f"Done in {int(minutes)} min {seconds:.0f} s.", flush=True)
     return 0
@@ -247,10 +245,8 @@ _COMMANDS = {
 
 
 def import_tensorflow_quietly() -> None:
-    """Imports TensorFlow with its C++ start-up notes silenced ("could not find cuda drivers", ...).
-
-    Standard error is pointed at the null device for the import only. Set `TF_CPP_MIN_LOG_LEVEL=0` to see them.
-    """
+    """Imports TensorFlow with its C++ start-up notes ("could not find cuda drivers", ...) sent to the null device,
+    unless `TF_CPP_MIN_LOG_LEVEL=0`."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     if os.environ["TF_CPP_MIN_LOG_LEVEL"] == "0" or "tensorflow" in sys.modules:
         return
@@ -266,7 +262,7 @@ def import_tensorflow_quietly() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Runs the command line; returns the exit code (see the module docstring)."""
+    """Runs the command line; returns the exit code."""
     fill_closed_standard_streams()
     stdout, sys.stdout = sys.stdout, StandardOutput(sys.stdout)
     try:
@@ -283,12 +279,10 @@ def _run(argv: list[str] | None) -> int:
     import_tensorflow_quietly()
     from catsdogs_helpers.runtime import prefer_bfc_cpu_allocator
 
-    prefer_bfc_cpu_allocator()  # Before any TensorFlow operation: evaluate and predict run MobileNetV2 1.7x as fast.
+    prefer_bfc_cpu_allocator()  # Before any TensorFlow operation: evaluate, predict and export never start a study.
     # TensorFlow's Python-side notes (such as tf.function retracing after several models' predict) are not for
     # a user of this command; its errors still show.
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
-    from catsdogs_helpers.errors import StudyInterrupted
-
     try:
         code = _COMMANDS[args.command](args)
         sys.stdout.flush()  # A closed pipe or a full output fails here, not in Python's flush at exit.
@@ -296,8 +290,6 @@ def _run(argv: list[str] | None) -> int:
     except BrokenPipeError:  # The reader went away (`| head`): end quietly (Python's docs, "Note on SIGPIPE").
         discard_standard_output()
         return EXIT_BROKEN_PIPE
-    except InputError as error:
-        return report_failure(error)
     except StudyInterrupted as interrupted:
         print(f"\n{interrupted}", file=sys.stderr)
         return EXIT_INTERRUPTED

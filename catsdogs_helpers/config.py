@@ -1,8 +1,4 @@
-"""Every setting of the study in one frozen dataclass, with presets.
-
-The presets derive from one another: `quick` is `default` with fewer images and
-epochs, and `smoke` is `quick` made tiny and offline.
-"""
+"""Every setting of the study in one frozen dataclass, checked once, and its presets: default -> quick -> smoke."""
 
 from __future__ import annotations
 
@@ -10,6 +6,7 @@ import dataclasses
 import os
 import shlex
 import typing
+from collections.abc import Callable
 
 from catsdogs_helpers.errors import InputError
 
@@ -36,42 +33,30 @@ class StudyConfig:
     """All settings of the study (each field's default is the `default` preset's).
 
     Args:
-        preset: Name of the preset the settings came from.
-        data: `"tfds"` for TensorFlow Datasets' `cats_vs_dogs`, or the path of a folder of photos (one
-            sub-folder per class, or `train/`, `validation/`, `test/` each holding the class folders).
-        weights: `"imagenet"`, the path of a local MobileNetV2 no-top `.h5` file, or `None` for random weights.
+        data: `"tfds"` for TensorFlow Datasets' `cats_vs_dogs`, or a folder of photos: one sub-folder per class,
+            or `train/`, `validation/`, `test/` each holding the class folders.
+        weights: `"imagenet"`, a local MobileNetV2 no-top `.h5` file, or `None` for random weights.
         alpha: MobileNetV2 width multiplier.
         image_size: Side of the square images fed to both models, in pixels.
-        scratch_image_size: Side the scratch CNN resizes its input to, in pixels (see `build_scratch_cnn`).
-        batch_size: Images per batch, per GPU (see `runtime.choose_distribution_strategy`).
-        validation_fraction: Share of photos held out for validation when the source is not pre-split.
-        test_fraction: Share held out for the final test.
+        scratch_image_size: Side the scratch CNN resizes its input to, in pixels.
+        batch_size: Images per batch, per GPU.
+        validation_fraction, test_fraction: Shares held out when the source is not pre-split.
         max_images_per_split: Keep at most this many photos per split (a stable subset), or `None` for all.
         cache_dir: Folder for tf.data file caches, or `None` to cache decoded images in memory.
-        seed: Seed for Python, NumPy, TensorFlow and the shuffles.
-        scratch_epochs: Maximum epochs for the scratch CNN.
         scratch_learning_rate: Peak Adam learning rate of the scratch CNN (cosine decay).
-        scratch_dropout: Dropout rate before the scratch CNN's logit.
-        scratch_weight_decay: Decoupled (AdamW) weight decay of the scratch CNN, or `0.0` for none.
-        scratch_patience: Early-stopping patience of the scratch CNN, in epochs, or `None` to train all
-            `scratch_epochs` (the best validation epoch's weights are kept either way).
-        transfer_epochs: Maximum epochs for the head on the frozen base.
-        transfer_learning_rate: Adam learning rate of the head.
-        use_cached_features: Train the head on features computed once by the frozen base (fast, no
-            augmentation) instead of end to end.
-        fine_tune_epochs: Epochs of fine-tuning after the head.
-        fine_tune_learning_rate: Adam learning rate while fine-tuning.
+        scratch_weight_decay: Decoupled (AdamW) weight decay of the scratch CNN, `0.0` for none.
+        scratch_patience: Early-stopping patience of the scratch CNN in epochs, or `None` to train every epoch
+            (the best validation epoch's weights are kept either way).
+        use_cached_features: Train the head on features the frozen base computed once (fast, no augmentation).
+        fine_tune_epochs: Epochs of fine-tuning after the head (0 skips it).
         fine_tune_at: Base layers below this index (of 154 in MobileNetV2) stay frozen while fine-tuning.
-        augmentation_strength: Scales the augmentation's ranges (see `models.build_augmentation`).
-        dropout: Dropout rate before the transfer model's logit.
-        patience: Early-stopping patience of the head and of fine-tuning (the study's and the sweep's), in epochs.
-        output_dir: Folder for checkpoints, figures and results.
+        augmentation_strength: Scales the augmentation's ranges.
+        dropout, scratch_dropout: Dropout rate before the transfer model's and the scratch CNN's logit.
+        patience: Early-stopping patience of the head and of fine-tuning (study and sweep), in epochs.
     """
 
-    # Each setting names the results its value changes: the training stages ("scratch", "transfer",
-    # "finetuned") and the sweep's points ("sweep"), whose manifests record it (see `depends_on`), so that a finished
-    # result is reused only when trained the same way. None for where files go, the preset's name, and the data's
-    # settings (the photos' content key stands for them).
+    # Each setting names the results its value changes (stages, and the sweep's points): their manifests record
+    # it (`depends_on`). None for where files go, the preset's name and the data's settings (the photos' key).
     preset: str = _setting("default")
     data: str = _setting("tfds")
     weights: str | None = _setting("imagenet", "transfer", "sweep")
@@ -108,11 +93,7 @@ class StudyConfig:
         _check_config(self)
 
     def replace(self, **changes: object) -> StudyConfig:
-        """Returns a copy with some settings changed (and checked again).
-
-        Raises:
-            InputError: If a changed setting is invalid (a `ValueError`).
-        """
+        """Returns a copy with some settings changed and checked (`InputError` if invalid)."""
         return dataclasses.replace(self, **changes)
 
     def patience_of(self, approach: str) -> int:
@@ -133,30 +114,54 @@ def _fail(name: str, value: object, expected: str) -> None:
     raise InputError(f"Invalid setting `{name}`: expected {expected}. Received: {name}={value!r}")
 
 
-def _is_integer(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def _is_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def _is_path(value: object) -> bool:
+    return isinstance(value, str) and bool(value.strip())  # "" is what an unset variable gives ("$OUT").
+
+
+def _integer_from(minimum: int) -> Callable[[object], bool]:
+    return lambda value: isinstance(value, int) and not isinstance(value, bool) and value >= minimum
+
+
+def _or_none(accepts: Callable[[object], bool]) -> Callable[[object], bool]:
+    return lambda value: value is None or accepts(value)
+
+
+_LEARNING_RATES = ("scratch_learning_rate", "transfer_learning_rate", "fine_tune_learning_rate")
+# (settings, accepts(value), what is expected), checked in this order.
+_CHECKS = (
+    (("preset",), lambda v: v in PRESET_NAMES, f"one of {PRESET_NAMES}"),
+    (("data",), _is_path, '"tfds" or the path of a folder of photos'),
+    (("weights",), _or_none(_is_path), '"imagenet", a .h5 file\'s path or None'),
+    (("cache_dir",), _or_none(_is_path), "a folder's path or None"),
+    (("output_dir",), _is_path, "a folder's path (not empty)"),
+    (("alpha",), lambda v: v in MOBILENET_V2_ALPHAS, f"one of {MOBILENET_V2_ALPHAS}"),
+    (("image_size", "scratch_image_size"), _integer_from(32), "an integer of at least 32 (pixels)"),
+    (("batch_size", "scratch_epochs", "transfer_epochs", "patience"), _integer_from(1), "a positive integer"),
+    (("scratch_patience",), _or_none(_integer_from(1)), "None (train every scratch epoch) or a positive integer"),
+    (("fine_tune_epochs",), _integer_from(0), "an integer >= 0 (0 skips fine-tuning)"),
+    (("fine_tune_at",), _integer_from(0), "an integer >= 0 (a layer index of the base)"),
+    (("max_images_per_split",), _or_none(_integer_from(2)), "None or an integer >= 2"),
+    (("validation_fraction", "test_fraction"), lambda v: _is_number(v) and 0 < v < 0.5, "a fraction between 0 and 0.5"),
+    (_LEARNING_RATES, lambda v: _is_number(v) and 0 < v < 1, "a learning rate between 0 and 1"),
+    (("dropout", "scratch_dropout"), lambda v: _is_number(v) and 0 <= v < 1, "a rate in [0, 1)"),
+    (
+        ("augmentation_strength",),
+        lambda v: _is_number(v) and 0 <= v <= 4,
+        "a number between 0 and 4 (1 is the default)",
+    ),
+    (("scratch_weight_decay",), lambda v: _is_number(v) and 0 <= v < 1, "a decay in [0, 1) (0 for none)"),
+)
+
+
 def _check_config(config: StudyConfig) -> None:
-    if config.preset not in PRESET_NAMES:
-        _fail("preset", config.preset, f"one of {PRESET_NAMES}")
-    # An empty path is what an unset variable gives ("$OUT"): it would mean the current folder.
-    expected = {"data": '"tfds" or the path of a folder of photos', "weights": '"imagenet", a .h5 file\'s path or None',
-                "cache_dir": "a folder's path or None", "output_dir": "a folder's path (not empty)"}  # fmt: skip
-    for name in _PATH_SETTINGS:
-        value = getattr(config, name)
-        if (value is not None or name in ("data", "output_dir")) and not (isinstance(value, str) and value.strip()):
-            _fail(name, value, expected[name])
-    if config.alpha not in MOBILENET_V2_ALPHAS:
-        _fail("alpha", config.alpha, f"one of {MOBILENET_V2_ALPHAS}")
-    for name in ("image_size", "scratch_image_size"):
-        value = getattr(config, name)
-        if not _is_integer(value) or value < 32:
-            _fail(name, value, "an integer of at least 32 (pixels)")
+    for names, accepts, expected in _CHECKS:
+        for name in names:
+            if not accepts(getattr(config, name)):
+                _fail(name, getattr(config, name), expected)
     if config.weights == "imagenet" and config.image_size not in IMAGENET_IMAGE_SIZES:
         _fail(
             "image_size",
@@ -164,37 +169,6 @@ def _check_config(config: StudyConfig) -> None:
             f"one of {IMAGENET_IMAGE_SIZES} with weights='imagenet' (Keras has ImageNet "
             "weights only for these sizes); pick one of them or pass a local weights file",
         )
-    for name in ("batch_size", "scratch_epochs", "transfer_epochs", "patience"):
-        value = getattr(config, name)
-        if not _is_integer(value) or value < 1:
-            _fail(name, value, "a positive integer")
-    patience = config.scratch_patience
-    if patience is not None and (not _is_integer(patience) or patience < 1):
-        _fail("scratch_patience", config.scratch_patience, "None (train every scratch epoch) or a positive integer")
-    if not _is_integer(config.fine_tune_epochs) or config.fine_tune_epochs < 0:
-        _fail("fine_tune_epochs", config.fine_tune_epochs, "an integer >= 0 (0 skips fine-tuning)")
-    if not _is_integer(config.fine_tune_at) or config.fine_tune_at < 0:
-        _fail("fine_tune_at", config.fine_tune_at, "an integer >= 0 (a layer index of the base)")
-    if config.max_images_per_split is not None and (
-        not _is_integer(config.max_images_per_split) or config.max_images_per_split < 2
-    ):
-        _fail("max_images_per_split", config.max_images_per_split, "None or an integer >= 2")
-    for name in ("validation_fraction", "test_fraction"):
-        value = getattr(config, name)
-        if not _is_number(value) or not 0.0 < value < 0.5:
-            _fail(name, value, "a fraction between 0 and 0.5")
-    for name in ("scratch_learning_rate", "transfer_learning_rate", "fine_tune_learning_rate"):
-        value = getattr(config, name)
-        if not _is_number(value) or not 0.0 < value < 1.0:
-            _fail(name, value, "a learning rate between 0 and 1")
-    for name in ("dropout", "scratch_dropout"):
-        value = getattr(config, name)
-        if not _is_number(value) or not 0.0 <= value < 1.0:
-            _fail(name, value, "a rate in [0, 1)")
-    if not _is_number(config.augmentation_strength) or not 0.0 <= config.augmentation_strength <= 4.0:
-        _fail("augmentation_strength", config.augmentation_strength, "a number between 0 and 4 (1 is the default)")
-    if not _is_number(config.scratch_weight_decay) or not 0.0 <= config.scratch_weight_decay < 1.0:
-        _fail("scratch_weight_decay", config.scratch_weight_decay, "a decay in [0, 1) (0 for none)")
 
 
 def depends_on(result: str) -> tuple[str, ...]:
@@ -232,24 +206,11 @@ _PRESETS = {"default": DEFAULT, "quick": QUICK, "smoke": SMOKE}
 
 
 def get_config(preset: str = "default", **overrides: object) -> StudyConfig:
-    """Returns the settings of a preset, with some of them overridden.
-
-    Overrides whose value is `None` are ignored, so optional command-line flags
-    and notebook parameters can be passed straight through.
-
-    Args:
-        preset: `"default"` (the real study), `"quick"` (at most 2,000 photos
-            per split) or `"smoke"` (seconds, random weights, for CI).
-        **overrides: Settings to change, by name. `weights="none"` (or
-            `"random"`) asks for random weights.
-
-    Returns:
-        A checked `StudyConfig`.
+    """Returns a preset's settings with `overrides` applied, checked; an override of `None` is ignored (so unset
+    options pass straight through), and `weights="none"` or `"random"` means random weights.
 
     Raises:
-        InputError: If the preset is unknown or a setting is invalid (a `ValueError`).
-
-    Example:
+        InputError: If the preset is unknown or a setting is invalid.
 
     >>> get_config("quick", image_size=160).image_size
     160
@@ -271,22 +232,12 @@ def get_config(preset: str = "default", **overrides: object) -> StudyConfig:
 
 
 def parse_setting(assignment: str) -> tuple[str, object]:
-    """Parses one `NAME=VALUE` override of a `StudyConfig` field, typed by the field.
+    """Parses one `NAME=VALUE` override of a `StudyConfig` field into `(name, value)`, typed by the field.
 
-    Integers, floats and booleans (`true`/`false`, `1`/`0`, `yes`/`no`) are
-    converted; `none` (any case) gives `None` where the field allows it.
-
-    Args:
-        assignment: Text such as `"scratch_epochs=5"` or `"cache_dir=none"`.
-
-    Returns:
-        `(name, value)`, ready for `get_config(preset, **{name: value})`.
+    Booleans are `true`/`false`, `1`/`0` or `yes`/`no`; `none` (any case) gives `None` where the field allows it.
 
     Raises:
-        InputError: If the text has no `=`, names no field, or its value does not
-            fit the field's type.
-
-    Example:
+        InputError: If the text has no `=`, names no field, or its value does not fit the field's type.
 
     >>> parse_setting("alpha=0.35")
     ('alpha', 0.35)
@@ -301,11 +252,10 @@ def parse_setting(assignment: str) -> tuple[str, object]:
         raise InputError(
             f"A setting is NAME=VALUE with NAME among {names} (the preset has its own option). Received: {assignment!r}"
         )
-    kinds = [kind for kind in typing.get_args(hints[name]) or (hints[name],) if kind is not type(None)]
     optional = type(None) in typing.get_args(hints[name])
     if optional and text.lower() == "none":
         return name, None
-    kind = kinds[0]
+    kind = next(kind for kind in typing.get_args(hints[name]) or (hints[name],) if kind is not type(None))
     try:
         if kind is bool:
             flags = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
@@ -321,12 +271,8 @@ _COMMAND_OPTIONS = {"data": "--data", "weights": "--weights", "image_size": "--i
 
 
 def format_command(config: StudyConfig) -> str:
-    """Returns the `catsdogs run` command that runs a study with exactly these settings.
-
-    Settings with an option of their own are always given; any other setting
-    that differs from the preset's follows as `--set NAME=VALUE`.
-
-    Example:
+    """Returns the `catsdogs run` command of these settings: those with an option of their own, then `--set
+    NAME=VALUE` for any other that differs from the preset's.
 
     >>> format_command(get_config("quick", data="photos", output_dir="out", scratch_epochs=40))
     'catsdogs run --preset quick --data photos --weights imagenet --image-size 224 --output out --set scratch_epochs=40'

@@ -1,8 +1,6 @@
-"""The exceptions that mean "fix your input", as opposed to a bug.
+"""The exceptions that mean "fix your input", which the command line prints in one line (exit 2), unlike a bug.
 
-The command line prints these as one line and exits with status 2; any other
-exception keeps its traceback. They subclass the built-in exceptions callers
-expect (`except ValueError`, `except FileNotFoundError` still work).
+They subclass the built-in exceptions callers expect (`except ValueError`, `except FileNotFoundError` still work).
 """
 
 from __future__ import annotations
@@ -13,17 +11,8 @@ import re
 
 
 class InputError(ValueError):
-    """Bad input from the user: a setting, a data folder, a weights or model file.
-
-    The message says what was received, what was expected and how to fix it.
-
-    Example:
-
-    >>> raise InputError("Invalid setting `batch_size`: expected an integer >= 1. Received: batch_size=0")
-    Traceback (most recent call last):
-    ...
-    catsdogs_helpers.errors.InputError: Invalid setting `batch_size`: expected an integer >= 1. Received: batch_size=0
-    """
+    """Bad input from the user (a setting, a data folder, a weights or model file); the message says what was
+    received, what was expected and how to fix it."""
 
 
 class MissingInputError(InputError, FileNotFoundError):
@@ -35,11 +24,7 @@ class DataUnavailableError(InputError, RuntimeError):
 
 
 class DiskFullError(InputError, OSError):
-    """A file could not be written: its disk is full, over quota or read-only (raised by `as_disk_full_error`).
-
-    What was being written is left out whole (see `output_lock.written_atomically`), so the same command,
-    run again once there is space, finishes the work.
-    """
+    """A file could not be written: its disk is full, over quota or read-only (see `as_disk_full_error`)."""
 
 
 # errno codes, and the texts TensorFlow's and HDF5's errors carry instead of an errno.
@@ -49,13 +34,8 @@ _DISK_ERRORS = {code: os.strerror(code) for code in (errno.ENOSPC, getattr(errno
 def as_disk_full_error(error: BaseException, path: str | os.PathLike | None = None) -> DiskFullError | None:
     """Returns a one-line `DiskFullError` for an error that says the disk is full, or `None` for any other error.
 
-    Recognizes `OSError`s by their errno (ENOSPC, EDQUOT, EROFS), and TensorFlow's and h5py's
-    errors by the system's message in their text.
-
-    Args:
-        path: The file or folder being written, or `None` for the one the error names (if any).
-
-    Example:
+    `OSError`s are recognized by errno (ENOSPC, EDQUOT, EROFS), TensorFlow's and h5py's errors by the system's
+    message in their text. `path` is what was being written (`None`: the file the error names, if any).
 
     >>> print(as_disk_full_error(OSError(28, "No space left on device"), "out/result.json"))
     Cannot write out/result.json: No space left on device (ENOSPC). Free some space (or write elsewhere) and run \
@@ -84,13 +64,8 @@ def _folder_named_in(text: str) -> str | None:
 
 
 class StudyInterrupted(KeyboardInterrupt):
-    """The study was interrupted (Ctrl-C); its message says where, and that rerunning resumes.
-
-    Args:
-        stage: The stage that was running, e.g. `"scratch"`.
-        finished_epochs: Epochs of that stage that had finished and were saved,
-            or `None` for a stage without epochs.
-    """
+    """The study was interrupted (Ctrl-C) during `stage` after `finished_epochs` saved epochs (`None`: a stage
+    without epochs); its message says where, and that rerunning resumes."""
 
     def __init__(self, stage: str, finished_epochs: int | None, output_dir: str) -> None:
         self.stage, self.finished_epochs, self.output_dir = stage, finished_epochs, output_dir

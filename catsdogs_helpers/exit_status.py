@@ -1,6 +1,4 @@
-"""How the command ends: its exit statuses (what each means: `cli`'s docstring), a failure said in one line
-on the standard error (a bug with its traceback), and a standard output or error that is closed or cannot be written.
-"""
+"""How the command line ends: its exit statuses, failures in one line, and closed or full outputs."""
 
 from __future__ import annotations
 
@@ -13,21 +11,19 @@ import traceback
 
 from catsdogs_helpers.errors import InputError, as_disk_full_error
 
-EXIT_UNREADABLE_PHOTOS = 1
-EXIT_USER_ERROR = 2
-EXIT_BUG = 70  # sysexits.h's EX_SOFTWARE
-EXIT_WRITE_FAILED = 74  # sysexits.h's EX_IOERR
-EXIT_INTERRUPTED = 130
-EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE
+# The exit statuses besides 0 (done), which each README lists.
+EXIT_UNREADABLE_PHOTOS = 1  # Some photos given to `predict` could not be read.
+EXIT_USER_ERROR = 2  # Bad input, said in one line; a full, over-quota or read-only disk included.
+EXIT_BUG = 70  # sysexits.h's EX_SOFTWARE: a bug, with its traceback.
+EXIT_WRITE_FAILED = 74  # sysexits.h's EX_IOERR: the standard output could not be written for another reason.
+EXIT_INTERRUPTED = 130  # Ctrl-C; the same command resumes.
+EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE  # The output was a pipe that closed early (`catsdogs predict | head -1`).
 ISSUES_HINT = "This is a bug: please report it with the traceback above and the command you ran."
 
 
 def fill_closed_standard_streams() -> None:
-    """Points a closed standard output or error (`>&-`, `2>&-`) at the null device.
-
-    Otherwise the next file opened would take descriptor 1 or 2, where C++ libraries write their notes. A
-    closed standard output stays `None` in Python: its first write fails in one line (exit 74).
-    """
+    """Points a closed standard output or error (`>&-`, `2>&-`) at the null device, so that no file opened later
+    takes descriptor 1 or 2 (where C++ libraries write). `sys.stdout` stays `None`: its first write fails (exit 74)."""
     for descriptor, name in ((1, "stdout"), (2, "stderr")):
         if getattr(sys, name) is not None:
             continue
@@ -43,8 +39,8 @@ def fill_closed_standard_streams() -> None:
 
 
 def report_failure(error: Exception) -> int:
-    """Prints bad input, a full disk or a failed write in one line (exit 2, or 74 for a write that failed otherwise);
-    anything else, a bug, with its traceback (exit 70)."""
+    """Prints bad input or a full disk in one line (exit 2), another failed write of the standard output in one line
+    (exit 74), anything else, a bug, with its traceback (exit 70); returns the exit status."""
     disk_full = as_disk_full_error(error) if not isinstance(error, InputError) else None
     if isinstance(error, OSError) and error.filename == StandardOutput.NAME:
         discard_standard_output()

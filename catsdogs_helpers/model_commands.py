@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -49,11 +50,8 @@ def evaluate_command(args: argparse.Namespace) -> int:
 
 
 def _relabel(folder_classes: tuple[str, ...], model_classes: tuple[str, ...], model: str, data: str):
-    """Returns a `dataset.map` function giving each photo the label its class has in the model.
-
-    Raises:
-        InputError: If the folder's classes are not the model's.
-    """
+    """Returns a `dataset.map` function giving each photo its class's label in the model (`InputError` if the
+    folder's classes are not the model's)."""
     import tensorflow as tf
 
     if set(folder_classes) != set(model_classes):
@@ -109,10 +107,8 @@ def export_command(args: argparse.Namespace) -> int:
         paths = paths[:: max(1, len(paths) // args.num_check_photos)][: args.num_check_photos]  # Every sub-folder.
         decoded = []
         for path in paths:
-            try:
+            with contextlib.suppress(UnreadablePhotoError):
                 decoded.append(decode_photo(path, image_size))
-            except UnreadablePhotoError:
-                continue
         if not decoded:
             raise InputError(f"No readable photo in {args.check_data} to check the export on. "
                              f"Received: --check-data {args.check_data}")  # fmt: skip

@@ -1,12 +1,7 @@
 """Writing safely: one run at a time per output folder, and every file written whole or not at all.
 
-The lock is an OS file lock (`filelock`), which the operating system releases
-when the process ends, however it ends. Its file, `.catsdogs.lock`, stays in the
-folder (removing it would race with a run taking it).
-
-Every file the package writes goes through `written_atomically`: a kill or a
-full disk mid-write leaves the previous file (or none), never a truncated one
-that a rerun would trust; a full disk becomes a one-line `DiskFullError`.
+The lock is an OS file lock, released when the process ends however it ends; its file stays in the folder
+(removing it would race with a run taking it).
 """
 
 from __future__ import annotations
@@ -29,14 +24,8 @@ _held: dict[str, filelock.BaseFileLock] = {}
 
 
 def lock_output_dir(output_dir: str | os.PathLike) -> Path:
-    """Takes the output folder's lock for this process, until `unlock_output_dir` or the process ends.
-
-    The folder must exist. Taking the lock again in the same process (a notebook rerunning its cells) is a
-    no-op. Returns the lock file's path.
-
-    Raises:
-        InputError: If another process holds the lock (a `ValueError`).
-    """
+    """Locks an existing output folder for this process (again: a no-op); returns the lock file's path, or raises
+    `InputError` if another process holds the lock."""
     path = Path(output_dir).resolve() / LOCK_FILE
     key = str(path)
     if key in _held:
@@ -63,20 +52,11 @@ def unlock_output_dir(output_dir: str | os.PathLike) -> None:
 
 @contextlib.contextmanager
 def written_atomically(path: str | os.PathLike) -> Iterator[Path]:
-    """Yields a temporary path beside `path` to write a file or a new folder to; renames it to `path` on success.
-
-    The temporary name, `.partial-NAME`, ends as `path` does, so libraries that choose a format by the suffix
-    (`.keras`, `.weights.h5`, `.png`, `.tflite`) accept it. A leftover of a killed run is removed first. If the
-    block writes nothing, `path` is left as it was. A folder is renamed onto `path` only where `path` does not
-    exist (an existing non-empty folder cannot be replaced in one rename).
+    """Yields a temporary path beside `path` (`.partial-NAME`, same suffix) to write a file or a folder to, renamed
+    to `path` if the block wrote it (a folder only where `path` does not exist): a kill leaves the old file or none.
 
     Raises:
-        DiskFullError: If the disk is full, over quota or read-only (an `InputError`); `path` is left as it was.
-
-    Example:
-
-    >>> with written_atomically(folder / "result.json") as temporary:  # doctest: +SKIP
-    ...     temporary.write_text(text)
+        DiskFullError: If the disk is full, over quota or read-only; `path` is left as it was.
     """
     path = Path(path)
     temporary = path.with_name(f"{PARTIAL_PREFIX}{path.name}")
@@ -104,11 +84,8 @@ def write_text_atomically(path: str | os.PathLike, text: str) -> Path:
 
 
 def _release_space(temporary: Path, error: BaseException) -> None:
-    """Empties what a write cut short by a full disk wrote, then frees the writer's objects the error still holds.
-
-    h5py closes a file when its object is freed, and closing writes: on a disk still full it fails, prints a
-    traceback, and can crash the interpreter at exit. With the space released first, it closes cleanly.
-    """
+    """Empties what a write cut short by a full disk wrote, then frees the writer's objects the error still holds
+    (h5py writes when it closes a file: on a disk still full it fails, and can crash the interpreter at exit)."""
     files = [temporary] if temporary.is_file() else [item for item in temporary.rglob("*") if item.is_file()]
     for file in files:
         with contextlib.suppress(OSError):

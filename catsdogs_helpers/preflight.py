@@ -8,26 +8,21 @@ import re
 import tempfile
 from pathlib import Path
 
-from catsdogs_helpers.config import StudyConfig
+from catsdogs_helpers.config import MOBILENET_V2_ALPHAS, MODEL_NAMES, StudyConfig
 from catsdogs_helpers.errors import InputError, MissingInputError
+from catsdogs_helpers.output_lock import LOCK_FILE
 
 TFDS_NUM_PHOTOS = 23_262  # Photos in TensorFlow Datasets' cats_vs_dogs (its train split, the only one).
-_ALPHA_IN_FILE_NAME = re.compile(r"_(0\.35|0\.5|0\.75|1\.0|1\.3|1\.4)_(\d+)_no_top")
+_ALPHAS = "|".join(re.escape(str(alpha)) for alpha in MOBILENET_V2_ALPHAS)
+_ALPHA_IN_FILE_NAME = re.compile(rf"_({_ALPHAS})_(\d+)_no_top")  # Keras's names: ..._1.0_224_no_top.h5
 
 
 def check_output_dir(output_dir: str | os.PathLike, data: str = "tfds", option: str = "output_dir") -> Path:
-    """Creates the output folder if needed and checks that the study can write there.
-
-    Args:
-        data: The data source; the output may not be the data folder nor inside it.
-        option: How to name the setting in messages.
-
-    Returns:
-        The output folder, resolved.
+    """Creates the output folder if needed and returns it resolved; `option` names it in messages.
 
     Raises:
-        InputError: If the path is a file, lies under a file, lies inside the
-            data folder, or cannot be created or written.
+        InputError: If the path is a file, lies under a file, is or lies inside the `data` folder, or cannot be
+            created or written.
     """
     output = Path(output_dir).expanduser().resolve()
     if data != "tfds":
@@ -62,15 +57,11 @@ STUDY_FILES = (
     "sweep.md",
 )  # fmt: skip
 STAGE_FILES = ("result.json", "best.weights.h5", "history.csv", "manifest.json", "backup")
-LOCK_FILE = ".catsdogs.lock"  # output_lock.LOCK_FILE: every run and sweep takes it before writing anything.
 
 
 def check_output_dir_is_ours(output: Path, option: str = "output_dir") -> None:
-    """Refuses an output folder that holds files the study would write over, unless catsdogs wrote them.
-
-    A folder is catsdogs's when a run or sweep took its lock there (`.catsdogs.lock`), or when its
-    results.json or sweep.json is a study's or a sweep's. Any other folder may receive the study only
-    where none of its file names is taken.
+    """Refuses an output folder holding files the study would write over, unless catsdogs wrote them (a run took
+    its lock there, or its results.json or sweep.json is a study's or a sweep's).
 
     Raises:
         InputError: If the folder holds such files and no run of catsdogs wrote them.
@@ -78,7 +69,7 @@ def check_output_dir_is_ours(output: Path, option: str = "output_dir") -> None:
     if (output / LOCK_FILE).exists() or _written_by_catsdogs(output):
         return
     taken = [name for name in STUDY_FILES if (output / name).exists()]
-    taken += [f"{stage}/{name}" for stage in ("scratch", "transfer", "finetuned") for name in STAGE_FILES
+    taken += [f"{stage}/{name}" for stage in MODEL_NAMES for name in STAGE_FILES
               if (output / stage / name).exists()]  # fmt: skip
     if taken:
         shown = ", ".join(taken[:5]) + (f" and {len(taken) - 5} more" if len(taken) > 5 else "")
@@ -105,8 +96,7 @@ def check_output_file(path: str | os.PathLike, option: str = "output") -> Path:
     """Checks that a new file can be written at `path`; returns it, `~` expanded, its folder created.
 
     Raises:
-        InputError: If something exists at `path`, or its folder cannot be created
-            or written (see `check_output_dir`).
+        InputError: If something exists at `path`, or its folder cannot be created or written.
     """
     path = Path(path).expanduser()
     if path.exists() or path.is_symlink():
@@ -117,18 +107,13 @@ def check_output_file(path: str | os.PathLike, option: str = "output") -> Path:
 
 
 def check_weights(weights: str | None, alpha: float, image_size: int, preset: str = "default") -> None:
-    """Builds MobileNetV2 with the weights once, so that a wrong file fails before training.
-
-    With `"imagenet"`, this is also when Keras downloads the weights (once, into `~/.keras/models`).
-
-    Args:
-        weights: `"imagenet"`, a weights file, or `None` (nothing to check).
-        preset: The preset, named in the message when its `alpha` is the cause.
+    """Builds MobileNetV2 with the weights once (downloading `"imagenet"`), so that a wrong file fails before
+    training; `None` checks nothing, and `preset` is named when its `alpha` is the cause.
 
     Raises:
         MissingInputError: If the weights file does not exist.
-        InputError: If the file does not fit MobileNetV2 with this `alpha`, or
-            Keras has no ImageNet weights for `image_size`.
+        InputError: If the file does not fit MobileNetV2 with this `alpha`, or Keras has no ImageNet weights for
+            `image_size`.
         RuntimeError: If the ImageNet weights cannot be downloaded.
     """
     if weights is None:
@@ -148,11 +133,10 @@ def check_weights(weights: str | None, alpha: float, image_size: int, preset: st
         match = _ALPHA_IN_FILE_NAME.search(Path(weights).name)
         hint = ""
         if match and float(match.group(1)) != alpha:
+            set_by = f" (set by the {preset!r} preset)" if preset != "default" else ""
             hint = (
-                f" The file's name says alpha {match.group(1)}, and the study uses alpha={alpha}"
-                f"{' (set by the ' + repr(preset) + ' preset)' if preset != 'default' else ''}: "
-                f"pass --set alpha={match.group(1)} (ALPHA in the notebook's settings), or a weights file "
-                f"for alpha {alpha}."
+                f" The file's name says alpha {match.group(1)}, and the study uses alpha={alpha}{set_by}: pass "
+                f"--set alpha={match.group(1)} (ALPHA in the notebook's settings), or a weights file for alpha {alpha}."
             )
         raise InputError(
             f"The weights file {weights} does not fit MobileNetV2 with alpha={alpha} and no top.{hint} "
@@ -181,30 +165,19 @@ def estimate_cache_bytes(num_photos: int, image_size: int) -> int:
 
 
 def count_photos(config: StudyConfig) -> int:
-    """Returns how many photos the study will decode (all three splits), from a listing only.
-
-    Raises:
-        MissingInputError: If the data folder does not exist.
-        InputError: If its layout is wrong.
-    """
+    """Returns how many photos the study will decode (all three splits), from a listing only; raises `InputError`
+    if the data folder is missing (`MissingInputError`) or its layout is wrong."""
     from catsdogs_helpers.photos import list_photo_folder
 
     if config.data == "tfds":
-        total = TFDS_NUM_PHOTOS
-        if config.max_images_per_split:
-            total = min(total, 3 * config.max_images_per_split)
-        return total
+        return min(TFDS_NUM_PHOTOS, 3 * (config.max_images_per_split or TFDS_NUM_PHOTOS))
     folder = list_photo_folder(config.data, config.validation_fraction, config.test_fraction)
     cap = config.max_images_per_split or float("inf")
     return int(sum(min(len(files), cap) for files in folder.files.values()))
 
 
 def check_memory(num_photos: int, image_size: int, cache_dir: str | None) -> None:
-    """Refuses an in-memory cache (`cache_dir` `None`) that cannot fit in the memory available now.
-
-    Raises:
-        InputError: If the in-memory cache would need more than the available memory.
-    """
+    """Refuses an in-memory cache (`cache_dir` `None`) that needs more than the memory available now (`InputError`)."""
     if cache_dir is not None:
         return
     needed, available = estimate_cache_bytes(num_photos, image_size), available_memory_bytes()
@@ -217,13 +190,8 @@ def check_memory(num_photos: int, image_size: int, cache_dir: str | None) -> Non
 
 
 def check_study_inputs(config: StudyConfig) -> Path:
-    """Runs every check that can be made before training.
-
-    The output folder (creatable, writable, not inside the data, ours), the data
-    folder's layout, the weights file, and whether the in-memory cache fits.
-
-    Returns:
-        The output folder, created and resolved.
+    """Checks the data folder, the output folder, the in-memory cache's size and the weights; returns the output
+    folder, created and resolved.
 
     Raises:
         InputError: If an input is wrong; the message says which and how to fix it.

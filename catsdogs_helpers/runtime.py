@@ -20,14 +20,9 @@ _BFC_CPU_ALLOCATOR_VARIABLE = "TF_CPU_ALLOCATOR_USE_BFC"
 
 
 def prefer_bfc_cpu_allocator() -> str | None:
-    """Asks TensorFlow to keep CPU tensors in its pooling (BFC) allocator instead of its default one.
+    """Sets `TF_CPU_ALLOCATOR_USE_BFC=true` (TensorFlow's pooling CPU allocator) unless the variable is set already.
 
-    Sets `TF_CPU_ALLOCATOR_USE_BFC=true` unless the variable is already set
-    (`false` keeps TensorFlow's default). TensorFlow reads it once, at its first
-    operation or device listing; after that the variable is left alone.
-
-    Returns:
-        `None`, or a one-line note saying the request came too late.
+    TensorFlow reads it once, when it starts; returns `None`, or a one-line note if it has started already.
     """
     if _BFC_CPU_ALLOCATOR_VARIABLE in os.environ:
         return None
@@ -43,18 +38,14 @@ def prefer_bfc_cpu_allocator() -> str | None:
 
 
 def _tensorflow_started() -> bool:
-    """Returns whether TensorFlow's eager runtime, which creates the CPU allocator, has started in this process."""
+    """Whether TensorFlow's eager runtime, which creates the CPU allocator, has started in this process."""
     from tensorflow.python.eager import context
 
     return bool(getattr(context.context(), "_initialized", True))
 
 
 def describe_cpu_allocator() -> str:
-    """Returns `"bfc"` if TensorFlow was asked for its BFC allocator, `"default"` otherwise.
-
-    This is what `TF_CPU_ALLOCATOR_USE_BFC` asked for while it could still take
-    effect (see `prefer_bfc_cpu_allocator`).
-    """
+    """Returns `"bfc"` if `TF_CPU_ALLOCATOR_USE_BFC` asked for the BFC allocator, `"default"` otherwise."""
     return "bfc" if os.environ.get(_BFC_CPU_ALLOCATOR_VARIABLE, "").lower() in ("true", "1") else "default"
 
 
@@ -91,38 +82,19 @@ def list_devices() -> list[str]:
 
 def describe_devices() -> str:
     """Returns a one-line description of the devices, such as "1 GPU: Tesla T4"."""
-    devices = list_devices()
-    if devices == ["CPU only"]:
-        return "CPU only"
-    names = ", ".join(line.removeprefix("GPU: ") for line in devices)
-    return f"{len(devices)} GPU{'s' if len(devices) > 1 else ''}: {names}"
+    gpus = [line.removeprefix("GPU: ") for line in list_devices() if line.startswith("GPU: ")]
+    return f"{len(gpus)} GPU{'s' if len(gpus) > 1 else ''}: {', '.join(gpus)}" if gpus else "CPU only"
 
 
 def choose_distribution_strategy(devices: Sequence[str] | None = None) -> tf.distribute.Strategy:
-    """Chooses how training spreads over devices: `MirroredStrategy` over several GPUs, one device otherwise.
-
-    With one GPU or none it returns TensorFlow's default strategy; inside a
-    strategy's scope that the caller entered, that strategy is kept. A
-    `MirroredStrategy` is created once per set of devices and process, so one
-    study's data, models and stages share it. It first calls
-    `prefer_bfc_cpu_allocator`, since listing the devices sets TensorFlow up.
+    """Returns a `MirroredStrategy` over several GPUs, else TensorFlow's default strategy (or the one whose scope
+    the caller entered). A `MirroredStrategy` is made once per set of devices, so one study's stages share it.
 
     Args:
-        devices: Device names to mirror over instead, such as
-            `["/cpu:0", "/cpu:1"]` (two logical CPUs), or `None` for every
-            visible GPU.
-
-    Returns:
-        The strategy; `strategy.num_replicas_in_sync` is the number of replicas.
+        devices: Device names to mirror over instead, such as `["/cpu:0", "/cpu:1"]`, or `None` for every GPU.
 
     Raises:
         ValueError: If `devices` is given but empty.
-
-    Example:
-
-    >>> strategy = choose_distribution_strategy()  # doctest: +SKIP
-    >>> with strategy.scope():  # doctest: +SKIP
-    ...     model = build_scratch_cnn()
     """
     if devices is not None and not devices:
         raise ValueError(
@@ -145,15 +117,8 @@ def _mirrored_strategy(devices: tuple[str, ...]) -> tf.distribute.MirroredStrate
 
 
 def describe_distribution(strategy: tf.distribute.Strategy, batch_size: int) -> str | None:
-    """Describes how a strategy splits the batches and scales the learning rates, or `None` for one replica.
-
-    Each replica takes `batch_size` photos per step, and the learning rates are
-    multiplied by the number of replicas (the linear scaling rule).
-
-    Returns:
-        One line such as `"2 GPUs: MirroredStrategy, global batch 64 (32 per GPU),
-        learning rates ×2"`, or `None` when training runs on one device.
-    """
+    """Returns a line such as `"2 GPUs: MirroredStrategy, global batch 64 (32 per GPU), learning rates ×2"`, or `None`
+    for one replica (each replica takes `batch_size` photos; learning rates scale with the replicas)."""
     num_replicas = strategy.num_replicas_in_sync
     if num_replicas < 2:
         return None
@@ -166,16 +131,8 @@ def describe_distribution(strategy: tf.distribute.Strategy, batch_size: int) -> 
 
 
 def choose_precision_policy(apply: bool = True) -> str:
-    """Chooses mixed precision on GPUs with tensor cores (compute capability 7.0+), float32 otherwise.
-
-    Models built afterwards keep their final layer in float32.
-
-    Args:
-        apply: Set the chosen policy as Keras' global policy.
-
-    Returns:
-        The policy name: `"mixed_float16"` or `"float32"`.
-    """
+    """Returns `"mixed_float16"` on GPUs with tensor cores (compute capability 7.0+), `"float32"` otherwise, and with
+    `apply` makes it Keras's global policy."""
     policy = "float32"
     for gpu in tf.config.list_physical_devices("GPU"):
         capability = tf.config.experimental.get_device_details(gpu).get("compute_capability")
@@ -199,18 +156,12 @@ def describe_environment() -> dict[str, object]:
     import numpy as np
     import tensorflow_datasets as tfds
 
+    libraries = {"tensorflow": tf, "keras": keras, "tensorflow_datasets": tfds, "numpy": np, "matplotlib": matplotlib}
     return {
         "devices": list_devices(),
         "precision_policy": keras.mixed_precision.global_policy().name,
         "cpu_allocator": describe_cpu_allocator(),
         "colab": in_colab(),
         "platform": platform.platform(),
-        "versions": {
-            "python": platform.python_version(),
-            "tensorflow": tf.__version__,
-            "keras": keras.__version__,
-            "tensorflow_datasets": tfds.__version__,
-            "numpy": np.__version__,
-            "matplotlib": matplotlib.__version__,
-        },
+        "versions": {"python": platform.python_version()} | {name: lib.__version__ for name, lib in libraries.items()},
     }
