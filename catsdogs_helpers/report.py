@@ -24,13 +24,9 @@ _TITLES = {"roc_curves": "ROC curves", "grad_cam": "Grad-CAM: what each model lo
 
 
 def write_report(output_dir: str | os.PathLike, results: dict, figures: Mapping[str, Figure]) -> Path:
-    """Writes `results.json`, one PNG per figure (by file stem) and `report.md`, with the folder's sweep if any.
+    """Writes `results.json`, one PNG per figure (by file stem) and `report.md`; returns the report's path.
 
-    Args:
-        results: The output of `results.build_results`.
-
-    Returns:
-        The path of `report.md`.
+    The report includes the sweep the folder holds, if any.
     """
     output = Path(output_dir)
     save_results(results, output / RESULTS_FILE)

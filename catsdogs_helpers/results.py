@@ -79,9 +79,7 @@ def _format_number(value: float | None, spec: str) -> str:
 
 
 def _format_interval(interval: list[float] | None) -> str:
-    if not interval:
-        return "—"
-    return f"{100 * interval[0]:.1f}–{100 * interval[1]:.1f}%"
+    return f"{100 * interval[0]:.1f}–{100 * interval[1]:.1f}%" if interval else "—"
 
 
 def format_results_table(results: dict) -> str:

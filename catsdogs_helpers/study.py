@@ -49,24 +49,21 @@ def start_study(config: StudyConfig, strategy: tf.distribute.Strategy | None = N
     lock_output_dir(output_dir)
     runtime.set_seeds(config.seed)
     runtime.choose_precision_policy()
-    distribution = runtime.describe_distribution(_strategy(strategy), config.batch_size)
+    distribution = runtime.describe_distribution(strategy or runtime.choose_distribution_strategy(), config.batch_size)
     if distribution is not None:
         print(distribution, flush=True)
     return output_dir
-
-
-def _strategy(strategy: tf.distribute.Strategy | None) -> tf.distribute.Strategy:
-    return runtime.choose_distribution_strategy() if strategy is None else strategy
 
 
 def load_data(
     config: StudyConfig, verbose: bool = True, strategy: tf.distribute.Strategy | None = None
 ) -> data.ImageSplits:
     """Loads the train/validation/test splits the settings name, in batches of `batch_size` photos per replica."""
+    strategy = strategy or runtime.choose_distribution_strategy()
     return data.load_splits(
         config.data,
         image_size=config.image_size,
-        batch_size=config.batch_size * _strategy(strategy).num_replicas_in_sync,
+        batch_size=config.batch_size * strategy.num_replicas_in_sync,
         validation_fraction=config.validation_fraction,
         test_fraction=config.test_fraction,
         max_images_per_split=config.max_images_per_split,
@@ -142,11 +139,7 @@ def make_figures(
 
 
 def take_photos(dataset: tf.data.Dataset, indices: Iterable[int]) -> dict[int, np.ndarray]:
-    """Fetches some photos of a split (batches of `(images, labels)` in a fixed order) by index.
-
-    Returns:
-        `{index: photo}`, each photo `uint8` of shape `(S, S, 3)`. The split is read once, up to the last index.
-    """
+    """Returns `{index: photo}` (`uint8`, shape `(S, S, 3)`) from batches of `(images, labels)`, read up to the last."""
     wanted, found, start = set(indices), {}, 0
     for images, _ in dataset.as_numpy_iterator():
         for index in wanted & set(range(start, start + len(images))):
@@ -160,10 +153,6 @@ def take_photos(dataset: tf.data.Dataset, indices: Iterable[int]) -> dict[int, n
 def write_study_report(config: StudyConfig, study_results: dict, figures: Mapping[str, Figure]) -> Path:
     """Writes `results.json`, the figures as PNG and `report.md` into the output folder; returns the report's path."""
     return report.write_report(config.output_dir, study_results, figures)
-
-
-def _finished_epochs(output_dir: str | Path, stage: str) -> int:
-    return len(read_history(Path(output_dir) / stage / "history.csv").get("epoch", []))
 
 
 class StudySession:
@@ -191,22 +180,19 @@ def study_session(config: StudyConfig, strategy: tf.distribute.Strategy | None =
         start_study(config, strategy)
         yield session
     except KeyboardInterrupt:
-        stage = session.stage
-        epochs = _finished_epochs(config.output_dir, stage) if stage in MODEL_NAMES else None
+        stage, epochs = session.stage, None
+        if stage in MODEL_NAMES:
+            epochs = len(read_history(Path(config.output_dir) / stage / "history.csv").get("epoch", []))
         raise StudyInterrupted(stage, epochs, str(config.output_dir)) from None
     finally:
         unlock_output_dir(config.output_dir)
 
 
 def run_study(config: StudyConfig, verbose: int | None = None, strategy: tf.distribute.Strategy | None = None) -> dict:
-    """Runs the whole study: every stage of this module, in order, into `config.output_dir`.
+    """Runs every stage of this module, in order, into `config.output_dir`; returns the results (`results.json`).
 
-    Args:
-        verbose: `model.fit` verbosity, or `None` for `runtime.choose_verbosity()`.
-        strategy: The distribution strategy of every stage, or `None` for `runtime.choose_distribution_strategy()`.
-
-    Returns:
-        The results, as `results.json` holds them.
+    `verbose` (of `model.fit`) and `strategy` default to `runtime.choose_verbosity()` and
+    `runtime.choose_distribution_strategy()`.
 
     Raises:
         InputError: If an input is wrong; raised before any training.
@@ -214,7 +200,7 @@ def run_study(config: StudyConfig, verbose: int | None = None, strategy: tf.dist
     """
     verbose = runtime.choose_verbosity() if verbose is None else verbose
     with study_session(config, strategy) as session:
-        strategy = _strategy(strategy)
+        strategy = strategy or runtime.choose_distribution_strategy()
         session.enter("data", config.data)
         splits = load_data(config, strategy=strategy)
         trained: dict[str, TrainedModel] = {}

@@ -65,14 +65,6 @@ def _subset_dataset(
     return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
-def _score(logits: np.ndarray, labels: np.ndarray) -> dict[str, object]:
-    """Test accuracy with its 95% Wilson interval (`evaluation.compute_test_metrics`)."""
-    metrics = compute_test_metrics(labels, logits)
-    num_correct = int(np.trace(metrics["confusion_matrix"]))
-    return {"accuracy": metrics["accuracy"], "num_correct": num_correct, "num_images": metrics["num_images"],
-            "accuracy_interval": metrics["accuracy_interval"]}  # fmt: skip
-
-
 def _fit(
     model: keras.Model,
     train: tf.data.Dataset,
@@ -118,10 +110,7 @@ def sweep_training_sizes(
 ) -> dict[str, object]:
     """Trains the three approaches on nested subsets of the training split and scores each on the test split.
 
-    Args:
-        splits: The data, from `study.load_data(config)`.
-        plan: What to train, or `None` for `SWEEP_PLANS[config.preset]`.
-        verbose: `model.fit` verbosity, or `None` for `runtime.choose_verbosity()`.
+    `plan` and `verbose` (of `model.fit`) default to `SWEEP_PLANS[config.preset]` and `runtime.choose_verbosity()`.
 
     Returns:
         What `sweep.json` holds: `"points"` (one dict per approach, size and seed: `accuracy`, `num_correct`,
@@ -250,9 +239,7 @@ def _train_point(
     sizes = {"num_train": len(train), "num_validation": len(validation), "epoch_photos": epoch_photos}
 
     def point(approach: str, fitted: dict[str, object], logits: np.ndarray) -> dict[str, object]:
-        found = {"approach": approach, **key, **sizes, **fitted, **_score(logits, cached.test_labels)}
-        _say(found)
-        return found
+        return _score({"approach": approach, **key, **sizes, **fitted}, logits, cached.test_labels)
 
     # The frozen model: its head on the parts' cached features (their cost counted per photo).
     recipe = config.replace(seed=seed)
@@ -282,13 +269,19 @@ def _train_point(
     return found
 
 
-def _say(point: dict[str, object]) -> None:
+def _score(point: dict[str, object], logits: np.ndarray, labels: np.ndarray) -> dict[str, object]:
+    """Adds the test accuracy, its 95% Wilson interval and counts to a point, and prints it."""
+    metrics = compute_test_metrics(labels, logits)
+    num_correct = int(np.trace(metrics["confusion_matrix"]))
+    point = {**point, "accuracy": metrics["accuracy"], "num_correct": num_correct, "num_images": metrics["num_images"],
+             "accuracy_interval": metrics["accuracy_interval"]}  # fmt: skip
     low, high = point["accuracy_interval"]
     included = " (the head's included)" if point["approach"] == "finetuned" else ""
     how = "stopped early" if point["stopped_early"] else "the cap"
     print(f"[sweep] {point['size']} photos, seed {point['seed']}, {point['approach']}: "
           f"{100 * point['accuracy']:.1f}% ({100 * low:.1f}-{100 * high:.1f}), best epoch {point['best_epoch']} of "
           f"{point['epochs']} ({how}), {point['train_seconds']:.0f} s{included}", flush=True)  # fmt: skip
+    return point
 
 
 def run_sweep(config: StudyConfig, plan: SweepPlan | None = None, verbose: int | None = None) -> dict[str, object]:

@@ -118,16 +118,10 @@ def get_sweep_plan(preset: str, sizes: Sequence[int] | None = None, num_seeds: i
 
 
 def choose_subsets(labels: np.ndarray, sizes: Sequence[int], seed: int) -> list[np.ndarray]:
-    """Chooses nested, class-balanced subsets of a split's photos, drawn by the seed.
+    """Chooses nested, class-balanced subsets of a split's photos (`labels`, shape `(N,)`), drawn by the seed.
 
     A subset of `n` photos takes `n // k` of each of the `k` classes (the first `n % k` classes one more);
-    size `0` is the whole split, not balanced.
-
-    Args:
-        labels: The split's labels in order, int, shape `(N,)`.
-
-    Returns:
-        One sorted int64 index array per size.
+    size `0` is the whole split, not balanced. Returns one sorted int64 index array per size.
 
     Raises:
         InputError: If a class has too few photos for a size.
