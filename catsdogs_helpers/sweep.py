@@ -46,9 +46,7 @@ def _subset_dataset(
 
     With `repeat`, the photos repeat without end, for `model.fit(steps_per_epoch=...)`.
     """
-    mask = np.zeros(splits.num_images("train"), dtype=bool)
-    mask[indices] = True
-    mask = tf.constant(mask)
+    mask = tf.constant(np.isin(np.arange(splits.num_images("train")), indices))
     dataset = (
         splits.train_in_order.unbatch()
         .enumerate()
