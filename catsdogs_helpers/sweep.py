@@ -123,9 +123,6 @@ def sweep_training_sizes(
     plan = plan or SWEEP_PLANS[config.preset]
     verbose = runtime.choose_verbosity() if verbose is None else verbose
     start = time.perf_counter()
-    points_dir = Path(config.output_dir) / "sweep" / "points"
-    points_dir.mkdir(parents=True, exist_ok=True)
-    manifest = _point_manifest(config, plan, splits)
     train_labels = np.concatenate(list(splits.train_in_order.map(lambda x, y: y).as_numpy_iterator()))
     sizes, notes = fit_sizes(plan, train_labels)
     for note in notes:
@@ -140,10 +137,36 @@ def sweep_training_sizes(
     print(f"[sweep] subsets of {described} photos of the training split ({100 * plan.rule.validation_fraction:.0f}% "
           f"of each to validate on), {plan.num_seeds} seed(s); each point scored once on {len(cached.test_labels)} "
           "test photos.", flush=True)  # fmt: skip
+    points = _train_points(config, plan, splits, cached, subsets, verbose)
+    caps = _max_epochs(config)
+    return {
+        "points": points,
+        "sizes": [size or num_train for size in sizes],
+        "plan": dataclasses.asdict(plan),
+        "stopping": {"patience": {name: config.patience_of(name) for name in caps}, "max_epochs": caps},
+        "num_test_images": len(cached.test_labels),
+        "num_train_photos": num_train,
+        "class_names": list(splits.class_names),
+        "seconds": time.perf_counter() - start,
+    }
+
+
+def _train_points(
+    config: StudyConfig,
+    plan: SweepPlan,
+    splits: ImageSplits,
+    cached: _CachedFeatures,
+    subsets: dict[int, list[np.ndarray]],
+    verbose: int,
+) -> list[dict[str, object]]:
+    """Trains the points of every seed's subsets, reusing those finished points trained the same way."""
+    points_dir = Path(config.output_dir) / "sweep" / "points"
+    points_dir.mkdir(parents=True, exist_ok=True)
+    manifest = _point_manifest(config, plan, splits)
     points: list[dict[str, object]] = []
-    for seed in seeds:
-        for indices in subsets[seed]:
-            parts = plan.rule.split(train_labels, indices, seed)
+    for seed, seed_subsets in subsets.items():
+        for indices in seed_subsets:
+            parts = plan.rule.split(cached.train_labels, indices, seed)
             key = {"size": len(indices), "seed": seed, "indices": hash_json(indices.tolist()),
                    "validation": hash_json(parts[1].tolist())}  # fmt: skip
             path = points_dir / f"{key['size']}-seed{seed}.json"
@@ -156,17 +179,7 @@ def sweep_training_sizes(
             found = _train_point(config, plan.rule, splits, cached, parts, key, verbose)
             write_text_atomically(path, json.dumps({"manifest": identity, "points": found}, indent=1))
             points += found
-    caps = _max_epochs(config)
-    return {
-        "points": points,
-        "sizes": [size or num_train for size in sizes],
-        "plan": dataclasses.asdict(plan),
-        "stopping": {"patience": {name: config.patience_of(name) for name in caps}, "max_epochs": caps},
-        "num_test_images": len(cached.test_labels),
-        "num_train_photos": num_train,
-        "class_names": list(splits.class_names),
-        "seconds": time.perf_counter() - start,
-    }
+    return points
 
 
 def _read_point(path: Path) -> dict[str, object]:
