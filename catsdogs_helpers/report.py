@@ -24,15 +24,9 @@ _TITLES = {"roc_curves": "ROC curves", "grad_cam": "Grad-CAM: what each model lo
 
 
 def write_report(output_dir: str | os.PathLike, results: dict, figures: Mapping[str, Figure]) -> Path:
-    """Writes `results.json`, one PNG per figure and `report.md` into a folder (created if needed).
+    """Writes `results.json`, one PNG per figure (by file stem) and `report.md`; returns the report's path.
 
-    Args:
-        results: The output of `results.build_results`.
-        figures: Figures by file stem, e.g. `{"learning_curves": figure}`.
-
-    Returns:
-        The path of `report.md`; it includes the data-efficiency sweep when the
-        folder holds one (`sweep.json`, see `write_sweep`).
+    The report includes the sweep the folder holds, if any.
     """
     output = Path(output_dir)
     save_results(results, output / RESULTS_FILE)
@@ -77,11 +71,7 @@ def write_report(output_dir: str | os.PathLike, results: dict, figures: Mapping[
 
 
 def summarize_sweep(sweep: dict[str, object]) -> list[dict[str, object]]:
-    """Returns one row per approach and size: mean accuracy over seeds, its interval, the seeds' range, mean time.
-
-    The interval is the 95% Wilson interval of the mean accuracy for the test
-    split's size; with more than one seed, `seed_range` gives the lowest and
-    highest seed's accuracy.
+    """Returns one row per approach and size: mean accuracy over seeds, its Wilson interval, the seeds' range, time.
 
     Returns:
         Rows `{"approach", "size", "accuracy", "accuracy_interval", "seed_range", "num_seeds", "train_seconds"}`,
@@ -109,8 +99,7 @@ def summarize_sweep(sweep: dict[str, object]) -> list[dict[str, object]]:
 
 
 def format_sweep_table(sweep: dict[str, object]) -> str:
-    """Returns a markdown table: one row per subset size (training and validation parts together), test accuracy
-    (95% interval) and training time per approach."""
+    """Returns a markdown table: one row per subset size, test accuracy (95% interval) and time per approach."""
     rows = {(row["approach"], row["size"]): row for row in summarize_sweep(sweep)}
     header = "| photos in the subset | " + " | ".join(f"{name} | time" for name in MODEL_NAMES) + " |"
     lines = [header, "|---:|" + "---:|---:|" * len(MODEL_NAMES)]
@@ -140,11 +129,7 @@ def write_sweep(output_dir: str | os.PathLike, sweep: dict[str, object], figure:
 
 
 def format_sweep_epochs(sweep: dict[str, object]) -> str:
-    """Returns a markdown table of how each point stopped: epochs run, the best (kept) epoch, early or at the cap.
-
-    A cell reads `best / run` epochs per seed, with `*` where training ran up to its cap instead of stopping early;
-    the fine-tuned model's epochs are its own (the head's are the transfer column's).
-    """
+    """Returns a markdown table of each point's best (kept) / run epochs per seed, `*` where it ran to its cap."""
     lines = ["| photos (train + validation) | " + " | ".join(MODEL_NAMES) + " |", "|---:|" + "---:|" * len(MODEL_NAMES)]
     for size in sweep["sizes"]:
         points = [p for p in sweep["points"] if p["size"] == size]
@@ -160,9 +145,17 @@ def format_sweep_epochs(sweep: dict[str, object]) -> str:
     return "\n".join(lines)
 
 
-def describe_rule(sweep: Mapping[str, object]) -> str:
-    """Returns how the sweep's points trained (its plan's `TrainingRule` and the study's epochs) in one paragraph."""
-    rule, stopping = sweep["plan"]["rule"], sweep["stopping"]
+def _describe_rule(sweep: Mapping[str, object]) -> str:
+    """Says how the sweep's points trained (its plan's `TrainingRule` and the study's epochs), as a paragraph."""
+    rule, caps, patience = sweep["plan"]["rule"], sweep["stopping"]["max_epochs"], sweep["stopping"]["patience"]
+    if isinstance(patience, int):  # A sweep.json from 0.4.x: one patience for the three approaches.
+        patience = dict.fromkeys(caps, patience)
+    named = {"scratch": "the scratch CNN", "transfer": "the head", "finetuned": "fine-tuning"}
+    stopping = [
+        f"{named[name]} every one of its {caps[name]} epochs" if patience[name] >= caps[name] else
+        f"{named[name]} until the validation loss has not improved for {patience[name]} epochs, at most {caps[name]}"
+        for name in named
+    ]  # fmt: skip
     minimum = rule["min_epoch_photos"]
     epoch = f"a pass over the training part or {minimum} photos, whichever is more"
     if minimum is None:
@@ -171,21 +164,8 @@ def describe_rule(sweep: Mapping[str, object]) -> str:
         f"Each subset is split, class by class, into {100 * rule['validation_fraction']:.0f}% for validation (at "
         f"least {rule['min_validation_per_class']} photos per class) and the rest for training. An epoch is {epoch}, "
         f"the training part repeated as needed. Each approach trains with the study's recipe and keeps its best "
-        f"validation epoch's weights: {'; '.join(_describe_stopping(stopping))}."
+        f"validation epoch's weights: {'; '.join(stopping)}."
     )
-
-
-def _describe_stopping(stopping: Mapping[str, object]) -> list[str]:
-    """Says, per approach, for how many epochs a sweep's points trained (`sweep.json`'s `"stopping"`)."""
-    caps, patience = stopping["max_epochs"], stopping["patience"]
-    if isinstance(patience, int):  # A sweep.json from 0.4.x: one patience for the three approaches.
-        patience = dict.fromkeys(caps, patience)
-    named = {"scratch": "the scratch CNN", "transfer": "the head", "finetuned": "fine-tuning"}
-    return [
-        f"{named[name]} every one of its {caps[name]} epochs" if patience[name] >= caps[name] else
-        f"{named[name]} until the validation loss has not improved for {patience[name]} epochs, at most {caps[name]}"
-        for name in named
-    ]  # fmt: skip
 
 
 def describe_sweep(sweep: dict[str, object]) -> list[str]:
@@ -194,7 +174,7 @@ def describe_sweep(sweep: dict[str, object]) -> list[str]:
     seeds = f"{plan['num_seeds']} seed{'s' if plan['num_seeds'] > 1 else ''}"
     how = "Each point trained for a fixed budget (an earlier version's sweep)."
     if "stopping" in sweep:
-        how = describe_rule(sweep)
+        how = _describe_rule(sweep)
     lines = [
         "## How much data each approach needs",
         "",

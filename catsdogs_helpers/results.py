@@ -1,8 +1,4 @@
-"""The study's results: one JSON-serializable dict, its markdown table, and its file.
-
-`build_results` fixes the schema (documented in CONTRIBUTING.md), `format_results_table`
-renders it, `save_results`/`load_results` write and read `results.json`.
-"""
+"""The study's results (`results.json`, its schema in CONTRIBUTING.md): the dict, its markdown table, its file."""
 
 from __future__ import annotations
 
@@ -33,15 +29,11 @@ def build_results(
     Args:
         evaluations: `ModelEvaluation` per model name, all on the same test photos.
         costs: `describe_model_cost` output per model name (may lack some models).
-        data: What data was used (source, counts, skipped files).
-        environment: Versions and hardware.
-        command: The command that reproduces the run, or `None`.
 
     Returns:
-        `{"models": {name: {"test": {..., "accuracy_interval": [low, high]},
-        "test_tta": {...} or None, "per_class_accuracy", "confusion_matrix",
-        "num_test_images", **cost}}, "comparisons": [{"models": [a, b], ...}],
-        "config", "data", "environment", "command"}`; CONTRIBUTING.md lists each field.
+        `{"models": {name: {"test", "test_tta" (or None), "per_class_accuracy", "confusion_matrix",
+        "num_test_images", **cost}}, "comparisons": [{"models": [a, b], ...}], "config", "data",
+        "environment", "command"}`.
     """
     models = {}
     reported = (*TEST_METRICS, "accuracy_interval")
@@ -87,17 +79,11 @@ def _format_number(value: float | None, spec: str) -> str:
 
 
 def _format_interval(interval: list[float] | None) -> str:
-    if not interval:
-        return "—"
-    return f"{100 * interval[0]:.1f}–{100 * interval[1]:.1f}%"
+    return f"{100 * interval[0]:.1f}–{100 * interval[1]:.1f}%" if interval else "—"
 
 
 def format_results_table(results: dict) -> str:
-    """Formats the models' results as a GitHub markdown table, one row per model.
-
-    The 95% interval is the test accuracy's Wilson interval; "with TTA" is the
-    accuracy with test-time augmentation, where it was measured.
-    """
+    """Formats the models' results as a GitHub markdown table, one row per model."""
     lines = [
         "| model | test accuracy | 95% interval | with TTA | test loss | AUC | F1 | training time "
         "| training images/s | parameters trainable / total | size on disk (MB) |",
@@ -132,10 +118,6 @@ def format_results_table(results: dict) -> str:
 def replace_nan(value: object) -> object:
     """Returns a copy of nested dicts and lists with NaN and infinities as `None`, NumPy scalars as Python ones.
 
-    JSON has no NaN: most parsers refuse the `NaN` that Python's `json` writes.
-
-    Example:
-
     >>> replace_nan({"auc": float("nan"), "scores": [1.0, float("inf")]})
     {'auc': None, 'scores': [1.0, None]}
     """
@@ -151,21 +133,14 @@ def replace_nan(value: object) -> object:
 
 
 def save_results(results: dict, path: str | os.PathLike) -> Path:
-    """Writes results as JSON (NaN and infinities as `null`), whole or not at all, creating parent folders.
-
-    Returns the path written.
-    """
+    """Writes results as JSON (NaN and infinities as `null`), whole or not at all; returns the path written."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     return write_text_atomically(path, json.dumps(replace_nan(results), indent=2, allow_nan=False) + "\n")
 
 
 def load_results(path: str | os.PathLike) -> dict:
-    """Reads results written by `save_results`.
-
-    Raises:
-        FileNotFoundError: If the file does not exist.
-    """
+    """Reads results written by `save_results`; a missing file raises `FileNotFoundError`."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"The results file does not exist: {path}. Received: path={str(path)!r}")

@@ -1,10 +1,6 @@
-"""The study, stage by stage, and `run_study`, which runs every stage in order.
+"""The study, stage by stage (`load_data` ... `write_study_report`), and `run_study`, which runs them in order.
 
-The stages, in order: `load_data`, `train_scratch_cnn`, `train_frozen_model`,
-`fine_tune_model`, `evaluate_models`, `make_figures`, `write_study_report`; the
-notebook, the command line and the benchmarks all call these. The three
-training stages are `model_stages.py`'s, reached here as `study.train_scratch_cnn`
-and so on; each is resumable and reusable (see `training.train_stage`).
+The training stages are `model_stages.py`'s, reached here as `study.train_scratch_cnn` and so on.
 """
 
 from __future__ import annotations
@@ -38,27 +34,13 @@ STAGE_TITLES = {
 }
 
 
-def announce(stage: str, detail: str = "") -> None:
-    """Prints the line that says a stage starts, e.g. `== scratch: training the CNN from scratch (35 epochs) ==`."""
-    print(f"\n== {stage}: {STAGE_TITLES.get(stage, stage)}{f' ({detail})' if detail else ''} ==", flush=True)
-
-
 def start_study(config: StudyConfig, strategy: tf.distribute.Strategy | None = None) -> Path:
     """Checks every input, creates and locks the output folder, seeds, picks the precision policy and allocator.
 
-    The allocator is `runtime.prefer_bfc_cpu_allocator`'s; the lock (`output_lock.py`)
-    holds while this process lives, or until `run_study` finishes.
-
-    Args:
-        strategy: The distribution strategy the stages will use, or `None` for
-            `runtime.choose_distribution_strategy()`.
-
-    Returns:
-        The output folder.
+    The lock holds while this process lives, or until `run_study` finishes. Returns the output folder.
 
     Raises:
-        InputError: If an input is wrong (see `preflight.check_study_inputs`),
-            or another run is writing into the output folder.
+        InputError: If an input is wrong, or another run is writing into the output folder.
     """
     too_late = runtime.prefer_bfc_cpu_allocator()  # Before the checks: they may run the first TensorFlow operation.
     if too_late is not None:
@@ -67,31 +49,21 @@ def start_study(config: StudyConfig, strategy: tf.distribute.Strategy | None = N
     lock_output_dir(output_dir)
     runtime.set_seeds(config.seed)
     runtime.choose_precision_policy()
-    distribution = runtime.describe_distribution(_strategy(strategy), config.batch_size)
+    distribution = runtime.describe_distribution(strategy or runtime.choose_distribution_strategy(), config.batch_size)
     if distribution is not None:
         print(distribution, flush=True)
     return output_dir
 
 
-def _strategy(strategy: tf.distribute.Strategy | None) -> tf.distribute.Strategy:
-    return runtime.choose_distribution_strategy() if strategy is None else strategy
-
-
 def load_data(
     config: StudyConfig, verbose: bool = True, strategy: tf.distribute.Strategy | None = None
 ) -> data.ImageSplits:
-    """Loads the train/validation/test splits the settings name (see `data.load_splits`).
-
-    Args:
-        verbose: Print the splits' counts and the files skipped.
-        strategy: The distribution strategy, or `None` for
-            `runtime.choose_distribution_strategy()`: batches hold `batch_size`
-            photos per replica.
-    """
+    """Loads the train/validation/test splits the settings name, in batches of `batch_size` photos per replica."""
+    strategy = strategy or runtime.choose_distribution_strategy()
     return data.load_splits(
         config.data,
         image_size=config.image_size,
-        batch_size=config.batch_size * _strategy(strategy).num_replicas_in_sync,
+        batch_size=config.batch_size * strategy.num_replicas_in_sync,
         validation_fraction=config.validation_fraction,
         test_fraction=config.test_fraction,
         max_images_per_split=config.max_images_per_split,
@@ -104,15 +76,7 @@ def load_data(
 def evaluate_models(
     trained: Mapping[str, TrainedModel], splits: data.ImageSplits, tta: bool = True
 ) -> dict[str, evaluation.ModelEvaluation]:
-    """Evaluates each trained model once on the test split, with and without test-time augmentation.
-
-    Args:
-        tta: Also evaluate each model on the mean logit of a photo and its
-            mirror image (see `evaluation.evaluate_model`).
-
-    Returns:
-        A `ModelEvaluation` per model name, in the order given.
-    """
+    """Evaluates each trained model on the test split, also with test-time augmentation (`tta`); by model name."""
     return {
         name: evaluation.evaluate_model(item.model, splits.test, name, splits.class_names, tta=tta)
         for name, item in trained.items()
@@ -125,8 +89,7 @@ def build_study_results(
     trained: Mapping[str, TrainedModel],
     evaluations: Mapping[str, evaluation.ModelEvaluation],
 ) -> dict:
-    """Gathers test metrics, comparisons, costs, settings, data, environment and the command that reproduces
-    the run into the results dict (`results.json`)."""
+    """Gathers the evaluations, costs, settings, data, environment and command into the results (`results.json`)."""
     costs = {name: evaluation.describe_model_cost(item.model, item.stages, item.path) for name, item in trained.items()}
     environment = runtime.describe_environment()
     command = format_command(config)
@@ -176,16 +139,7 @@ def make_figures(
 
 
 def take_photos(dataset: tf.data.Dataset, indices: Iterable[int]) -> dict[int, np.ndarray]:
-    """Fetches some photos of a batched split by index, without holding the whole split in memory.
-
-    Args:
-        dataset: Batches of `(images, labels)` in a fixed order, such as `splits.test`.
-
-    Returns:
-        `{index: photo}`, each photo `uint8` of shape `(S, S, 3)`, a copy that
-        does not keep its batch alive. The split is read once, in order, up to
-        the last index asked for.
-    """
+    """Returns `{index: photo}` (`uint8`, shape `(S, S, 3)`) from batches of `(images, labels)`, read up to the last."""
     wanted, found, start = set(indices), {}, 0
     for images, _ in dataset.as_numpy_iterator():
         for index in wanted & set(range(start, start + len(images))):
@@ -201,10 +155,6 @@ def write_study_report(config: StudyConfig, study_results: dict, figures: Mappin
     return report.write_report(config.output_dir, study_results, figures)
 
 
-def _finished_epochs(output_dir: str | Path, stage: str) -> int:
-    return len(read_history(Path(output_dir) / stage / "history.csv").get("epoch", []))
-
-
 class StudySession:
     """The stage a study or sweep is in, for `study_session`: `enter` it as it starts."""
 
@@ -212,59 +162,45 @@ class StudySession:
         self.stage = "checks"
 
     def enter(self, stage: str, detail: str = "") -> None:
-        """Records and announces (see `announce`) that a stage starts."""
+        """Records a stage and prints that it starts: `== scratch: training the CNN from scratch (35 epochs) ==`."""
         self.stage = stage
-        announce(stage, detail)
+        print(f"\n== {stage}: {STAGE_TITLES[stage]}{f' ({detail})' if detail else ''} ==", flush=True)
 
 
 @contextlib.contextmanager
 def study_session(config: StudyConfig, strategy: tf.distribute.Strategy | None = None) -> Iterator[StudySession]:
     """What every run of stages does around them: `start_study` first, Ctrl-C as `StudyInterrupted`, unlock last.
 
-    `run_study` and `sweep.run_sweep` run their stages inside it.
-
     Raises:
         InputError: If an input is wrong (from `start_study`).
-        StudyInterrupted: On Ctrl-C; it names the stage and, for a training
-            stage, its finished epochs.
+        StudyInterrupted: On Ctrl-C; it names the stage and, for a training stage, its finished epochs.
     """
     session = StudySession()
     try:
         start_study(config, strategy)
         yield session
     except KeyboardInterrupt:
-        stage = session.stage
-        epochs = _finished_epochs(config.output_dir, stage) if stage in MODEL_NAMES else None
+        stage, epochs = session.stage, None
+        if stage in MODEL_NAMES:
+            epochs = len(read_history(Path(config.output_dir) / stage / "history.csv").get("epoch", []))
         raise StudyInterrupted(stage, epochs, str(config.output_dir)) from None
     finally:
         unlock_output_dir(config.output_dir)
 
 
 def run_study(config: StudyConfig, verbose: int | None = None, strategy: tf.distribute.Strategy | None = None) -> dict:
-    """Runs the whole study: every stage of this module, in order, into `config.output_dir`.
+    """Runs every stage of this module, in order, into `config.output_dir`; returns the results (`results.json`).
 
-    Args:
-        verbose: `model.fit` verbosity, or `None` for `runtime.choose_verbosity()`.
-        strategy: The distribution strategy of every stage, or `None` for
-            `runtime.choose_distribution_strategy()`.
-
-    Returns:
-        The results (what `results.json` holds: `"models"`, `"config"`,
-        `"data"`, `"environment"`).
+    `verbose` (of `model.fit`) and `strategy` default to `runtime.choose_verbosity()` and
+    `runtime.choose_distribution_strategy()`.
 
     Raises:
         InputError: If an input is wrong; raised before any training.
-        StudyInterrupted: On Ctrl-C; it names the stage and its finished
-            epochs. Running the same study again resumes from there.
-
-    Example:
-
-    >>> results = run_study(get_config("smoke", data="photos/", output_dir="out"))  # doctest: +SKIP
-    >>> results["models"]["finetuned"]["test"]["accuracy"]  # doctest: +SKIP
+        StudyInterrupted: On Ctrl-C; running the same study again resumes from there.
     """
     verbose = runtime.choose_verbosity() if verbose is None else verbose
     with study_session(config, strategy) as session:
-        strategy = _strategy(strategy)
+        strategy = strategy or runtime.choose_distribution_strategy()
         session.enter("data", config.data)
         splits = load_data(config, strategy=strategy)
         trained: dict[str, TrainedModel] = {}

@@ -1,13 +1,7 @@
 """How much data each approach needs: the study's three models trained on nested subsets of the training split.
 
-`sweep_training_sizes` trains the three approaches on class-balanced nested
-subsets (100, 300, 1,000, ... photos), scores every point on the whole test
-split, and draws accuracy against the subsets' photos (`sweep.png`). Every
-point is trained to convergence by the study's recipes (`recipes.py`) under
-the plan's `TrainingRule`; no photo outside the subset shapes a point. Models
-are built on one device (no `MirroredStrategy`). Each finished point is
-written to `sweep/points/` with a manifest, so an interrupted sweep rerun into
-the same folder skips the points it already has.
+Every point trains by the study's recipes under the plan's `TrainingRule`, on one device, and is scored on the
+whole test split; each finished point is saved in `sweep/points/` with a manifest, so a rerun reuses it.
 """
 
 from __future__ import annotations
@@ -35,9 +29,14 @@ from catsdogs_helpers.results import load_results
 from catsdogs_helpers.sweep_plan import SWEEP_PLANS, SweepPlan, TrainingRule, choose_subsets, fit_sizes, get_sweep_plan
 
 __all__ = [  # With what the notebook and the command line take from here: the plans and the sweep's files.
-    "SWEEP_PLANS", "SweepPlan", "TrainingRule", "build_point_manifest", "choose_subsets", "fit_sizes",
-    "format_sweep_table", "get_sweep_plan", "run_sweep", "summarize_sweep", "sweep_training_sizes", "write_sweep",
+    "SWEEP_PLANS", "SweepPlan", "TrainingRule", "choose_subsets", "fit_sizes", "format_sweep_table",
+    "get_sweep_plan", "run_sweep", "summarize_sweep", "sweep_training_sizes", "write_sweep",
 ]  # fmt: skip
+
+
+def _max_epochs(config: StudyConfig) -> dict[str, int]:
+    """The study's maximum epochs per approach, which every point trains with."""
+    return {"scratch": config.scratch_epochs, "transfer": config.transfer_epochs, "finetuned": config.fine_tune_epochs}
 
 
 def _subset_dataset(
@@ -45,11 +44,9 @@ def _subset_dataset(
 ) -> tf.data.Dataset:
     """Batches of the training photos at `indices`: in the split's order, or reshuffled every pass with a seed.
 
-    With `repeat`, the photos repeat without end (reshuffled every pass), for `model.fit(steps_per_epoch=...)`.
+    With `repeat`, the photos repeat without end, for `model.fit(steps_per_epoch=...)`.
     """
-    mask = np.zeros(splits.num_images("train"), dtype=bool)
-    mask[indices] = True
-    mask = tf.constant(mask)
+    mask = tf.constant(np.isin(np.arange(splits.num_images("train")), indices))
     dataset = (
         splits.train_in_order.unbatch()
         .enumerate()
@@ -66,14 +63,6 @@ def _subset_dataset(
     return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
-def _score(logits: np.ndarray, labels: np.ndarray) -> dict[str, object]:
-    """Test accuracy with its 95% Wilson interval (`evaluation.compute_test_metrics`)."""
-    metrics = compute_test_metrics(labels, logits)
-    num_correct = int(np.trace(metrics["confusion_matrix"]))
-    return {"accuracy": metrics["accuracy"], "num_correct": num_correct, "num_images": metrics["num_images"],
-            "accuracy_interval": metrics["accuracy_interval"]}  # fmt: skip
-
-
 def _fit(
     model: keras.Model,
     train: tf.data.Dataset,
@@ -87,7 +76,7 @@ def _fit(
 
     Returns:
         `{"epochs", "best_epoch", "stopped_early", "train_seconds", "val_loss"}`: epochs counted from 1,
-        `val_loss` the validation loss after each epoch.
+        `val_loss` a list, one per epoch.
     """
     stopping = keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True)
     start = time.perf_counter()
@@ -98,12 +87,8 @@ def _fit(
             "val_loss": [float(value) for value in history.history["val_loss"]]}  # fmt: skip
 
 
-def build_point_manifest(config: StudyConfig, plan: SweepPlan, splits: ImageSplits) -> dict[str, object]:
-    """Returns what identifies a sweep's points, so that a rerun reuses only points trained the same way.
-
-    Like `stage_manifest.build_stage_manifest`: the settings of `config.depends_on("sweep")`,
-    the plan's `TrainingRule`, the splits' content key and the library versions.
-    """
+def _point_manifest(config: StudyConfig, plan: SweepPlan, splits: ImageSplits) -> dict[str, object]:
+    """What identifies a sweep's points (as `stage_manifest.build_stage_manifest` does a stage's)."""
     settings: dict[str, object] = {name: getattr(config, name) for name in depends_on("sweep")}
     if settings["weights"] not in (None, "imagenet"):
         settings["weights"] = f"sha256:{hash_file(str(config.weights))}"
@@ -123,25 +108,14 @@ def sweep_training_sizes(
 ) -> dict[str, object]:
     """Trains the three approaches on nested subsets of the training split and scores each on the test split.
 
-    For every seed (`config.seed + i`) and size, the subset is split into a
-    training and a validation part (`plan.rule`); the head trains on cached
-    features, fine-tuning continues from that head, and the CNN from scratch
-    trains on the same photos; each until the validation loss stops improving.
-
-    Args:
-        config: The study's settings; its preset picks the plan when `plan` is `None`.
-        splits: The data, from `study.load_data(config)`.
-        plan: What to train, or `None` for `SWEEP_PLANS[config.preset]`.
-        verbose: `model.fit` verbosity, or `None` for `runtime.choose_verbosity()`.
+    `plan` and `verbose` (of `model.fit`) default to `SWEEP_PLANS[config.preset]` and `runtime.choose_verbosity()`.
 
     Returns:
-        The sweep's results (what `sweep.json` holds): `"points"`, one dict per
-        approach, size and seed (`accuracy`, `num_correct`, `num_images`,
-        `accuracy_interval`, `num_train`, `num_validation`, `epoch_photos`, `epochs`,
-        `best_epoch`, `stopped_early`, `val_loss` per epoch, `train_seconds`); `"sizes"` (the sizes
-        run, in photos); `"plan"`; `"stopping"` (each approach's patience and
-        maximum epochs, the study's); `"num_test_images"`; `"num_train_photos"` (the
-        training split's); `"seconds"` (wall time).
+        What `sweep.json` holds: `"points"` (one dict per approach, size and seed: `accuracy`, `num_correct`,
+        `num_images`, `accuracy_interval`, `num_train`, `num_validation`, `epoch_photos`, `epochs`, `best_epoch`,
+        `stopped_early`, `val_loss` per epoch, `train_seconds`), `"sizes"` (in photos), `"plan"`, `"stopping"`
+        (each approach's patience and maximum epochs), `"num_test_images"`, `"num_train_photos"`, `"class_names"`,
+        `"seconds"` (wall time).
 
     Raises:
         InputError: If the training split is too small for every size of the plan.
@@ -149,10 +123,7 @@ def sweep_training_sizes(
     plan = plan or SWEEP_PLANS[config.preset]
     verbose = runtime.choose_verbosity() if verbose is None else verbose
     start = time.perf_counter()
-    points_dir = Path(config.output_dir) / "sweep" / "points"
-    points_dir.mkdir(parents=True, exist_ok=True)
-    manifest = build_point_manifest(config, plan, splits)
-    train_labels = np.concatenate([labels for labels in splits.train_in_order.map(lambda x, y: y).as_numpy_iterator()])
+    train_labels = np.concatenate(list(splits.train_in_order.map(lambda x, y: y).as_numpy_iterator()))
     sizes, notes = fit_sizes(plan, train_labels)
     for note in notes:
         print(f"[sweep] {note}.", flush=True)
@@ -166,23 +137,8 @@ def sweep_training_sizes(
     print(f"[sweep] subsets of {described} photos of the training split ({100 * plan.rule.validation_fraction:.0f}% "
           f"of each to validate on), {plan.num_seeds} seed(s); each point scored once on {len(cached.test_labels)} "
           "test photos.", flush=True)  # fmt: skip
-    points: list[dict[str, object]] = []
-    for seed in seeds:
-        for indices in subsets[seed]:
-            parts = plan.rule.split(train_labels, indices, seed)
-            key = {"size": len(indices), "seed": seed, "indices": hash_json(indices.tolist()),
-                   "validation": hash_json(parts[1].tolist())}  # fmt: skip
-            path = points_dir / f"{key['size']}-seed{seed}.json"
-            identity = json.loads(json.dumps({**manifest, **key}))
-            saved = _read_point(path)
-            if saved.get("manifest") == identity:
-                print(f"[sweep] {key['size']} photos, seed {seed}: reusing the finished point in {path}", flush=True)
-                points += saved["points"]
-                continue
-            found = _train_point(config, plan.rule, splits, cached, parts, key, verbose)
-            write_text_atomically(path, json.dumps({"manifest": identity, "points": found}, indent=1))
-            points += found
-    caps = {"scratch": config.scratch_epochs, "transfer": config.transfer_epochs, "finetuned": config.fine_tune_epochs}
+    points = _train_points(config, plan, splits, cached, subsets, verbose)
+    caps = _max_epochs(config)
     return {
         "points": points,
         "sizes": [size or num_train for size in sizes],
@@ -195,8 +151,39 @@ def sweep_training_sizes(
     }
 
 
+def _train_points(
+    config: StudyConfig,
+    plan: SweepPlan,
+    splits: ImageSplits,
+    cached: _CachedFeatures,
+    subsets: dict[int, list[np.ndarray]],
+    verbose: int,
+) -> list[dict[str, object]]:
+    """Trains the points of every seed's subsets, reusing those finished points trained the same way."""
+    points_dir = Path(config.output_dir) / "sweep" / "points"
+    points_dir.mkdir(parents=True, exist_ok=True)
+    manifest = _point_manifest(config, plan, splits)
+    points: list[dict[str, object]] = []
+    for seed, seed_subsets in subsets.items():
+        for indices in seed_subsets:
+            parts = plan.rule.split(cached.train_labels, indices, seed)
+            key = {"size": len(indices), "seed": seed, "indices": hash_json(indices.tolist()),
+                   "validation": hash_json(parts[1].tolist())}  # fmt: skip
+            path = points_dir / f"{key['size']}-seed{seed}.json"
+            identity = json.loads(json.dumps({**manifest, **key}))
+            saved = _read_point(path)
+            if saved.get("manifest") == identity:
+                print(f"[sweep] {key['size']} photos, seed {seed}: reusing the finished point in {path}", flush=True)
+                points += saved["points"]
+                continue
+            found = _train_point(config, plan.rule, splits, cached, parts, key, verbose)
+            write_text_atomically(path, json.dumps({"manifest": identity, "points": found}, indent=1))
+            points += found
+    return points
+
+
 def _read_point(path: Path) -> dict[str, object]:
-    """Reads a finished point's file; `{}` (train it again, saying so) if there is none or it cannot be read."""
+    """Reads a finished point's file; `{}` (train it again, saying so where it cannot be read) if there is none."""
     if not path.exists():
         return {}
     try:
@@ -212,7 +199,7 @@ def _read_point(path: Path) -> dict[str, object]:
 
 @dataclasses.dataclass(frozen=True)
 class _CachedFeatures:
-    """The frozen base's pooled features of the training and test splits, in order, and what they cost."""
+    """The frozen base's pooled features of the training and test splits, in order, and their cost per photo."""
 
     train_features: np.ndarray
     train_labels: np.ndarray
@@ -250,6 +237,7 @@ def _train_point(
     verbose: int,
 ) -> list[dict[str, object]]:
     """Trains and scores the three approaches on one subset (one point each), split into training and validation."""
+    caps = _max_epochs(config)
     (train, validation), seed, batch_size = parts, int(key["seed"]), config.batch_size
     epoch_photos = rule.epoch_photos(len(train), len(cached.train_labels))
     steps = rule.steps_per_epoch(len(train), len(cached.train_labels), batch_size)
@@ -262,9 +250,7 @@ def _train_point(
     sizes = {"num_train": len(train), "num_validation": len(validation), "epoch_photos": epoch_photos}
 
     def point(approach: str, fitted: dict[str, object], logits: np.ndarray) -> dict[str, object]:
-        found = {"approach": approach, **key, **sizes, **fitted, **_score(logits, cached.test_labels)}
-        _say(found)
-        return found
+        return _score({"approach": approach, **key, **sizes, **fitted}, logits, cached.test_labels)
 
     # The frozen model: its head on the parts' cached features (their cost counted per photo).
     recipe = config.replace(seed=seed)
@@ -276,45 +262,41 @@ def _train_point(
     head_validation = (cached.train_features[validation], cached.train_labels[validation])
     head_validation = tf.data.Dataset.from_tensor_slices(head_validation).batch(batch_size)
     patience = recipe.patience_of  # The study's, per approach.
-    fitted = _fit(head, head_data, head_validation, config.transfer_epochs, fit_steps, patience("transfer"), 0)
+    fitted = _fit(head, head_data, head_validation, caps["transfer"], fit_steps, patience("transfer"), 0)
     fitted["train_seconds"] += cached.seconds_per_photo * (len(train) + len(validation))
     found = [point("transfer", fitted, head.predict(cached.test_features, verbose=0))]
 
-    if config.fine_tune_epochs:  # Fine-tuning, from that head, on the parts' photos (0 epochs: none, as in the study).
+    if caps["finetuned"]:  # Fine-tuning, from that head, on the parts' photos (0 epochs: none, as in the study).
         recipes.prepare_fine_tuning(recipe, model)
-        epochs = config.fine_tune_epochs
-        tuned = _fit(model, images, validation_images, epochs, fit_steps, patience("finetuned"), verbose)
+        tuned = _fit(model, images, validation_images, caps["finetuned"], fit_steps, patience("finetuned"), verbose)
         tuned["head_epochs"] = fitted["epochs"]
         tuned["train_seconds"] += fitted["train_seconds"]  # The head's time included, as in the study.
         found.append(point("finetuned", tuned, model.predict(test_images, verbose=0)))
 
     # The CNN from scratch, on the same photos.
     model = recipes.build_scratch_cnn(recipe, num_train_images=epoch_photos)  # Its cosine spans the point's steps.
-    fitted = _fit(model, images, validation_images, config.scratch_epochs, fit_steps, patience("scratch"), verbose)
+    fitted = _fit(model, images, validation_images, caps["scratch"], fit_steps, patience("scratch"), verbose)
     found.append(point("scratch", fitted, model.predict(test_images, verbose=0)))
     return found
 
 
-def _say(point: dict[str, object]) -> None:
+def _score(point: dict[str, object], logits: np.ndarray, labels: np.ndarray) -> dict[str, object]:
+    """Adds the test accuracy, its 95% Wilson interval and counts to a point, and prints it."""
+    metrics = compute_test_metrics(labels, logits)
+    num_correct = int(np.trace(metrics["confusion_matrix"]))
+    point = {**point, "accuracy": metrics["accuracy"], "num_correct": num_correct, "num_images": metrics["num_images"],
+             "accuracy_interval": metrics["accuracy_interval"]}  # fmt: skip
     low, high = point["accuracy_interval"]
     included = " (the head's included)" if point["approach"] == "finetuned" else ""
     how = "stopped early" if point["stopped_early"] else "the cap"
     print(f"[sweep] {point['size']} photos, seed {point['seed']}, {point['approach']}: "
           f"{100 * point['accuracy']:.1f}% ({100 * low:.1f}-{100 * high:.1f}), best epoch {point['best_epoch']} of "
           f"{point['epochs']} ({how}), {point['train_seconds']:.0f} s{included}", flush=True)  # fmt: skip
+    return point
 
 
 def run_sweep(config: StudyConfig, plan: SweepPlan | None = None, verbose: int | None = None) -> dict[str, object]:
-    """Runs the sweep on its own: checks, loads the data, trains every point, writes `sweep.json`/`.png`/`.md`.
-
-    The same checks and output-folder lock as `study.run_study`.
-
-    Args:
-        plan: What to train, or `None` for the preset's (`SWEEP_PLANS`).
-        verbose: `model.fit` verbosity, or `None` for `runtime.choose_verbosity()`.
-
-    Returns:
-        The sweep's results (see `sweep_training_sizes`).
+    """Runs the sweep on its own, as `study.run_study` runs the study; writes `sweep.json`, `.png` and `.md`.
 
     Raises:
         InputError: If an input is wrong, before any training.
@@ -338,15 +320,14 @@ def run_sweep(config: StudyConfig, plan: SweepPlan | None = None, verbose: int |
 def describe_report_update(output_dir: str | os.PathLike) -> str | None:
     """How to add a sweep to the study's report.md in `output_dir`, or `None` where there is none.
 
-    The command is the study's own (results.json's `command`), its `--output` this folder: the one recorded
-    is where the study ran, another folder once this one was copied or moved.
+    The command is the study's own (results.json's), its `--output` this folder (it may have been copied or moved).
     """
     study_report = Path(output_dir) / REPORT_FILE
-    if not (study_report.is_file() and (Path(output_dir) / RESULTS_FILE).is_file()):
+    if not study_report.is_file():
         return None
     try:
         results = load_results(Path(output_dir) / RESULTS_FILE)
-    except (OSError, ValueError):  # Cut short, or not JSON: no study to rerun from it.
+    except (OSError, ValueError):  # Absent, cut short, or not JSON: no study to rerun from it.
         return None
     command = results.get("command") if isinstance(results, dict) else None
     try:

@@ -13,17 +13,13 @@ from catsdogs_helpers.errors import InputError
 
 @dataclasses.dataclass(frozen=True)
 class TrainingRule:
-    """How every point trains, the same rule for the three approaches: the study's recipe, until it stops improving.
+    """How every point trains: the study's recipe and epochs, on a subset split into training and validation parts.
 
-    A subset is split, class by class, into a validation part
-    (`validation_fraction` of the class's photos, rounded, and at least
-    `min_validation_per_class`) and a training part (the rest). An epoch is a
-    pass over the training part, or over `min_epoch_photos` photos when the
-    part holds fewer (the part repeated, reshuffled every pass); `None` means
-    as many photos as the whole training split holds: the study's epoch. Each
-    approach trains with the study's maximum epochs, patience
-    (`StudyConfig.patience_of`) and learning-rate schedule, keeping its best
-    validation epoch's weights.
+    Attributes:
+        validation_fraction: Of each class's photos in a subset, validated on (rounded, at least
+            `min_validation_per_class`); the rest train.
+        min_epoch_photos: Photos per epoch when the training part holds fewer (it repeats, reshuffled every
+            pass); `None`: as many as the whole training split holds, the study's epoch.
     """
 
     validation_fraction: float
@@ -65,11 +61,8 @@ class SweepPlan:
     """What a sweep trains.
 
     Attributes:
-        sizes: Photos per subset (training and validation parts together),
-            increasing; `0` means the whole training split. Sizes larger than
-            the training split allows (class-balanced) are left out.
+        sizes: Photos per subset (both parts), increasing; `0` (last) for the whole training split.
         num_seeds: Repeats of every point, each with its own subsets and seed.
-        rule: How long every point trains (see `TrainingRule`).
     """
 
     sizes: tuple[int, ...]
@@ -91,14 +84,7 @@ SWEEP_PLANS = {
 
 
 def get_sweep_plan(preset: str, sizes: Sequence[int] | None = None, num_seeds: int | None = None) -> SweepPlan:
-    """Returns a preset's sweep plan, with its sizes or number of seeds changed.
-
-    Args:
-        preset: `"default"`, `"quick"` or `"smoke"`.
-        sizes: Photos per subset (increasing, enough for the plan's validation
-            part and one training photo per class; `0` for the whole split), or
-            `None` for the preset's.
-        num_seeds: Repeats of every point, or `None` for the preset's.
+    """Returns a preset's sweep plan, with its sizes or number of seeds changed where not `None`.
 
     Raises:
         InputError: If the preset is unknown, or `sizes` or `num_seeds` is invalid.
@@ -132,19 +118,10 @@ def get_sweep_plan(preset: str, sizes: Sequence[int] | None = None, num_seeds: i
 
 
 def choose_subsets(labels: np.ndarray, sizes: Sequence[int], seed: int) -> list[np.ndarray]:
-    """Chooses nested, class-balanced subsets of a split's photos.
+    """Chooses nested, class-balanced subsets of a split's photos (`labels`, shape `(N,)`), drawn by the seed.
 
-    Each class's photos are put in a seeded random order; a subset of `n`
-    photos takes the first `n // k` of every one of the `k` classes (the first
-    `n % k` classes one more), so every subset holds the previous one. Size `0`
-    is the whole split, as it is (not balanced).
-
-    Args:
-        labels: The split's labels in order, int, shape `(N,)`.
-        sizes: Subset sizes, increasing; `0` (last) for the whole split.
-
-    Returns:
-        One sorted int64 index array per size.
+    A subset of `n` photos takes `n // k` of each of the `k` classes (the first `n % k` classes one more);
+    size `0` is the whole split, not balanced. Returns one sorted int64 index array per size.
 
     Raises:
         InputError: If a class has too few photos for a size.
@@ -170,10 +147,7 @@ def choose_subsets(labels: np.ndarray, sizes: Sequence[int], seed: int) -> list[
 
 
 def fit_sizes(plan: SweepPlan, labels: np.ndarray) -> tuple[tuple[int, ...], list[str]]:
-    """Returns the plan's sizes that the training split can hold, class-balanced, and what was left out and why.
-
-    A size larger than the class-balanced split is left out; `0` (the whole
-    split) is left out when the largest size kept already is the whole split.
+    """Returns the plan's sizes that the training split can hold, class-balanced, and notes on what was left out.
 
     Raises:
         InputError: If none of the plan's sizes fits.
