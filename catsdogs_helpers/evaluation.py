@@ -10,7 +10,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from catsdogs_helpers.metrics import compute_metrics, sigmoid
+from catsdogs_helpers.metrics import compute_metrics
 from catsdogs_helpers.significance import compute_accuracy_interval
 
 
@@ -28,11 +28,6 @@ class ModelEvaluation:
     metrics: dict[str, object]
     tta_logits: np.ndarray | None = None
     tta_metrics: dict[str, object] | None = None
-
-    @property
-    def probabilities(self) -> np.ndarray:
-        """Probabilities of class 1, `sigmoid(logits)`."""
-        return sigmoid(self.logits)
 
 
 def evaluate_model(
