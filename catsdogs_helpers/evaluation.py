@@ -10,23 +10,16 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from catsdogs_helpers.metrics import compute_metrics, sigmoid
+from catsdogs_helpers.metrics import compute_metrics
 from catsdogs_helpers.significance import compute_accuracy_interval
 
 
 @dataclasses.dataclass
 class ModelEvaluation:
-    """A model's predictions on the test split and their metrics.
+    """A model's predictions on the test split, shape `(N,)` each, and their metrics (of `compute_test_metrics`).
 
-    Attributes:
-        name: The model's name in the study, e.g. `"scratch"`.
-        labels: True classes, shape `(N,)`, int.
-        logits: The model's logits, shape `(N,)`, float.
-        metrics: The output of `compute_test_metrics`: `metrics.compute_metrics`'s,
-            plus `"accuracy_interval"` (95% Wilson interval).
-        tta_logits: With test-time augmentation, the mean of each photo's logit
-            and its horizontal mirror's, shape `(N,)`, float; else `None`.
-        tta_metrics: The metrics of `tta_logits` (same keys as `metrics`), or `None`.
+    `tta_logits` (the mean of each photo's logit and its mirror image's) and
+    `tta_metrics` are set only with test-time augmentation.
     """
 
     name: str
@@ -36,11 +29,6 @@ class ModelEvaluation:
     tta_logits: np.ndarray | None = None
     tta_metrics: dict[str, object] | None = None
 
-    @property
-    def probabilities(self) -> np.ndarray:
-        """Probabilities of class 1, `sigmoid(logits)`."""
-        return sigmoid(self.logits)
-
 
 def evaluate_model(
     model: keras.Model,
@@ -49,18 +37,10 @@ def evaluate_model(
     class_names: Sequence[str] = ("cat", "dog"),
     tta: bool = False,
 ) -> ModelEvaluation:
-    """Predicts a batched dataset with a one-logit model and computes its metrics.
+    """Predicts batches of `(images, labels)` with a one-logit model and computes its metrics.
 
     With `tta` (test-time augmentation), each photo is also predicted mirrored
-    left to right, and the two logits are averaged; the model is unchanged.
-
-    Args:
-        dataset: Batches of `(images, labels)` in a fixed order.
-        name: The model's name in the study.
-        class_names: Names of classes 0 and 1.
-
-    Returns:
-        A `ModelEvaluation` (`tta_logits` and `tta_metrics` set with `tta`).
+    left to right, and the two logits are averaged.
     """
     images = dataset.map(lambda images, labels: images)
     logits = np.asarray(model.predict(images, verbose=0), np.float32).reshape(-1)
@@ -79,15 +59,7 @@ def compute_test_metrics(
     logits: Sequence[float] | np.ndarray,
     class_names: Sequence[str] = ("cat", "dog"),
 ) -> dict[str, object]:
-    """Computes `metrics.compute_metrics` plus `"accuracy_interval"`, the accuracy's 95% Wilson interval.
-
-    Args:
-        labels: True classes, 0 or 1, shape `(N,)`.
-        logits: The model's logits, shape `(N,)`.
-
-    Returns:
-        The metrics dict, with `"accuracy_interval": [low, high]` (fractions).
-    """
+    """Returns `metrics.compute_metrics` plus `"accuracy_interval"`: `[low, high]`, the 95% Wilson interval."""
     metrics = compute_metrics(labels, logits, class_names)
     num_correct = int(np.trace(metrics["confusion_matrix"]))
     metrics["accuracy_interval"] = list(compute_accuracy_interval(num_correct, metrics["num_images"]))
@@ -101,17 +73,12 @@ def count_params(model: keras.Model) -> tuple[int, int]:
 
 
 def describe_model_cost(model: keras.Model, stages: Sequence, model_path: str | os.PathLike | None = None) -> dict:
-    """Sums what training a model cost over its stages, with its size.
-
-    Args:
-        stages: The `stage_files.StageResult`s that trained it, in order.
-        model_path: The saved model file, or `None`.
+    """Sums what training a model cost over its `stage_files.StageResult`s, with its size.
 
     Returns:
-        A dict with `"train_seconds"`, `"images_per_second"` (training images
-        processed per second over all stages), `"epochs"`, `"stages"` (one dict
-        per stage), `"params_total"`, `"params_trainable"` and `"size_bytes"`
-        (`None` without `model_path`).
+        A dict with `"train_seconds"`, `"images_per_second"` (over all stages),
+        `"epochs"`, `"stages"` (one dict per stage), `"params_total"`,
+        `"params_trainable"` and `"size_bytes"` (`None` without `model_path`).
     """
     seconds = sum(float(stage.train_seconds) for stage in stages)
     images = sum(float(stage.images_per_second) * float(stage.train_seconds) for stage in stages)

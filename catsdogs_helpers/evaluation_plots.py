@@ -11,7 +11,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from catsdogs_helpers.metrics import compute_auc, compute_roc_curve, predict_classes, sigmoid
-from catsdogs_helpers.plots import _CELL_INCHES, _colors_for, _Figure, _hide_ticks
+from catsdogs_helpers.plots import CELL_INCHES, NotebookFigure, colors_for, photo_grid
 
 
 def _said(logit: float, class_names: Sequence[str]) -> tuple[int, str]:
@@ -21,13 +21,8 @@ def _said(logit: float, class_names: Sequence[str]) -> tuple[int, str]:
 
 
 def plot_confusion_matrices(matrices: Mapping[str, Sequence[Sequence[int]]], class_names: Sequence[str]) -> Figure:
-    """Plots each model's confusion matrix side by side, with counts and row percentages.
-
-    Args:
-        matrices: 2x2 confusion matrices per model name (rows: true class,
-            columns: predicted class).
-    """
-    figure = _Figure(figsize=(3.6 * len(matrices), 3.6), layout="constrained")
+    """Plots each model's 2x2 confusion matrix (rows: true class) side by side, with counts and row percentages."""
+    figure = NotebookFigure(figsize=(3.6 * len(matrices), 3.6), layout="constrained")
     axes = figure.subplots(1, len(matrices), squeeze=False)[0]
     for ax, (name, matrix) in zip(axes, matrices.items()):
         matrix = np.asarray(matrix, dtype=np.int64)
@@ -58,8 +53,8 @@ def plot_roc_curves(
         zoom: Add an inset magnifying the top-left corner; `None` adds it when
             every AUC is at least 0.9 (so no curve runs under it).
     """
-    palette = _colors_for(list(curves), colors)
-    figure = _Figure(figsize=(5.2, 5.0), layout="constrained")
+    palette = colors_for(list(curves), colors)
+    figure = NotebookFigure(figsize=(5.2, 5.0), layout="constrained")
     ax = figure.subplots()
     ax.plot([0, 1], [0, 1], linestyle=":", color="gray", label="chance")
     points, aucs = {}, []
@@ -89,16 +84,10 @@ def plot_roc_curves(
 def find_mistakes(
     labels: Sequence[int] | np.ndarray, logits_by_model: Mapping[str, np.ndarray], num_per_model: int | None = 6
 ) -> dict[str, np.ndarray]:
-    """Finds each model's most confident mistakes.
+    """Returns the indices of each model's wrong photos, the most confident (largest |logit|) first.
 
     Args:
-        labels: True classes, shape `(N,)`.
-        logits_by_model: Logits per model name, shape `(N,)`.
         num_per_model: Keep this many per model, or `None` for all.
-
-    Returns:
-        Indices of the wrong photos per model name, the most confident mistake
-        (largest |logit|) first.
     """
     labels = np.asarray(labels).reshape(-1)
     found = {}
@@ -116,29 +105,22 @@ def plot_mistakes(
     class_names: Sequence[str],
     num_per_model: int = 6,
 ) -> Figure:
-    """Plots each model's most confident mistakes, one row per model.
+    """Plots each model's most confident mistakes, one row per model, each titled like "true cat, said dog 97%".
 
     Args:
         photos: Test photos by index, uint8, each `(H, W, 3)`: at least the ones
             `find_mistakes` picks (the whole split need not be in memory).
         labels: True classes of the whole test split, shape `(N,)`.
         logits_by_model: Logits of the whole test split per model name, shape `(N,)`.
-
-    Returns:
-        The figure; each row is labelled with the model's number of mistakes,
-        each photo titled like "true cat, said dog 97%".
     """
     labels = np.asarray(labels).reshape(-1)
-    rows, columns = len(logits_by_model), max(1, num_per_model)
-    figure = _Figure(figsize=(_CELL_INCHES * columns, (_CELL_INCHES + 0.2) * rows), layout="constrained")
-    axes = figure.subplots(rows, columns, squeeze=False)
+    figure, axes = photo_grid(len(logits_by_model), max(1, num_per_model), row_inches=CELL_INCHES + 0.2)
     every_mistake = find_mistakes(labels, logits_by_model, None)
     for row, (name, logits) in zip(axes, logits_by_model.items()):
         logits = np.asarray(logits, dtype=float).reshape(-1)
         wrong = every_mistake[name]
         row[0].set_ylabel(f"{name}\n{len(wrong)} mistake{'s' * (len(wrong) != 1)}", fontsize=11)
         for column, ax in enumerate(row):
-            _hide_ticks(ax)
             if column < len(wrong):
                 index = int(wrong[column])
                 ax.imshow(photos[index])
@@ -162,17 +144,12 @@ def plot_grad_cam(
     Args:
         images: Photos, uint8, shape `(N, H, W, 3)`.
         heatmaps_by_model: Heatmaps in [0, 1] per model name, shape `(N, H, W)`.
-        logits_by_model: Logits per model name, shape `(N,)`.
-
-    Returns:
-        The figure; each heatmap is titled with the model's prediction, green
-        when right and red when wrong.
+        logits_by_model: Logits per model name, shape `(N,)`; each heatmap is
+            titled with the prediction, green when right and red when wrong.
     """
     images, labels = np.asarray(images), np.asarray(labels).reshape(-1)
-    rows, columns = len(images), 1 + len(heatmaps_by_model)
-    figure = _Figure(figsize=(_CELL_INCHES * columns, (_CELL_INCHES + 0.1) * rows), layout="constrained")
-    axes = figure.subplots(max(rows, 1), columns, squeeze=False)
-    for index, row in enumerate(axes[:rows]):
+    figure, axes = photo_grid(len(images), 1 + len(heatmaps_by_model), row_inches=CELL_INCHES + 0.1)
+    for index, row in enumerate(axes[: len(images)]):
         row[0].imshow(images[index])
         row[0].set_title(f"true {class_names[labels[index]]}", fontsize=10)
         for ax, (name, heatmaps) in zip(row[1:], heatmaps_by_model.items()):
@@ -181,6 +158,4 @@ def plot_grad_cam(
             predicted, said = _said(float(np.asarray(logits_by_model[name]).reshape(-1)[index]), class_names)
             color = "darkgreen" if predicted == labels[index] else "firebrick"
             ax.set_title(f"{name}: {said}", fontsize=10, color=color)
-        for ax in row:
-            _hide_ticks(ax)
     return figure

@@ -1,8 +1,6 @@
-"""Exporting a trained model for use outside Keras: LiteRT (phones), SavedModel (servers), ONNX.
+"""Exporting a trained model through Keras's `model.export`: LiteRT (phones), SavedModel (servers), ONNX.
 
-`export_model` goes through Keras's `model.export`, writes the model's contract
-beside the artifact and checks the artifact's logits against the Keras model's;
-`load_exported_model` reads an artifact back with its contract, for `predict`.
+Each artifact travels with the model's contract and is checked against the Keras model's logits.
 """
 
 from __future__ import annotations
@@ -25,10 +23,8 @@ from catsdogs_helpers.output_lock import write_text_atomically, written_atomical
 from catsdogs_helpers.preflight import check_output_file
 
 FORMATS = ("litert", "saved_model", "onnx")
-# The Keras `model.export` format of each, and what the artifact's path must end with.
 _KERAS_FORMATS = {"litert": "litert", "saved_model": "tf_saved_model", "onnx": "onnx"}
 _SUFFIXES = {"litert": ".tflite", "saved_model": "", "onnx": ".onnx"}
-# The extra packages each format needs, and how to install them.
 _REQUIREMENTS = {"onnx": (("tf2onnx", "onnxruntime"), 'pip install "catsdogs-helpers[onnx]" (tf2onnx and onnxruntime)')}
 CONTRACT_SUFFIX = ".contract.json"
 SAVED_MODEL_CONTRACT = os.path.join("assets.extra", "catsdogs_contract.json")
@@ -37,16 +33,7 @@ FLOAT32_TOLERANCE = 1e-4
 
 @dataclasses.dataclass(frozen=True)
 class ExportResult:
-    """An exported artifact and how closely it matches the Keras model.
-
-    Attributes:
-        path: The artifact: a `.tflite` or `.onnx` file, or a SavedModel folder.
-        format: `"litert"`, `"saved_model"` or `"onnx"`.
-        contract_path: The contract written beside (or, for a SavedModel, inside) it.
-        max_logit_difference: Largest absolute difference between the artifact's
-            and the Keras model's logits on the check photos.
-        num_check_photos: Photos the check used.
-    """
+    """An exported artifact, its contract, and its largest |logit difference| from the Keras model on check photos."""
 
     path: Path
     format: str
@@ -55,7 +42,7 @@ class ExportResult:
     num_check_photos: int
 
     def describe(self) -> str:
-        """Returns one line such as `Exported litert: m.tflite; max |logit difference| 2.1e-06 on 16 photos`."""
+        """Returns one line such as `Exported litert: m.tflite (contract: ...); max |logit difference| ...`."""
         return (
             f"Exported {self.format}: {self.path} (contract: {self.contract_path}); max |logit difference| from the "
             f"Keras model {self.max_logit_difference:.2e} on {self.num_check_photos} photos"
@@ -63,12 +50,7 @@ class ExportResult:
 
 
 def check_export_format(format: str) -> None:
-    """Checks that a format is known and that the packages it needs are installed.
-
-    Raises:
-        InputError: If the format is unknown, or a package it needs is missing
-            (the message says what to install).
-    """
+    """Raises `InputError` if the format is unknown or a package it needs is missing (saying what to install)."""
     if format not in FORMATS:
         raise InputError(f"Unknown export format: expected one of {FORMATS}. Received: format={format!r}")
     packages, install = _REQUIREMENTS.get(format, ((), ""))
@@ -76,8 +58,7 @@ def check_export_format(format: str) -> None:
     if missing:
         raise InputError(
             f"Exporting to {format} needs {', '.join(missing)}, {'which is' if len(missing) == 1 else 'which are'} "
-            f"not installed: {install}. "
-            f"Received: format={format!r}"
+            f"not installed: {install}. Received: format={format!r}"
         )
 
 
@@ -88,11 +69,10 @@ def contract_path_of(path: str | os.PathLike, format: str) -> Path:
 
 
 def build_export_model(model: keras.Model) -> keras.Model:
-    """Returns the model to hand to `model.export`: its inference graph, without the augmentation.
+    """Returns the inference graph of a study model, without its augmentation (converters reject random ops).
 
-    A study model (one chain of layers) is rebuilt on the same layers (shared
-    weights), each called with `training=False`, without the augmentation, whose
-    random ops converters reject. Any other model is returned as it is.
+    The layers (and weights) are shared, each called with `training=False`; a
+    model that is not one chain of layers is returned as it is.
     """
     x = inputs = keras.Input(model.input_shape[1:], name="image")
     try:
@@ -112,20 +92,18 @@ def export_model(
     output: str | os.PathLike,
     check_images: np.ndarray,
 ) -> ExportResult:
-    """Exports a model of the study with Keras's `model.export`, writes its contract, and checks it.
+    """Exports a model of the study, writes its contract beside (or inside) the artifact, and checks it.
 
     Args:
-        model: A model of the study (raw pixels in, one logit out), e.g. from `models.load_model`.
         format: `"litert"` (a `.tflite` file), `"saved_model"` (a folder) or `"onnx"` (a `.onnx` file).
         output: The artifact's path; `.tflite` or `.onnx` is appended if missing.
-        check_images: Photos to compare the artifact with the model on, raw pixels in
-            [0, 255], float32, shape `(N, S, S, 3)` with `S` the model's input size.
+        check_images: Raw pixels in [0, 255], float32, shape `(N, S, S, 3)`, `S` the model's input size.
 
     Raises:
         InputError: If the format is unknown, needs a missing package or a newer
             Keras, the model carries no contract, the output exists or cannot be
             written, or the artifact's logits differ from the model's by more than
-            `FLOAT32_TOLERANCE` (1e-4).
+            `FLOAT32_TOLERANCE`.
     """
     check_export_format(format)
     contract = read_contract(model)
@@ -133,18 +111,18 @@ def export_model(
     if _SUFFIXES[format] and path.suffix != _SUFFIXES[format]:
         path = Path(f"{path}{_SUFFIXES[format]}")
     path = check_output_file(path, "output")
-    saved = dataclasses.asdict(contract)
     contract_path = contract_path_of(path, format)
     if format != "saved_model" and (contract_path.exists() or contract_path.is_symlink()):
         raise InputError(f"{contract_path} already exists (where the artifact's contract goes): pass another "
                          f"--output, or remove it first. Received: output={str(path)!r}")  # fmt: skip
-    # The artifact is written under a temporary name with its contract, then renamed: a kill or a full disk
-    # leaves no artifact without its contract, and no truncated one.
+    # Written under a temporary name with its contract, then renamed: never a truncated or contract-less artifact.
     with written_atomically(path) as temporary:
         _export_artifact(build_export_model(model), temporary, format)
         written_contract = contract_path_of(temporary, format) if format == "saved_model" else contract_path
         written_contract.parent.mkdir(parents=True, exist_ok=True)
-        write_text_atomically(written_contract, json.dumps({**saved, "format": format}, indent=1) + "\n")
+        write_text_atomically(
+            written_contract, json.dumps({**dataclasses.asdict(contract), "format": format}, indent=1) + "\n"
+        )
     images = np.asarray(check_images, np.float32)
     expected = np.asarray(model.predict(images, verbose=0), np.float32).reshape(-1)
     exported = load_exported_model(path)
@@ -173,14 +151,7 @@ def _export_artifact(model: keras.Model, path: Path, format: str) -> None:
 
 
 class ExportedModel:
-    """An exported artifact with its contract, predicting like a Keras model of the study.
-
-    Attributes:
-        path: The artifact.
-        format: `"litert"`, `"saved_model"` or `"onnx"`.
-        contract: Its `Contract` (class names, input size).
-        input_shape: `(None, S, S, 3)`, as a Keras model's.
-    """
+    """An exported artifact with its `contract`, whose `predict` gives logits as a Keras model of the study does."""
 
     def __init__(self, path: Path, format: str, contract: Contract, predict: Callable[[np.ndarray], object]) -> None:
         self.path, self.format, self.contract, self._predict = path, format, contract, predict
@@ -232,19 +203,16 @@ def describe_artifact(path: str | os.PathLike) -> str | None:
     path = Path(path)
     if path.is_dir() and (path / "saved_model.pb").is_file():
         return "saved_model"
-    return {".tflite": "litert", ".onnx": "onnx"}.get(path.suffix)
+    return {suffix: format for format, suffix in _SUFFIXES.items() if suffix}.get(path.suffix)
 
 
 def load_exported_model(path: str | os.PathLike) -> ExportedModel:
     """Loads an artifact written by `export_model` (a `.tflite` or `.onnx` file, or a SavedModel folder).
 
-    Returns:
-        An `ExportedModel`, whose `predict` gives logits as the Keras model's does.
-
     Raises:
         MissingInputError: If the artifact does not exist.
         InputError: If it is not an exported artifact, or its contract is missing,
-            unreadable, or contradicts the artifact (see `Contract.checked`).
+            unreadable, or contradicts the artifact.
     """
     path = Path(path)
     if not path.exists():

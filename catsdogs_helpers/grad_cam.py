@@ -1,8 +1,7 @@
 """Grad-CAM heatmaps: which parts of a photo made a model predict what it predicted.
 
-Both models end in `pool` -> `head_dropout` -> `logit`; the feature map is the
-input of `pool`, taken from the outer model so that it also works when the
-convolutions live in a nested sub-model (MobileNetV2 in the transfer model).
+The feature map is the input of the `pool` layer, taken from the outer model so
+that it also works when the convolutions live in a nested MobileNetV2.
 """
 
 from __future__ import annotations
@@ -14,23 +13,17 @@ import tensorflow as tf
 from catsdogs_helpers.models import LOGIT_NAME, POOL_NAME
 
 
-def build_feature_map_model(model: keras.Model) -> keras.Model:
-    """Returns the part of a model from raw pixels to its last convolutional feature map (shares weights)."""
-    return keras.Model(model.inputs, model.get_layer(POOL_NAME).input, name=f"{model.name}_feature_map")
-
-
 def compute_grad_cam(model: keras.Model, images: np.ndarray, batch_size: int = 32) -> np.ndarray:
-    """Computes Grad-CAM heatmaps of a one-logit model's predicted class.
+    """Computes Grad-CAM heatmaps of the class a one-logit model predicts, in inference mode.
 
-    The gradient is of the logit where it is positive (class 1), of minus the
-    logit otherwise; the map is the ReLU of the channels weighted by their mean
-    gradients, scaled to [0, 1] per image (all zero without positive evidence)
-    and resized to the photo's size. Every layer runs in inference mode.
+    The heatmap is the ReLU of the feature map's channels weighted by the mean
+    gradient of the predicted class's logit (minus the logit for class 0),
+    scaled to [0, 1] per image (all zero without positive evidence) and resized
+    to the photo.
 
     Args:
         model: A model with layers named `"pool"` and `"logit"` (see `models.py`).
-        images: Raw pixels in [0, 255], shape `(N, H, W, 3)`, uint8 or float.
-        batch_size: Images per forward pass.
+        images: Raw pixels in [0, 255], shape `(N, H, W, 3)`.
 
     Returns:
         Heatmaps, float32, shape `(N, H, W)`, values in [0, 1].
@@ -49,7 +42,7 @@ def compute_grad_cam(model: keras.Model, images: np.ndarray, batch_size: int = 3
             f"Grad-CAM needs layers named {POOL_NAME!r} and {LOGIT_NAME!r}, as built by catsdogs_helpers.models. "
             f"Received: model={model.name!r} with layers {[layer.name for layer in model.layers]}"
         ) from error
-    feature_map_model = build_feature_map_model(model)
+    feature_map_model = keras.Model(model.inputs, pool.input, name=f"{model.name}_feature_map")  # Shares weights.
     height, width = images.shape[1:3]
     heatmaps = []
     for start in range(0, len(images), batch_size):

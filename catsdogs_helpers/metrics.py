@@ -1,7 +1,4 @@
-"""Test metrics of a one-logit binary classifier, computed from its logits, as plain Python numbers or arrays.
-
-The predicted class is `logit > 0`, decided in one place, `predict_classes`.
-"""
+"""Test metrics of a one-logit binary classifier; `predict_classes` is the one place a logit becomes a class."""
 
 from __future__ import annotations
 
@@ -9,43 +6,25 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
+from scipy import stats
 
 TEST_METRICS = ("accuracy", "loss", "precision", "recall", "f1", "auc")
 
 
 def sigmoid(logits: Sequence[float] | np.ndarray) -> np.ndarray:
-    """Returns the probabilities of class 1, `1 / (1 + exp(-logit))`, without overflow.
-
-    Computed as `(1 + tanh(logit / 2)) / 2`, finite and exact for logits of any size.
-
-    Returns:
-        Probabilities in [0, 1], float64, the shape of `logits`.
-
-    Example:
-
-    >>> sigmoid([0.0, -1000.0, 1000.0]).tolist()
-    [0.5, 0.0, 1.0]
-    """
+    """Returns the probabilities of class 1, float64, as `(1 + tanh(logit / 2)) / 2`: no overflow for any logit."""
     return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(logits, dtype=np.float64)))
 
 
 def predict_classes(logits: Sequence[float] | np.ndarray) -> np.ndarray:
-    """Returns the predicted classes of one-logit outputs: 1 where the logit is above 0.
-
-    A logit of 0 counts as class 0, as in `keras.metrics.BinaryAccuracy(threshold=0.0)`.
-
-    Returns:
-        Classes, int64, 0 or 1, the shape of `logits`.
-
-    Example:
-
-    >>> predict_classes([-0.1, 0.0, 0.3]).tolist()
-    [0, 0, 1]
-    """
+    """Returns the classes, int64: 1 where the logit is above 0 (as `BinaryAccuracy(threshold=0.0)`), else 0."""
     return (np.asarray(logits, dtype=np.float64) > 0.0).astype(np.int64)
 
 
-def _check_pair(labels: np.ndarray, values: np.ndarray, name: str) -> None:
+def _as_pair(labels, values, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Returns labels (int64) and values (float64) flattened, after checking that they pair up."""
+    labels = np.asarray(labels).reshape(-1).astype(np.int64)
+    values = np.asarray(values, dtype=np.float64).reshape(-1)
     if labels.shape != values.shape:
         raise ValueError(
             f"labels and {name} must hold one value per image. "
@@ -55,6 +34,7 @@ def _check_pair(labels: np.ndarray, values: np.ndarray, name: str) -> None:
         raise ValueError(f"Cannot evaluate zero images. Received: labels.shape={labels.shape}")
     if not np.isin(labels, (0, 1)).all():
         raise ValueError(f"labels must be 0 or 1. Received: labels={np.unique(labels).tolist()}")
+    return labels, values
 
 
 def _ratio(numerator: float, denominator: float) -> float:
@@ -62,26 +42,13 @@ def _ratio(numerator: float, denominator: float) -> float:
 
 
 def compute_auc(labels: Sequence[int] | np.ndarray, scores: Sequence[float] | np.ndarray) -> float:
-    """Computes the ROC AUC by the Mann-Whitney rank formula, ties counting half; NaN if only one class is present.
-
-    Args:
-        labels: True classes, 0 or 1.
-        scores: Scores of class 1 (logits or probabilities; only their order matters).
-    """
-    labels = np.asarray(labels).reshape(-1).astype(np.int64)
-    scores = np.asarray(scores, dtype=np.float64).reshape(-1)
-    _check_pair(labels, scores, "scores")
+    """Computes the ROC AUC (Mann-Whitney, ties counting half) of scores of class 1; NaN with only one class."""
+    labels, scores = _as_pair(labels, scores, "scores")
     num_positive = int(labels.sum())
     num_negative = labels.size - num_positive
     if not num_positive or not num_negative:
         return math.nan
-    order = np.argsort(scores, kind="mergesort")
-    sorted_scores = scores[order]
-    starts = np.flatnonzero(np.r_[True, sorted_scores[1:] != sorted_scores[:-1]])
-    ends = np.r_[starts[1:], scores.size]
-    ranks = np.empty(scores.size, dtype=np.float64)
-    ranks[order] = np.repeat((starts + ends + 1) / 2.0, ends - starts)  # Mean 1-based rank of each tie group.
-    positive_rank_sum = ranks[labels == 1].sum()
+    positive_rank_sum = stats.rankdata(scores)[labels == 1].sum()  # Ties get their mean rank.
     return float((positive_rank_sum - num_positive * (num_positive + 1) / 2.0) / (num_positive * num_negative))
 
 
@@ -90,27 +57,20 @@ def compute_metrics(
     logits: Sequence[float] | np.ndarray,
     class_names: Sequence[str] = ("cat", "dog"),
 ) -> dict[str, object]:
-    """Computes test metrics of a one-logit binary classifier.
-
-    Args:
-        labels: True classes, 0 or 1, one per image.
-        logits: The model's logits, one per image.
-        class_names: Names of classes 0 and 1.
+    """Computes the test metrics of one-logit outputs, as plain Python numbers.
 
     Returns:
         A dict with `"accuracy"`, `"loss"` (mean binary cross-entropy),
-        `"precision"`, `"recall"`, `"f1"` (class 1 is the positive class; 0/0
-        counts as 0.0), `"auc"` (NaN if only one class is present),
-        `"per_class_accuracy"` (`{class_name: recall of that class}`),
-        `"confusion_matrix"` (rows: true class, columns: predicted class) and
-        `"num_images"`, all plain Python numbers.
+        `"precision"`, `"recall"`, `"f1"` (class 1 is positive; 0/0 counts as
+        0.0), `"auc"` (NaN with only one class), `"per_class_accuracy"`
+        (`{class_name: recall of that class}`), `"confusion_matrix"` (rows: true
+        class, columns: predicted) and `"num_images"`.
 
     Raises:
-        ValueError: If the shapes differ, there are no images, or a label is not 0 or 1.
+        ValueError: If the shapes differ, there are no images, a label is not 0 or 1,
+            or `class_names` does not name 2 classes.
     """
-    labels = np.asarray(labels).reshape(-1).astype(np.int64)
-    logits = np.asarray(logits, dtype=np.float64).reshape(-1)
-    _check_pair(labels, logits, "logits")
+    labels, logits = _as_pair(labels, logits, "logits")
     if len(class_names) != 2:
         raise ValueError(f"class_names must name exactly 2 classes. Received: class_names={class_names!r}")
     predictions = predict_classes(logits)
@@ -138,19 +98,11 @@ def compute_metrics(
 def compute_roc_curve(
     labels: Sequence[int] | np.ndarray, scores: Sequence[float] | np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Computes the ROC curve, one point per distinct score plus (0, 0).
+    """Computes the ROC curve `(fpr, tpr)` from (0, 0) to (1, 1), one point per distinct score.
 
-    Args:
-        labels: True classes, 0 or 1.
-        scores: Scores of class 1 (only their order matters).
-
-    Returns:
-        `(fpr, tpr)`: false and true positive rates, from (0, 0) to (1, 1).
-        A class that is absent gives rates of 0.
+    A class that is absent gives rates of 0.
     """
-    labels = np.asarray(labels).reshape(-1).astype(np.int64)
-    scores = np.asarray(scores, dtype=np.float64).reshape(-1)
-    _check_pair(labels, scores, "scores")
+    labels, scores = _as_pair(labels, scores, "scores")
     order = np.argsort(-scores, kind="mergesort")
     sorted_scores, sorted_labels = scores[order], labels[order]
     last_of_each_score = np.r_[np.flatnonzero(sorted_scores[1:] != sorted_scores[:-1]), scores.size - 1]

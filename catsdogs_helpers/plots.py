@@ -1,10 +1,8 @@
 """The figures of the photos and of training: sample photos, augmentation, learning curves, the sweep.
 
-Every function builds a new `matplotlib.figure.Figure` and returns it; nothing
-is shown, closed or configured globally, and pyplot never holds the figures. In
-a notebook, make one the last expression of a cell; write it with
-`save_figure`. Each model keeps one colour in every figure. The test results'
-figures are `evaluation_plots`'.
+Every function returns a new `matplotlib.figure.Figure` (pyplot never holds it,
+nothing global changes); write one with `save_figure`. Each model keeps one
+colour in every figure. The test results' figures are in `evaluation_plots`.
 """
 
 from __future__ import annotations
@@ -24,10 +22,10 @@ from catsdogs_helpers.output_lock import written_atomically
 
 MODEL_COLORS = {"scratch": "tab:orange", "transfer": "tab:blue", "finetuned": "tab:green"}
 _SPARE_COLORS = ("tab:purple", "tab:red", "tab:brown", "tab:pink", "tab:olive", "tab:cyan", "tab:gray")
-_CELL_INCHES = 2.3
+CELL_INCHES = 2.3  # The side of one photo's cell in a grid.
 
 
-class _Figure(Figure):
+class NotebookFigure(Figure):
     """A `Figure` that IPython displays as a PNG even when pyplot was never imported."""
 
     def _repr_png_(self) -> bytes:
@@ -36,43 +34,52 @@ class _Figure(Figure):
         return buffer.getvalue()
 
 
-def _colors_for(names: Sequence[str], colors: Mapping[str, str] | None) -> dict[str, str]:
+def colors_for(names: Sequence[str], colors: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Returns a colour per model name: `colors`, else `MODEL_COLORS`, else a spare one."""
     chosen = {**MODEL_COLORS, **(colors or {})}
     spare = iter(color for color in _SPARE_COLORS if color not in chosen.values())
     return {name: chosen[name] if name in chosen else next(spare, "black") for name in names}
 
 
-def _hide_ticks(ax) -> None:
-    ax.set_xticks([])
-    ax.set_yticks([])
-    for spine in ax.spines.values():
-        spine.set_visible(False)
+def photo_grid(rows: int, columns: int, row_inches: float = CELL_INCHES, extra_inches: float = 0.0):
+    """Returns a new figure and its `(rows, columns)` array of axes, without ticks or frames, for photos."""
+    figure = NotebookFigure(figsize=(CELL_INCHES * columns, row_inches * rows + extra_inches), layout="constrained")
+    axes = figure.subplots(max(rows, 1), columns, squeeze=False)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+        for spine in ax.spines.values():
+            spine.set_visible(False)
+    return figure, axes
+
+
+def _plot_photos(images, titles: Sequence[str], columns: int, title: str | None, **title_style) -> Figure:
+    """A grid of photos with their titles, and `title` over it."""
+    figure, axes = photo_grid(math.ceil(len(titles) / columns), columns, extra_inches=0.3)
+    for ax, image, text in zip(axes.flat, images, titles):
+        ax.imshow(image)
+        ax.set_title(text, **title_style)
+    if title:
+        figure.suptitle(title)
+    return figure
 
 
 def plot_samples(
     images: np.ndarray, labels: Sequence[int], class_names: Sequence[str], num_images: int = 9, title: str | None = None
 ) -> Figure:
-    """Plots a grid of photos titled with their class.
-
-    Args:
-        images: Photos, uint8, shape `(N, H, W, 3)`.
-        class_names: Class names; label `i` means `class_names[i]`.
-        num_images: At most this many photos are shown.
-    """
+    """Plots up to `num_images` photos (uint8, shape `(N, H, W, 3)`) titled with their class, `class_names[label]`."""
     images, labels = np.asarray(images), np.asarray(labels).reshape(-1)
     count = max(1, min(num_images, len(images)))
-    columns = math.ceil(math.sqrt(count))
-    rows = math.ceil(count / columns)
-    figure = _Figure(figsize=(_CELL_INCHES * columns, _CELL_INCHES * rows + 0.3), layout="constrained")
-    axes = figure.subplots(rows, columns, squeeze=False).ravel()
-    for index, ax in enumerate(axes):
-        _hide_ticks(ax)
-        if index < min(count, len(images)):
-            ax.imshow(images[index])
-            ax.set_title(class_names[int(labels[index])])
-    if title:
-        figure.suptitle(title)
-    return figure
+    titles = [class_names[int(label)] for label in labels[: min(count, len(images))]]
+    return _plot_photos(images, titles, math.ceil(math.sqrt(count)), title)
+
+
+def plot_augmentation(original: np.ndarray, augmented: np.ndarray, title: str | None = None) -> Figure:
+    """Plots a photo `(H, W, 3)` and then its augmentations `(N, H, W, 3)`, both in [0, 255], 5 a row."""
+    images = np.concatenate([np.asarray(original)[None], np.asarray(augmented)])
+    images = np.uint8(np.clip(np.round(images), 0, 255))
+    titles = ["original", *(f"augmented {index}" for index in range(1, len(images)))]
+    return _plot_photos(images, titles, min(len(images), 5), title, fontsize=10)
 
 
 def plot_learning_curves(
@@ -80,7 +87,7 @@ def plot_learning_curves(
     fine_tune_starts: Mapping[str, int] | None = None,
     colors: Mapping[str, str] | None = None,
 ) -> Figure:
-    """Plots training and validation accuracy and loss per epoch, one colour per model.
+    """Plots training and validation accuracy (left) and loss (right) per epoch, one colour per model.
 
     Args:
         histories: Keras-style histories per model name, with keys `"epoch"`
@@ -88,13 +95,9 @@ def plot_learning_curves(
         fine_tune_starts: Per model name, the 0-based index of its first
             fine-tuning epoch; a dotted line marks it.
         colors: Colours per model name, overriding `MODEL_COLORS`.
-
-    Returns:
-        The figure: accuracy on the left, loss on the right (from 0 up to a
-        limit that ignores a few outlying values, such as a bad first epoch).
     """
-    palette = _colors_for(list(histories), colors)
-    figure = _Figure(figsize=(11, 4.2), layout="constrained")
+    palette = colors_for(list(histories), colors)
+    figure = NotebookFigure(figsize=(11, 4.2), layout="constrained")
     accuracy_ax, loss_ax = figure.subplots(1, 2)
     losses = []
     for name, history in histories.items():
@@ -118,40 +121,15 @@ def plot_learning_curves(
     finite = finite[np.isfinite(finite)]
     if finite.size:
         top = min(1.05 * finite.max(), 1.1 * np.percentile(finite, 95))
-        loss_ax.set_ylim(0.0, top if top > 0 else 1.0)
+        loss_ax.set_ylim(0.0, top if top > 0 else 1.0)  # Outliers such as a bad first epoch go off the axes.
     for ax, title in ((accuracy_ax, "Accuracy"), (loss_ax, "Loss")):
         ax.set_title(title)
         ax.set_xlabel("epoch")
         ax.set_ylabel(title.lower())
         ax.grid(alpha=0.3)
-    accuracy_ax.xaxis.get_major_locator().set_params(integer=True)
-    loss_ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.xaxis.get_major_locator().set_params(integer=True)
     handles, labels = accuracy_ax.get_legend_handles_labels()
     figure.legend(handles, labels, loc="outside lower center", ncols=min(4, max(1, len(labels))), frameon=False)
-    return figure
-
-
-def plot_augmentation(original: np.ndarray, augmented: np.ndarray, title: str | None = None) -> Figure:
-    """Plots a photo next to random augmentations of it, the original first.
-
-    Args:
-        original: The photo, uint8 or float in [0, 255], shape `(H, W, 3)`.
-        augmented: Augmented versions, shape `(N, H, W, 3)`, same range.
-    """
-    images = np.concatenate([np.asarray(original)[None], np.asarray(augmented)])
-    images = np.uint8(np.clip(np.round(images), 0, 255))
-    count = len(images)
-    columns = min(count, 5)
-    rows = math.ceil(count / columns)
-    figure = _Figure(figsize=(_CELL_INCHES * columns, _CELL_INCHES * rows + 0.3), layout="constrained")
-    axes = figure.subplots(rows, columns, squeeze=False).ravel()
-    for index, ax in enumerate(axes):
-        _hide_ticks(ax)
-        if index < count:
-            ax.imshow(images[index])
-            ax.set_title("original" if index == 0 else f"augmented {index}", fontsize=10)
-    if title:
-        figure.suptitle(title)
     return figure
 
 
@@ -161,30 +139,24 @@ _SWEEP_MARKERS = ("o", "s", "^", "D")
 def plot_sweep(
     summary: Sequence[Mapping[str, object]], points: Sequence[Mapping[str, object]] = (), title: str | None = None
 ) -> Figure:
-    """Plots test accuracy and training time against the photos of each subset, one line per approach.
+    """Plots test accuracy (%, 95% intervals as error bars) and training time against the subset's photos.
 
     Args:
         summary: Rows of `sweep.summarize_sweep`: `approach`, `size`, `accuracy`,
-            `accuracy_interval` (95%, fractions) and `train_seconds` per approach and size.
-        points: The sweep's single points (one per seed); with more than one
-            seed per size, each is drawn as a faint dot.
-        title: A title over both panels, or `None`.
-
-    Returns:
-        The figure: accuracy (%, with the intervals as error bars) on the left,
-        training time (s) on the right; both against the subset's photos on a log scale.
+            `accuracy_interval` (fractions) and `train_seconds`.
+        points: The sweep's points, one per seed; with several seeds per size,
+            each is drawn as a faint dot.
     """
     approaches = list(dict.fromkeys(str(row["approach"]) for row in summary))
-    palette = _colors_for(approaches, None)
+    palette = colors_for(approaches)
     means = {name: np.mean([row["accuracy"] for row in summary if row["approach"] == name]) for name in approaches}
     top = max(approaches, key=means.get)  # Its values are written above its points, the others' below.
-    figure = _Figure(figsize=(11, 4.2), layout="constrained")
+    figure = NotebookFigure(figsize=(11, 4.2), layout="constrained")
     accuracy_ax, time_ax = figure.subplots(1, 2)
     for index, approach in enumerate(approaches):
         rows = sorted((row for row in summary if row["approach"] == approach), key=lambda row: row["size"])
         sizes = np.array([row["size"] for row in rows], dtype=float)
-        # Lines that lie on top of one another (transfer and finetuned) are told apart by their markers and by a
-        # small sideways shift of each approach's error bars (a few percent, on the log scale).
+        # Lines on top of one another are told apart by their markers and a small sideways shift.
         shifted = sizes * 1.04 ** (index - (len(approaches) - 1) / 2)
         marker = _SWEEP_MARKERS[index % len(_SWEEP_MARKERS)]
         accuracy = np.array([100 * row["accuracy"] for row in rows])
@@ -228,10 +200,7 @@ def plot_sweep(
 
 
 def save_figure(figure: Figure, path: str | os.PathLike) -> Path:
-    """Saves a figure as a PNG (120 dpi, tight bounding box), whole or not at all, creating parent folders.
-
-    Returns the path written.
-    """
+    """Saves a figure as a PNG (120 dpi), whole or not at all, creating parent folders; returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with written_atomically(path) as temporary:

@@ -14,14 +14,7 @@ from catsdogs_helpers.metrics import predict_classes, sigmoid
 
 @dataclasses.dataclass(frozen=True)
 class PhotoPrediction:
-    """A model's answer for one photo, or why there is none.
-
-    Attributes:
-        path: The photo's path.
-        label: The predicted class name, or `None` if the photo could not be read.
-        probability: The probability of the predicted class, or `None`.
-        error: Why the photo could not be read, or `None`.
-    """
+    """A model's answer for one photo: the class name and its probability, or the `error` that kept it unread."""
 
     path: str
     label: str | None
@@ -38,16 +31,9 @@ class PhotoPrediction:
 def classify_photos(
     model: keras.Model, paths: list[str | os.PathLike], class_names: tuple[str, ...]
 ) -> list[PhotoPrediction]:
-    """Classifies photos with a one-logit model that takes raw pixels, resized to the model's input size.
+    """Classifies photos, resized to the input size of a model of the study, one `PhotoPrediction` per path.
 
     A photo that cannot be read gets a `PhotoPrediction` with an `error`; the others are still classified.
-
-    Args:
-        model: A model of the study (raw pixels in, one logit out).
-        class_names: Names of class 0 and class 1 (the model's contract).
-
-    Returns:
-        One `PhotoPrediction` per path, in order.
     """
     image_size = model.input_shape[1]
     predictions: list[PhotoPrediction | None] = []

@@ -14,22 +14,10 @@ SIGNIFICANCE = 0.05
 
 
 def compute_accuracy_interval(num_correct: int, num_images: int, confidence: float = CONFIDENCE) -> tuple[float, float]:
-    """Computes the Wilson score interval of an accuracy measured on `num_images` photos.
-
-    E. B. Wilson, JASA 22 (1927), by `scipy.stats.binomtest(...).proportion_ci(method="wilson")`;
-    unlike the normal approximation it stays inside [0, 1] and is sound near 100%.
-
-    Returns:
-        `(low, high)`, fractions in [0, 1].
+    """Computes the Wilson score interval `(low, high)` (fractions) of an accuracy measured on `num_images` photos.
 
     Raises:
-        ValueError: If the counts are not `0 <= num_correct <= num_images`, `num_images >= 1`.
-
-    Example:
-
-    >>> low, high = compute_accuracy_interval(986, 999)
-    >>> print(f"{low:.4f} {high:.4f}")
-    0.9779 0.9924
+        ValueError: Unless `0 <= num_correct <= num_images` and `num_images >= 1`.
     """
     if not 0 <= num_correct <= num_images or num_images < 1:
         raise ValueError(
@@ -47,27 +35,14 @@ def compare_models(
 ) -> dict[str, object]:
     """Compares two models scored on the same photos with an exact McNemar test.
 
-    Q. McNemar, Psychometrika 12 (1947), exact form: the two-sided p-value of a
-    binomial test with p = 0.5 on the photos only one model gets right.
-
-    Args:
-        labels: True classes, 0 or 1, shape `(N,)`.
-        logits_a: The first model's logits, shape `(N,)`.
-        logits_b: The second model's logits, shape `(N,)`.
-
     Returns:
         A dict: `"only_a_correct"`, `"only_b_correct"` (photos one model gets
         right and the other wrong), `"both_correct"`, `"both_wrong"`,
         `"p_value"` (1.0 when the models never disagree) and `"distinguishable"`
-        (`p_value < 0.05`).
+        (`p_value < SIGNIFICANCE`).
 
     Raises:
         ValueError: If the three arrays do not have the same length.
-
-    Example:
-
-    >>> compare_models([1, 1, 0, 0], [2.0, 1.0, -1.0, 3.0], [2.0, -1.0, -1.0, 3.0])["only_a_correct"]
-    1
     """
     labels = np.asarray(labels).reshape(-1)
     logits_a, logits_b = np.reshape(logits_a, -1), np.reshape(logits_b, -1)
@@ -90,17 +65,7 @@ def compare_models(
 
 
 def describe_comparison(name_a: str, name_b: str, comparison: dict[str, object]) -> str:
-    """Says in words whether two models' accuracies differ by more than noise.
-
-    Example:
-
-    >>> comparison = {"only_a_correct": 3, "only_b_correct": 120, "p_value": 1e-30, "distinguishable": True}
-    >>> text = describe_comparison("scratch", "finetuned", comparison)
-    >>> text.split(": ")[0]
-    'finetuned is more accurate than scratch'
-    >>> text.endswith("finetuned gets 120 and scratch 3 (exact McNemar test, p < 0.001).")
-    True
-    """
+    """Says in words whether two models' accuracies differ by more than noise (`comparison`: of `compare_models`)."""
     only_a, only_b = comparison["only_a_correct"], comparison["only_b_correct"]
     p_value = float(comparison["p_value"])
     p_text = "p < 0.001" if p_value < 0.001 else f"p = {p_value:.3f}"

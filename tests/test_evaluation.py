@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from catsdogs_helpers.evaluation import ModelEvaluation, count_params, describe_model_cost, evaluate_model
+from catsdogs_helpers.evaluation import count_params, describe_model_cost, evaluate_model
 from catsdogs_helpers.metrics import compute_metrics
 from catsdogs_helpers.stage_files import StageResult
 
@@ -20,11 +20,6 @@ def tiny_model(name: str = "tiny") -> keras.Model:
     x = keras.layers.Dropout(0.5, name="head_dropout")(x)
     outputs = keras.layers.Dense(1, name="logit")(x)
     return keras.Model(inputs, outputs, name=name)
-
-
-def test_model_evaluation_probabilities():
-    evaluation = ModelEvaluation("m", np.array([1, 0]), np.array([0.0, -1000.0]), {})
-    np.testing.assert_allclose(evaluation.probabilities, [0.5, 0.0])
 
 
 def test_evaluate_model_agrees_with_predict():
