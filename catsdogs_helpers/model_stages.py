@@ -126,7 +126,10 @@ def train_scratch_cnn(
     Raises:
         ValueError: If `model` is not compiled.
     """
-    build = functools.partial(build_scratch_cnn, config, splits.num_images("train"))
+
+    def build(num_replicas: int) -> keras.Model:  # Called only when no model is handed in.
+        return build_scratch_cnn(config, splits.num_images("train"), num_replicas)
+
     with _stage_scope(config, splits, "scratch", model, strategy, build) as stage:
         return stage.save([stage.train_on_photos(config.scratch_epochs, verbose)])
 
