@@ -7,7 +7,6 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-import tensorflow_datasets as tfds
 from model_factory import InterruptAfterEpoch
 
 from catsdogs_helpers import runtime, study, training
@@ -40,25 +39,41 @@ def check_outputs(output: Path, results: dict) -> None:
     assert results["models"]["transfer"]["params_trainable"] < results["models"]["finetuned"]["params_trainable"]
 
 
-def test_run_study_on_tfds_mock_data_in_mixed_precision(tmp_path, monkeypatch):
-    """The tfds path, and the GPU's precision path (mixed_float16 on tensor cores) exercised on the CPU."""
+def test_a_study_in_mixed_precision_stopped_by_ctrl_c_resumes_then_reuses_every_finished_stage(
+    tmp_path, make_photo_folder, monkeypatch, capsys
+):
+    """One study, in the GPU's precision (mixed_float16 on tensor cores, exercised on the CPU), met as a user meets
+    it: stopped by Ctrl-C in its first stage, run again to the end (cached features, fine-tuning, Grad-CAM and TTA
+    included), run a third time (every stage reused), then once more with a scratch setting changed. The tfds path
+    is `test_cli.test_run_on_tfds_prepares_nothing_online`'s."""
 
     def choose_mixed_precision(apply: bool = True) -> str:
         keras.mixed_precision.set_global_policy("mixed_float16")
         return "mixed_float16"
 
     monkeypatch.setattr(runtime, "choose_precision_policy", choose_mixed_precision)
-    config = get_config("smoke", data="tfds", output_dir=str(tmp_path / "out"))
-    keras.utils.set_random_seed(0)
+    photos = make_photo_folder(tmp_path / "photos", num_per_class=20, size=48)
+    config = get_config("smoke", data=str(photos), output_dir=str(tmp_path / "out")).replace(scratch_epochs=3)
+    build = training.build_stage_callbacks
+
+    def interrupt(*args, **kwargs) -> list[keras.callbacks.Callback]:
+        return [*build(*args, **kwargs), InterruptAfterEpoch(1, KeyboardInterrupt)]  # Ctrl-C after epoch 1.
+
     try:
-        with tfds.testing.mock_data(num_examples=24):
-            results = study.run_study(config, verbose=0)  # Cached features, fine-tuning, Grad-CAM, TTA included.
+        monkeypatch.setattr(training, "build_stage_callbacks", interrupt)
+        with pytest.raises(StudyInterrupted) as raised:
+            study.run_study(config, verbose=0)
+        assert (raised.value.stage, raised.value.finished_epochs) == ("scratch", 2)
+        assert "after 2 finished epochs" in str(raised.value) and "run the same command again" in str(raised.value)
+        monkeypatch.setattr(training, "build_stage_callbacks", build)
+        results = study.run_study(config, verbose=0)
         model = keras.models.load_model(tmp_path / "out" / "scratch.keras")
     finally:
         keras.mixed_precision.set_global_policy("float32")
     check_outputs(tmp_path / "out", results)
-    assert results["data"]["source"] == "tfds:cats_vs_dogs"
-    assert results["models"]["finetuned"]["num_test_images"] > 0
+    assert results["models"]["scratch"]["stages"][0]["epochs"] == 3  # Epochs 0 and 1 from the first run, then 2.
+    assert results["data"]["counts"]["test"] and results["config"]["data"] == str(photos)
+    assert "== scratch: training the CNN from scratch" in capsys.readouterr().out
     assert results["environment"]["precision_policy"] == "mixed_float16"
     convolutions = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
     assert convolutions and all(layer.compute_dtype == "float16" for layer in convolutions)
@@ -66,14 +81,6 @@ def test_run_study_on_tfds_mock_data_in_mixed_precision(tmp_path, monkeypatch):
     for name in MODEL_NAMES:
         assert np.isfinite(results["models"][name]["test"]["loss"])
 
-
-def test_run_study_on_a_photo_folder_then_reuses_every_finished_stage(tmp_path, make_photo_folder, capsys):
-    photos = make_photo_folder(tmp_path / "photos", num_per_class=20, size=48)
-    config = get_config("smoke", data=str(photos), output_dir=str(tmp_path / "out"))
-    results = study.run_study(config, verbose=0)
-    check_outputs(tmp_path / "out", results)
-    assert results["data"]["counts"]["test"] and results["config"]["data"] == str(photos)
-    assert "== scratch: training the CNN from scratch" in capsys.readouterr().out
     again = study.run_study(config, verbose=2)
     output = capsys.readouterr().out
     assert output.count("finished in an earlier run") == 3
@@ -84,27 +91,9 @@ def test_run_study_on_a_photo_folder_then_reuses_every_finished_stage(tmp_path, 
     # A scratch setting changed: only the scratch stage trains again, and says why.
     study.run_study(config.replace(scratch_epochs=2), verbose=2)
     output = capsys.readouterr().out
-    assert "[scratch] an earlier run in" in output and "(settings.scratch_epochs: 1 -> 2; compilation: " in output
+    assert "[scratch] an earlier run in" in output and "(settings.scratch_epochs: 3 -> 2; compilation: " in output
     # The cosine's length follows the epochs: the compilation digest changed with the setting.
     assert output.count("finished in an earlier run") == 2  # transfer and finetuned
-
-
-def test_ctrl_c_names_the_stage_and_its_epochs_and_rerunning_resumes(tmp_path, make_photo_folder, monkeypatch):
-    photos = make_photo_folder(tmp_path / "photos", num_per_class=20, size=48)
-    config = get_config("smoke", data=str(photos), output_dir=str(tmp_path / "out"))
-    config = config.replace(scratch_epochs=3, patience=5)
-    build = training.build_stage_callbacks
-    monkeypatch.setattr(
-        training, "build_stage_callbacks", lambda *a, **k: [*build(*a, **k), InterruptAfterEpoch(1, KeyboardInterrupt)]
-    )
-    with pytest.raises(StudyInterrupted) as raised:
-        study.run_study(config, verbose=0)
-    assert (raised.value.stage, raised.value.finished_epochs) == ("scratch", 2)
-    assert "after 2 finished epochs" in str(raised.value) and "run the same command again" in str(raised.value)
-    monkeypatch.setattr(training, "build_stage_callbacks", build)
-    results = study.run_study(config, verbose=0)
-    scratch = results["models"]["scratch"]["stages"][0]
-    assert scratch["epochs"] == 3  # Epochs 0 and 1 from the first run, epoch 2 resumed.
 
 
 def test_a_bad_weights_file_fails_before_anything_trains(tmp_path, make_photo_folder):
