@@ -13,7 +13,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import keras
-import tensorflow as tf
 
 from catsdogs_helpers import contract, data, features, runtime, training
 from catsdogs_helpers.config import StudyConfig
@@ -86,13 +85,12 @@ def _stage_scope(
     splits: data.ImageSplits,
     name: str,
     model: keras.Model | None,
-    strategy: tf.distribute.Strategy | None,
     build: Callable[[int], keras.Model],
     upstream: StageResult | None = None,
 ) -> Iterator[_Stage]:
     """Inside the strategy scope the stage trains under (a given model's own): the stage, its model built."""
     if model is None:
-        strategy = runtime.choose_distribution_strategy() if strategy is None else strategy
+        strategy = runtime.choose_distribution_strategy()
     elif not getattr(model, "compiled", False):
         raise ValueError(
             f"The model handed to the study must be compiled (model.compile(...)) before it trains. "
@@ -111,16 +109,16 @@ def train_scratch_cnn(
     config: StudyConfig,
     splits: data.ImageSplits,
     verbose: int = 2,
-    strategy: tf.distribute.Strategy | None = None,
     model: keras.Model | None = None,
 ) -> TrainedModel:
     """Trains and saves the CNN trained from scratch (`scratch.keras`), keeping its best validation epoch.
 
+    The model is built under `runtime.choose_distribution_strategy()` (several GPUs, or the strategy whose
+    scope the caller entered); the learning rate is multiplied by its replicas.
+
     Args:
-        splits: The data, from `load_data` (with the same strategy).
+        splits: The data, from `load_data` (under the same strategy).
         verbose: `model.fit` verbosity (see `runtime.choose_verbosity`).
-        strategy: The distribution strategy to build and train under (`None`:
-            `runtime.choose_distribution_strategy()`); the learning rate is multiplied by its replicas.
         model: A compiled model to train instead of the recipe's, under the strategy it was built under.
 
     Raises:
@@ -130,7 +128,7 @@ def train_scratch_cnn(
     def build(num_replicas: int) -> keras.Model:  # Called only when no model is handed in.
         return build_scratch_cnn(config, splits.num_images("train"), num_replicas)
 
-    with _stage_scope(config, splits, "scratch", model, strategy, build) as stage:
+    with _stage_scope(config, splits, "scratch", model, build) as stage:
         return stage.save([stage.train_on_photos(config.scratch_epochs, verbose)])
 
 
@@ -138,21 +136,18 @@ def train_frozen_model(
     config: StudyConfig,
     splits: data.ImageSplits,
     verbose: int = 2,
-    strategy: tf.distribute.Strategy | None = None,
     model: keras.Model | None = None,
 ) -> TrainedModel:
     """Trains the new head on the frozen MobileNetV2, and saves the model (`transfer.keras`).
 
     With `use_cached_features`, the head trains on features the frozen base computed once per split (see
     `features.py`; a given `model`'s head is its layers `"pool"`, `"head_dropout"` and `"logit"`);
-    otherwise end to end, with augmentation. `strategy` and `model`: see `train_scratch_cnn`.
+    otherwise end to end, with augmentation. The strategy and `model`: see `train_scratch_cnn`.
 
     Raises:
         ValueError: If `model` is not compiled.
     """
-    with _stage_scope(
-        config, splits, "transfer", model, strategy, functools.partial(build_frozen_model, config)
-    ) as stage:
+    with _stage_scope(config, splits, "transfer", model, functools.partial(build_frozen_model, config)) as stage:
         if not config.use_cached_features:
             return stage.save([stage.train_on_photos(config.transfer_epochs, verbose)])
         result = features.train_head_on_features(
@@ -175,13 +170,12 @@ def fine_tune_model(
     splits: data.ImageSplits,
     frozen: TrainedModel,
     verbose: int = 2,
-    strategy: tf.distribute.Strategy | None = None,
     model: keras.Model | None = None,
 ) -> TrainedModel:
     """Fine-tunes a copy of the frozen model, its epochs numbered after the head's, and saves it (`finetuned.keras`).
 
     The copy is read from the frozen model's file (`build_fine_tuned_model`), so the frozen model stays as it
-    was. `strategy` and `model` (a compiled copy, its base partly unfrozen): see `train_scratch_cnn`.
+    was. The strategy and `model` (a compiled copy, its base partly unfrozen): see `train_scratch_cnn`.
 
     Returns:
         The `TrainedModel` named `"finetuned"`, whose stages are the head's and the fine-tuning's.
@@ -191,6 +185,6 @@ def fine_tune_model(
     """
     build = functools.partial(build_fine_tuned_model, config, frozen)
     head_epochs = frozen.stages[-1].num_epochs
-    with _stage_scope(config, splits, "finetuned", model, strategy, build, frozen.stages[-1]) as stage:
+    with _stage_scope(config, splits, "finetuned", model, build, frozen.stages[-1]) as stage:
         result = stage.train_on_photos(head_epochs + config.fine_tune_epochs, verbose, initial_epoch=head_epochs)
         return stage.save([*frozen.stages, result])

@@ -34,7 +34,7 @@ STAGE_TITLES = {
 }
 
 
-def start_study(config: StudyConfig, strategy: tf.distribute.Strategy | None = None) -> Path:
+def start_study(config: StudyConfig) -> Path:
     """Checks every input, creates and locks the output folder, seeds, picks the precision policy and allocator.
 
     The lock holds while this process lives, or until `run_study` finishes. Returns the output folder.
@@ -49,21 +49,19 @@ def start_study(config: StudyConfig, strategy: tf.distribute.Strategy | None = N
     lock_output_dir(output_dir)
     runtime.set_seeds(config.seed)
     runtime.choose_precision_policy()
-    distribution = runtime.describe_distribution(strategy or runtime.choose_distribution_strategy(), config.batch_size)
+    distribution = runtime.describe_distribution(runtime.choose_distribution_strategy(), config.batch_size)
     if distribution is not None:
         print(distribution, flush=True)
     return output_dir
 
 
-def load_data(
-    config: StudyConfig, verbose: bool = True, strategy: tf.distribute.Strategy | None = None
-) -> data.ImageSplits:
-    """Loads the train/validation/test splits the settings name, in batches of `batch_size` photos per replica."""
-    strategy = strategy or runtime.choose_distribution_strategy()
+def load_data(config: StudyConfig, verbose: bool = True) -> data.ImageSplits:
+    """Loads the train/validation/test splits the settings name, in batches of `batch_size` photos per replica
+    of `runtime.choose_distribution_strategy()`."""
     return data.load_splits(
         config.data,
         image_size=config.image_size,
-        batch_size=config.batch_size * strategy.num_replicas_in_sync,
+        batch_size=config.batch_size * runtime.choose_distribution_strategy().num_replicas_in_sync,
         validation_fraction=config.validation_fraction,
         test_fraction=config.test_fraction,
         max_images_per_split=config.max_images_per_split,
@@ -168,7 +166,7 @@ class StudySession:
 
 
 @contextlib.contextmanager
-def study_session(config: StudyConfig, strategy: tf.distribute.Strategy | None = None) -> Iterator[StudySession]:
+def study_session(config: StudyConfig) -> Iterator[StudySession]:
     """What every run of stages does around them: `start_study` first, Ctrl-C as `StudyInterrupted`, unlock last.
 
     Raises:
@@ -177,7 +175,7 @@ def study_session(config: StudyConfig, strategy: tf.distribute.Strategy | None =
     """
     session = StudySession()
     try:
-        start_study(config, strategy)
+        start_study(config)
         yield session
     except KeyboardInterrupt:
         stage, epochs = session.stage, None
@@ -188,28 +186,27 @@ def study_session(config: StudyConfig, strategy: tf.distribute.Strategy | None =
         unlock_output_dir(config.output_dir)
 
 
-def run_study(config: StudyConfig, verbose: int | None = None, strategy: tf.distribute.Strategy | None = None) -> dict:
+def run_study(config: StudyConfig, verbose: int | None = None) -> dict:
     """Runs every stage of this module, in order, into `config.output_dir`; returns the results (`results.json`).
 
-    `verbose` (of `model.fit`) and `strategy` default to `runtime.choose_verbosity()` and
-    `runtime.choose_distribution_strategy()`.
+    `verbose` (of `model.fit`) defaults to `runtime.choose_verbosity()`. The models train under
+    `runtime.choose_distribution_strategy()`: every GPU, or the strategy whose scope the caller entered.
 
     Raises:
         InputError: If an input is wrong; raised before any training.
         StudyInterrupted: On Ctrl-C; running the same study again resumes from there.
     """
     verbose = runtime.choose_verbosity() if verbose is None else verbose
-    with study_session(config, strategy) as session:
-        strategy = strategy or runtime.choose_distribution_strategy()
+    with study_session(config) as session:
         session.enter("data", config.data)
-        splits = load_data(config, strategy=strategy)
+        splits = load_data(config)
         trained: dict[str, TrainedModel] = {}
         session.enter("scratch", f"up to {config.scratch_epochs} epochs")
-        trained["scratch"] = train_scratch_cnn(config, splits, verbose, strategy)
+        trained["scratch"] = train_scratch_cnn(config, splits, verbose)
         session.enter("transfer", f"up to {config.transfer_epochs} epochs")
-        trained["transfer"] = train_frozen_model(config, splits, verbose, strategy)
+        trained["transfer"] = train_frozen_model(config, splits, verbose)
         session.enter("finetuned", f"{config.fine_tune_epochs} epochs from base layer {config.fine_tune_at}")
-        trained["finetuned"] = fine_tune_model(config, splits, trained["transfer"], verbose, strategy)
+        trained["finetuned"] = fine_tune_model(config, splits, trained["transfer"], verbose)
         session.enter("evaluation")
         evaluations = evaluate_models(trained, splits)
         study_results = build_study_results(config, splits, trained, evaluations)

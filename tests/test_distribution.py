@@ -62,16 +62,16 @@ _DISTRIBUTED_STUDY = textwrap.dedent(
     strategy = runtime.choose_distribution_strategy(["/cpu:0", "/cpu:1"])
     config = get_config("smoke", data="tfds", output_dir=sys.argv[1])
     seconds = {}
-    with tfds.testing.mock_data(num_examples=24):
-        # run_study's stages (figures and report do not depend on the strategy).
+    with tfds.testing.mock_data(num_examples=24), strategy.scope():
+        # run_study's stages (figures and report do not depend on the strategy), under the strategy entered.
         start = time.perf_counter()
-        study.start_study(config, strategy)
-        splits = study.load_data(config, verbose=False, strategy=strategy)
-        trained = {"scratch": study.train_scratch_cnn(config, splits, 0, strategy)}
+        study.start_study(config)
+        splits = study.load_data(config, verbose=False)
+        trained = {"scratch": study.train_scratch_cnn(config, splits, 0)}
         seconds["scratch"] = time.perf_counter() - start
-        trained["transfer"] = study.train_frozen_model(config, splits, 0, strategy)
+        trained["transfer"] = study.train_frozen_model(config, splits, 0)
         seconds["transfer"] = time.perf_counter() - start - sum(seconds.values())
-        trained["finetuned"] = study.fine_tune_model(config, splits, trained["transfer"], 0, strategy)
+        trained["finetuned"] = study.fine_tune_model(config, splits, trained["transfer"], 0)
         seconds["finetuned"] = time.perf_counter() - start - sum(seconds.values())
         evaluations = study.evaluate_models({"finetuned": trained["finetuned"]}, splits, tta=False)
         seconds["evaluation"] = time.perf_counter() - start - sum(seconds.values())

@@ -411,19 +411,13 @@ def _one_line_about_a_full_disk(process: subprocess.CompletedProcess, path: Path
 
 
 @pytest.mark.slow
-def test_a_run_on_a_3_mb_disk_is_one_line_exit_2_and_finishes_once_space_is_freed(tmp_path, small_disk):
-    disk, resize = small_disk
-    photos = photo_factory.make_presplit_folder(tmp_path / "photos")
-    command = ("run", "--preset", "smoke", "--data", str(photos), "--weights", "none", "--output", str(disk / "out"))
-    _one_line_about_a_full_disk(run_cli(*command), disk / "out")  # Once a segmentation fault after h5py's traceback.
-    resize("200m")
-    again = run_cli(*command)
-    assert again.returncode == 0, again.stderr[-3000:]
-    assert (disk / "out" / "report.md").is_file() and not list(disk.rglob(".partial-*"))
-
-
-@pytest.mark.slow
-def test_read_only_and_full_export_and_cache_disks_are_one_line_and_work_once_space_is_freed(tmp_path, small_disk):
+def test_read_only_and_full_disks_are_one_line_exit_2_and_the_same_commands_work_once_space_is_freed(
+    tmp_path, small_disk
+):
+    """An export and a run whose cache and output are on a small disk: refused in one line (exit 2) on a read-only
+    disk, on a full one, and (the run) on one too small for its models; each same command works once there is
+    space. The run's failures once ended in "This is a bug" (the cache) and a segmentation fault after h5py's
+    traceback (the models)."""
     disk, resize = small_disk
     model = str(_tiny_saved_model(tmp_path / "model.keras"))
     artifact = disk / "exported" / "model.tflite"
@@ -441,14 +435,16 @@ def test_read_only_and_full_export_and_cache_disks_are_one_line_and_work_once_sp
     _one_line_about_a_full_disk(run_cli(*export_command), artifact)
     assert not artifact.exists() and not list(disk.rglob("*.json"))
     photos = photo_factory.make_presplit_folder(tmp_path / "photos")
-    cache = ("--set", f"cache_dir={disk / 'cache'}")
     run_command = ("run", "--preset", "smoke", "--data", str(photos), "--weights", "none", "--output",
-                   str(tmp_path / "out"), *cache)  # fmt: skip
-    _one_line_about_a_full_disk(run_cli(*run_command), disk / "cache")  # Once "This is a bug".
+                   str(disk / "out"), "--set", f"cache_dir={disk / 'cache'}")  # fmt: skip
+    _one_line_about_a_full_disk(run_cli(*run_command), disk / "cache")  # The cache is written first.
     filler.unlink()
     assert run_cli(*export_command).returncode == 0 and artifact.with_name("model.tflite.contract.json").is_file()
+    _one_line_about_a_full_disk(run_cli(*run_command), disk / "out")  # The cache fits in 3 MB, the models do not.
+    resize("200m")
     again = run_cli(*run_command)
     assert again.returncode == 0, again.stderr[-3000:]
+    assert (disk / "out" / "report.md").is_file() and not list(disk.rglob(".partial-*"))
 
 
 # Saves a model's weights (2.4 MB with Adam's state) as a stage's backup and best checkpoint do, onto a disk with
