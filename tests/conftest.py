@@ -113,6 +113,22 @@ def smoke_study(tmp_path_factory) -> dict[str, object]:
     return {"photos": photos, "output": output, "process": process}
 
 
+@pytest.fixture(scope="session")
+def built_wheel(tmp_path_factory) -> Path:
+    """The wheel of this checkout (`pip wheel --no-deps`), built once for the tests that install or open it."""
+    folder = tmp_path_factory.mktemp("wheel")
+    root = Path(__file__).resolve().parents[1]
+    process = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", str(folder), str(root)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert process.returncode == 0, process.stderr[-3000:]
+    (path,) = folder.glob("catsdogs_helpers-*.whl")
+    return path
+
+
 def load_script(name: str) -> object:
     """Imports `scripts/<name>.py` (not a package) as a module, for tests of its functions."""
     path = Path(__file__).resolve().parents[1] / "scripts" / f"{name}.py"

@@ -1,7 +1,5 @@
 """The package as a user installs it: a wheel with every module, the `catsdogs` command, no notebook executor."""
 
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
@@ -12,17 +10,8 @@ MODULES = sorted(path.name for path in (ROOT / "catsdogs_helpers").glob("*.py"))
 
 
 @pytest.fixture(scope="module")
-def wheel(tmp_path_factory) -> zipfile.ZipFile:
-    folder = tmp_path_factory.mktemp("wheel")
-    process = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", str(folder), str(ROOT)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert process.returncode == 0, process.stderr[-3000:]
-    (path,) = folder.glob("catsdogs_helpers-*.whl")
-    return zipfile.ZipFile(path)
+def wheel(built_wheel) -> zipfile.ZipFile:
+    return zipfile.ZipFile(built_wheel)
 
 
 @pytest.mark.slow
