@@ -72,13 +72,15 @@ def executed_notebook(tmp_path_factory) -> nbformat.NotebookNode:
     """The notebook executed with `PRESET = "smoke"` on a synthetic folder, from an empty folder, by nbclient.
 
     The kernel is this test's own Python (a kernelspec written for it), never
-    whatever `python3` kernel another environment registered.
+    whatever `python3` kernel another environment registered. The training split
+    holds 12 photos, so the smoke sweep plan's sizes (8, 16) fit only 8: the
+    sweep cell trains one point (not two) and says why it left 16 out.
     """
     import photo_factory
     from nbclient import NotebookClient
 
     root = tmp_path_factory.mktemp("notebook")
-    photos = photo_factory.make_presplit_folder(root / "photos")
+    photos = photo_factory.make_presplit_folder(root / "photos", {"train": 6, "validation": 4, "test": 4})
     kernels = root / "jupyter" / "kernels" / "catsdogs-test"
     kernels.mkdir(parents=True)
     argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
@@ -165,7 +167,10 @@ def test_no_engineering_before_the_results_and_no_exercise_runs(notebook):
 def test_smoke_run_sweeps_the_training_set_size_and_reports_it(executed_notebook):
     cell = find_cell(executed_notebook, "sweep.sweep_training_sizes(")
     assert any("image/png" in output.get("data", {}) for output in cell.outputs)
-    assert "| photos in the subset |" in json.dumps(cell.outputs)
+    printed = json.dumps(cell.outputs)
+    assert "| photos in the subset |" in printed
+    assert "SweepPlan(sizes=(8, 16)" in printed  # The smoke preset's plan, ...
+    assert "16 left out: the training split holds 12 photos" in printed  # ... fitted to this folder's 12 photos.
     output = Path(executed_notebook.metadata["workdir"]) / "outputs"
-    assert json.loads((output / "sweep.json").read_text())["sizes"] == [8, 16]
+    assert json.loads((output / "sweep.json").read_text())["sizes"] == [8]
     assert "## How much data each approach needs" in (output / "report.md").read_text()

@@ -246,11 +246,12 @@ def test_a_sweep_writes_its_results_and_a_rerun_reuses_the_finished_points(tmp_p
     again = sweep.run_sweep(config, plan, verbose=0)
     assert "reusing the finished point" in capsys.readouterr().out
     assert again["points"] == results["points"]
-    other = sweep.run_sweep(config.replace(fine_tune_epochs=0), sweep.get_sweep_plan("smoke", sizes=(6,)), 0)
+    no_fine_tuning = config.replace(fine_tune_epochs=0)  # Cheaper points for the two checks below.
+    other = sweep.run_sweep(no_fine_tuning, sweep.get_sweep_plan("smoke", sizes=(6,)), 0)
     assert "reusing" not in capsys.readouterr().out  # Another setting: trained again.
     assert [p["approach"] for p in other["points"]] == ["transfer", "scratch"]  # 0 epochs: no fine-tuning.
     longer = plan.replace(sizes=(6,), rule=dataclasses.replace(plan.rule, min_epoch_photos=8))
-    sweep.run_sweep(config, longer, verbose=0)
+    sweep.run_sweep(no_fine_tuning, longer, verbose=0)  # The point just saved, but for the rule.
     assert "reusing" not in capsys.readouterr().out  # Another rule: trained again.
 
 
