@@ -1,10 +1,12 @@
 """Tiny models and datasets for the training tests (a plain module, not a test file)."""
 
+from pathlib import Path
+
 import keras
 import numpy as np
 import tensorflow as tf
 
-from catsdogs_helpers import models, stage_files, training
+from catsdogs_helpers import contract, models, stage_files, training
 
 SIZE = 48
 
@@ -59,3 +61,11 @@ def run_stage(model, output_dir, epochs=4, patience=10, verbose=0, **kwargs) -> 
         verbose=verbose,
         **kwargs,
     )
+
+
+def tiny_saved_model(path: Path) -> Path:
+    """Saves a 32 px model with its contract (classes cat, dog): pooling and one Dense logit."""
+    inputs = keras.Input((32, 32, 3))
+    outputs = keras.layers.Dense(1, name="logit")(keras.layers.GlobalAveragePooling2D(name="pool")(inputs))
+    contract.attach_contract(keras.Model(inputs, outputs), ("cat", "dog")).save(path)
+    return path
