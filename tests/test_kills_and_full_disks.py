@@ -1,9 +1,9 @@
 """Whole runs killed with SIGKILL or on a full disk: each rerun finishes the work (tests/test_safe_writes.py: the
 writes, the unreadable files and the closed streams one at a time).
 
-Every test here runs the study or the command line in processes of their own, which a kill or a crash ends
-without ending pytest; the small disk is a tmpfs mounted for the test (skipped where mounting is refused: the
-injected-ENOSPC test stands in).
+What is killed, or may crash on a full disk, runs in a process of its own, which ends without ending pytest;
+the runs that must succeed, and the injected ENOSPC, run in this one. The small disk is a tmpfs mounted for the
+test (skipped where mounting is refused: the injected-ENOSPC test stands in).
 """
 
 import errno
