@@ -43,9 +43,20 @@ def tiny_data(num_images: int = 32, seed: int = 0) -> tf.data.Dataset:
     return tf.data.Dataset.from_tensor_slices((images.astype("uint8"), labels)).batch(8)
 
 
-def tiny_model() -> keras.Model:
+def tiny_model(learning_rate: float = 1e-2, batch_norm: bool = True, dropout: float = 0.3) -> keras.Model:
+    """A one-logit model compiled as the study's are, quick to trace (a second a stage, the scratch CNN's three).
+
+    What a stage keeps and restores is all there: trainable weights, batch-norm statistics, dropout, the optimizer.
+    """
     keras.utils.set_random_seed(0)
-    return models.compile_model(models.build_scratch_cnn(SIZE, 32, widths=(8, 8, 16, 16)), 1e-2)
+    inputs = keras.Input((SIZE, SIZE, 3), name="image")
+    x = keras.layers.Rescaling(1.0 / 255)(inputs)
+    x = keras.layers.Conv2D(4, 3, strides=4)(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    if batch_norm:
+        x = keras.layers.BatchNormalization(momentum=0.5)(x)  # Statistics that settle within the 4 steps of a stage.
+    x = keras.layers.Dropout(dropout)(x)
+    return models.compile_model(keras.Model(inputs, keras.layers.Dense(1)(x)), learning_rate)
 
 
 def run_stage(model, output_dir, epochs=4, patience=10, verbose=0, **kwargs) -> stage_files.StageResult:

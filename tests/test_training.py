@@ -6,26 +6,9 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
-from keras import layers
-from model_factory import SIZE, Interrupt, InterruptAfterEpoch, RecordEpochs, run_stage, tiny_data
+from model_factory import Interrupt, InterruptAfterEpoch, RecordEpochs, run_stage, tiny_data, tiny_model
 
-from catsdogs_helpers import models, stage_files, training
-
-
-def tiny_model(learning_rate: float = 1e-2, batch_norm: bool = True, dropout: float = 0.3) -> keras.Model:
-    """A one-logit model compiled as the study's are, quick to trace (a second a stage, the scratch CNN's three).
-
-    What a stage keeps and restores is all there: trainable weights, batch-norm statistics, dropout, the optimizer.
-    """
-    keras.utils.set_random_seed(0)
-    inputs = keras.Input((SIZE, SIZE, 3), name="image")
-    x = layers.Rescaling(1.0 / 255)(inputs)
-    x = layers.Conv2D(4, 3, strides=4)(x)
-    x = layers.GlobalAveragePooling2D()(x)
-    if batch_norm:
-        x = layers.BatchNormalization(momentum=0.5)(x)  # Statistics that settle within the 4 steps of a stage.
-    x = layers.Dropout(dropout)(x)
-    return models.compile_model(keras.Model(inputs, layers.Dense(1)(x)), learning_rate)
+from catsdogs_helpers import stage_files, training
 
 
 def test_stage_records_history_timing_and_keeps_best_weights(tmp_path):
