@@ -5,6 +5,8 @@ Figures are drawn without a display. Real photos and ImageNet weights come from
 them are skipped, with the reason, in a clone outside that layout.
 """
 
+from __future__ import annotations  # pytest.Config is not public in the floors' pytest 6.2.
+
 import importlib.util
 import os
 import subprocess
@@ -19,12 +21,35 @@ os.environ.setdefault("TF_CPU_ALLOCATOR_USE_BFC", "true")
 import matplotlib
 import photo_factory  # tests/ is on sys.path under pytest (rootdir-relative imports).
 import pytest
+import tensorflow as tf
 
 matplotlib.use("Agg")
+
+# Keras's steps run eagerly in the test processes: tracing a step takes longer than the few batches a test trains
+# (the in-process study, sweep and stage tests take about 40% less time). What users run is traced as ever in the
+# command-line, notebook, kill and distribution tests, which run in processes of their own; the tests of the traced
+# or XLA-compiled step ask for `graph_mode`.
+tf.config.run_functions_eagerly(True)
 
 SHARED_DIR = Path(__file__).resolve().parents[2] / "shared"
 SHARED_PHOTOS_DIR = SHARED_DIR / "data" / "cats_vs_dogs_small"
 SHARED_WEIGHTS_1_0 = SHARED_DIR / "weights" / "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # pytest-xdist (`--dist loadfile`, pyproject.toml) gives each worker whole files; from 3.7 on it hands out the
+    # files with the most tests first, which leaves the files of a few long tests to the end, one after the other in
+    # one worker while the other waits. In collection order instead, where the files with slow tests come first.
+    if hasattr(config.option, "loadscopereorder"):
+        config.option.loadscopereorder = False
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def file_of(item: pytest.Item) -> str:
+        return item.nodeid.split("::")[0]
+
+    slow_files = {file_of(item) for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: file_of(item) not in slow_files)  # Stable: the files keep their order.
 
 
 @pytest.fixture(scope="session")
@@ -136,3 +161,11 @@ def load_script(name: str) -> object:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture
+def graph_mode():
+    """Traces `tf.function`s (Keras's steps included) during the test, as they are outside the tests."""
+    tf.config.run_functions_eagerly(False)
+    yield
+    tf.config.run_functions_eagerly(True)

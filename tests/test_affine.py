@@ -142,7 +142,7 @@ def test_a_saved_model_with_the_layer_loads_in_safe_mode_and_takes_raw_photos(tm
     np.testing.assert_allclose(loaded.predict(photos, verbose=0), model.predict(photos, verbose=0), atol=1e-5)
 
 
-def test_compiles_with_xla():
+def test_compiles_with_xla(graph_mode):
     # On TensorFlow, keras.ops.image.affine_transform cannot: XLA has no kernel for ImageProjectiveTransformV3.
     layer = RandomAffine(seed=0)
     images = tf.constant(random_images())
@@ -154,7 +154,7 @@ def test_compiles_with_xla():
         opted_out(images)
 
 
-def test_without_a_gpu_the_resampling_alone_is_compiled_and_equals_the_plain_gathers():
+def test_without_a_gpu_the_resampling_alone_is_compiled_and_equals_the_plain_gathers(graph_mode):
     # Keras never compiles the training step with XLA on a CPU-only machine; the layer then compiles its
     # resampling alone (the gathers op by op cost about twice as much, `benchmarks/bench_augmentation.py`).
     if tf.config.list_physical_devices("GPU"):

@@ -284,7 +284,7 @@ def test_no_layer_of_a_training_model_opts_out_of_xla(tmp_path, monkeypatch):
     assert resolve_auto_jit_compile_on_a_gpu(rotating, monkeypatch) is False
 
 
-def test_the_scratch_training_step_compiles_with_xla():
+def test_the_scratch_training_step_compiles_with_xla(graph_mode):
     # XLA also runs on a CPU when asked explicitly: this compiles the whole training step, augmentation included.
     keras.utils.set_random_seed(0)
     model = models.build_scratch_cnn(SIZE, 32, widths=(8, 8, 16, 16), augmentation=models.build_augmentation(0))
