@@ -202,15 +202,16 @@ def build_config(args: argparse.Namespace) -> StudyConfig:
 
 def run_command(args: argparse.Namespace) -> int:
     """Runs the whole study in this process; returns the exit code."""
+    config = build_config(args)
+    start_tensorflow()
     from catsdogs_helpers.study import run_study
 
-    config = build_config(args)
     return _timed(config, "study", lambda: run_study(config))
 
 
 def sweep_command(args: argparse.Namespace) -> int:
     """Runs the data-efficiency sweep in this process; returns the exit code."""
-    from catsdogs_helpers.sweep import get_sweep_plan, run_sweep
+    from catsdogs_helpers.sweep_plan import get_sweep_plan
 
     config = build_config(args)
     sizes = None
@@ -222,6 +223,9 @@ def sweep_command(args: argparse.Namespace) -> int:
                 f"--sizes takes whole numbers separated by commas, e.g. 100,250,500. Received: --sizes {args.sizes}"
             ) from None
     plan = get_sweep_plan(config.preset, sizes, args.seeds)
+    start_tensorflow()
+    from catsdogs_helpers.sweep import run_sweep
+
     return _timed(config, "sweep", lambda: run_sweep(config, plan))
 
 
@@ -261,6 +265,21 @@ def import_tensorflow_quietly() -> None:
         os.close(null)
 
 
+def start_tensorflow() -> None:
+    """Imports TensorFlow quietly and asks for its BFC CPU allocator, before any TensorFlow operation.
+
+    `run` and `sweep` call it once their settings are checked, so that bad settings are said without waiting for
+    TensorFlow; the other commands start with it.
+    """
+    import_tensorflow_quietly()
+    from catsdogs_helpers.runtime import prefer_bfc_cpu_allocator
+
+    prefer_bfc_cpu_allocator()  # Before any TensorFlow operation: evaluate, predict and export never start a study.
+    # TensorFlow's Python-side notes (such as tf.function retracing after several models' predict) are not for
+    # a user of this command; its errors still show.
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Runs the command line; returns the exit code."""
     fill_closed_standard_streams()
@@ -276,14 +295,9 @@ def _run(argv: list[str] | None) -> int:
         args = build_parser().parse_args(argv)
     except OSError as error:  # `--help` or `--version` into an output that cannot be written.
         return report_failure(error)
-    import_tensorflow_quietly()
-    from catsdogs_helpers.runtime import prefer_bfc_cpu_allocator
-
-    prefer_bfc_cpu_allocator()  # Before any TensorFlow operation: evaluate, predict and export never start a study.
-    # TensorFlow's Python-side notes (such as tf.function retracing after several models' predict) are not for
-    # a user of this command; its errors still show.
-    logging.getLogger("tensorflow").setLevel(logging.ERROR)
     try:
+        if args.command not in ("run", "sweep"):  # Those two check their settings first.
+            start_tensorflow()
         code = _COMMANDS[args.command](args)
         sys.stdout.flush()  # A closed pipe or a full output fails here, not in Python's flush at exit.
         return code

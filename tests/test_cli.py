@@ -141,6 +141,23 @@ def test_run_on_tfds_prepares_nothing_online(tmp_path):
     assert counts == {"train": 24, "validation": 4, "test": 4}
 
 
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["sweep", "--preset", "smoke", "--sizes", "10,abc"],
+         "--sizes takes whole numbers separated by commas, e.g. 100,250,500. Received: --sizes 10,abc"),
+        (["run", "--preset", "smoke", "--set", "scratch_epochs=-1"],
+         "Invalid setting `scratch_epochs`: expected a positive integer. Received: scratch_epochs=-1"),
+    ],
+)  # fmt: skip
+def test_bad_settings_are_said_in_one_line_before_tensorflow_starts(argv, message, tmp_path):
+    script = "import sys; from catsdogs_helpers import cli; print(cli.main(sys.argv[1:]), 'tensorflow' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", script, *argv, "--data", str(tmp_path)], capture_output=True,
+                          text=True, timeout=300, cwd=tmp_path)  # fmt: skip
+    assert done.stdout.split() == [str(exit_status.EXIT_USER_ERROR), "False"], done.stderr[-3000:]
+    assert done.stderr.strip().splitlines() == [f"error: {message}"]
+
+
 def one_line_error(capsys, argv: list[str]) -> str:
     assert cli.main(argv) == exit_status.EXIT_USER_ERROR
     captured = capsys.readouterr()

@@ -8,7 +8,6 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import run_cli
 from photo_factory import make_presplit_folder
 
 from catsdogs_helpers import plots, report, sweep
@@ -253,14 +252,6 @@ def test_a_sweep_writes_its_results_and_a_rerun_reuses_the_finished_points(tmp_p
     longer = plan.replace(sizes=(6,), rule=dataclasses.replace(plan.rule, min_epoch_photos=8))
     sweep.run_sweep(no_fine_tuning, longer, verbose=0)  # The point just saved, but for the rule.
     assert "reusing" not in capsys.readouterr().out  # Another rule: trained again.
-
-
-def test_the_command_line_refuses_bad_sizes_in_one_line(tmp_path):
-    process = run_cli("sweep", "--preset", "smoke", "--data", str(tmp_path), "--sizes", "10,abc")
-    assert process.returncode == 2
-    assert process.stderr.strip().splitlines() == [
-        "error: --sizes takes whole numbers separated by commas, e.g. 100,250,500. Received: --sizes 10,abc"
-    ]
 
 
 def test_the_hint_to_add_a_sweep_to_a_copied_runs_report_runs_the_study_into_the_folder_used(tmp_path):
