@@ -7,10 +7,12 @@ whole test split; each finished point is saved in `sweep/points/` with a manifes
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import shlex
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import keras
@@ -129,22 +131,23 @@ def sweep_training_sizes(
         print(f"[sweep] {note}.", flush=True)
     seeds = [config.seed + repeat for repeat in range(plan.num_seeds)]
     subsets = {seed: choose_subsets(train_labels, sizes, seed) for seed in seeds}
-    # The largest subset of each seed holds its others: the base sees only the photos some point trains on.
-    cached = _compute_features(config, splits, np.unique(np.concatenate([subsets[seed][-1] for seed in seeds])),
-                               train_labels, verbose)  # fmt: skip
-    num_train = len(train_labels)
+    # The largest subset of each seed holds its others: the base sees only the photos some point trains on. Run only
+    # when a point is to be trained: a rerun that reuses every point skips it.
+    largest = np.unique(np.concatenate([subsets[seed][-1] for seed in seeds]))
+    cached = functools.cache(lambda: _compute_features(config, splits, largest, train_labels, verbose))
+    num_train, num_test = len(train_labels), splits.num_images("test")
     described = ", ".join(str(size or num_train) for size in sizes)
     print(f"[sweep] subsets of {described} photos of the training split ({100 * plan.rule.validation_fraction:.0f}% "
-          f"of each to validate on), {plan.num_seeds} seed(s); each point scored once on {len(cached.test_labels)} "
+          f"of each to validate on), {plan.num_seeds} seed(s); each point scored once on {num_test} "
           "test photos.", flush=True)  # fmt: skip
-    points = _train_points(config, plan, splits, cached, subsets, verbose)
+    points = _train_points(config, plan, splits, cached, train_labels, subsets, verbose)
     caps = _max_epochs(config)
     return {
         "points": points,
         "sizes": [size or num_train for size in sizes],
         "plan": dataclasses.asdict(plan),
         "stopping": {"patience": {name: config.patience_of(name) for name in caps}, "max_epochs": caps},
-        "num_test_images": len(cached.test_labels),
+        "num_test_images": num_test,
         "num_train_photos": num_train,
         "class_names": list(splits.class_names),
         "seconds": time.perf_counter() - start,
@@ -155,7 +158,8 @@ def _train_points(
     config: StudyConfig,
     plan: SweepPlan,
     splits: ImageSplits,
-    cached: _CachedFeatures,
+    cached: Callable[[], _CachedFeatures],
+    train_labels: np.ndarray,
     subsets: dict[int, list[np.ndarray]],
     verbose: int,
 ) -> list[dict[str, object]]:
@@ -166,7 +170,7 @@ def _train_points(
     points: list[dict[str, object]] = []
     for seed, seed_subsets in subsets.items():
         for indices in seed_subsets:
-            parts = plan.rule.split(cached.train_labels, indices, seed)
+            parts = plan.rule.split(train_labels, indices, seed)
             key = {"size": len(indices), "seed": seed, "indices": hash_json(indices.tolist()),
                    "validation": hash_json(parts[1].tolist())}  # fmt: skip
             path = points_dir / f"{key['size']}-seed{seed}.json"
@@ -176,7 +180,7 @@ def _train_points(
                 print(f"[sweep] {key['size']} photos, seed {seed}: reusing the finished point in {path}", flush=True)
                 points += saved["points"]
                 continue
-            found = _train_point(config, plan.rule, splits, cached, parts, key, verbose)
+            found = _train_point(config, plan.rule, splits, cached(), parts, key, verbose)
             write_text_atomically(path, json.dumps({"manifest": identity, "points": found}, indent=1))
             points += found
     return points

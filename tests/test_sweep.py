@@ -243,7 +243,9 @@ def test_a_sweep_writes_its_results_and_a_rerun_reuses_the_finished_points(tmp_p
     assert "| photos in the subset |" in (tmp_path / "out" / "sweep.md").read_text()
     capsys.readouterr()
     again = sweep.run_sweep(config, plan, verbose=0)
-    assert "reusing the finished point" in capsys.readouterr().out
+    output = capsys.readouterr().out
+    assert "reusing the finished point" in output
+    assert "computing the frozen base's features" not in output  # Every point reused: the base never runs.
     assert again["points"] == results["points"]
     no_fine_tuning = config.replace(fine_tune_epochs=0)  # Cheaper points for the two checks below.
     other = sweep.run_sweep(no_fine_tuning, sweep.get_sweep_plan("smoke", sizes=(6,)), 0)
