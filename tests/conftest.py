@@ -37,7 +37,7 @@ SHARED_WEIGHTS_1_0 = SHARED_DIR / "weights" / "mobilenet_v2_weights_tf_dim_order
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    # pytest-xdist (`--dist loadfile`, pyproject.toml) gives each worker whole files; from 3.7 on it hands out the
+    # pytest-xdist (`--dist loadfile`, pyproject.toml) gives each worker whole files; its recent versions hand out the
     # files with the most tests first, which leaves the files of a few long tests to the end, one after the other in
     # one worker while the other waits. In collection order instead, where the files with slow tests come first.
     if hasattr(config.option, "loadscopereorder"):
