@@ -1,8 +1,7 @@
 """Random rotation, zoom and shift as one affine resampling per photo, in a form XLA can compile.
 
-Keras's `RandomRotation`, `RandomZoom` and `RandomTranslation` each resample and opt out of XLA
-(`supports_jit = False`), so Keras trains the whole model without XLA. `RandomAffine` resamples once,
-with `keras.ops` gathers and arithmetic only: XLA compiles it, and any Keras backend runs it.
+Keras's `RandomRotation`, `RandomZoom` and `RandomTranslation` each resample and set `supports_jit = False`, which
+keeps XLA off the whole model. `RandomAffine` resamples once with `keras.ops` gathers: XLA and any backend run it.
 """
 
 from __future__ import annotations
@@ -19,11 +18,9 @@ def affine_resample(images, transforms):
     """Computes `keras.ops.image.affine_transform(images, transforms, fill_mode="reflect")` with gathers only.
 
     Args:
-        images: Floating-point images of shape `(N, H, W, C)`, with `H`, `W`
-            and `C` known when traced.
-        transforms: Shape `(N, 8)`, `[a0, a1, a2, b0, b1, b2, 0, 0]`: output
-            pixel `(x, y)` (column, row) reads the input at `(a0 * x + a1 * y +
-            a2, b0 * x + b1 * y + b2)`, mirrored about the borders.
+        images: Floating-point images of shape `(N, H, W, C)`, with `H`, `W` and `C` known when traced.
+        transforms: Shape `(N, 8)`, `[a0, a1, a2, b0, b1, b2, 0, 0]`: output pixel `(x, y)` (column, row) reads the
+            input at `(a0 * x + a1 * y + a2, b0 * x + b1 * y + b2)`, mirrored about the borders.
     """
     batch_size, height, width = ops.shape(images)[0], images.shape[1], images.shape[2]
     transforms = ops.cast(transforms, "float32")
@@ -54,8 +51,7 @@ def affine_resample(images, transforms):
 def _xla_resample_on_cpu():
     """`affine_resample` XLA-compiled alone, on TensorFlow without a GPU; else `None`.
 
-    Keras compiles the whole training step only on a GPU (any GPU: Apple's Metal
-    has no XLA, so it gets the plain function).
+    Keras compiles the whole step only on a GPU (any GPU: Apple's Metal has no XLA, so it gets the plain function).
     """
     if keras.backend.backend() != "tensorflow":
         return None
@@ -77,21 +73,16 @@ def _reflect(coordinate, size: int):
 class RandomAffine(keras.layers.Layer):
     """Randomly rotates, zooms and shifts each photo with one resampling; identity at inference.
 
-    Per photo it draws, uniformly, an angle, a zoom and a shift along each axis.
-    Output pixel `p` reads the input at `zoom * R(angle) @ (p - center) +
-    center - shift`: a zoom above 1 zooms out.
+    Per photo it draws, uniformly, an angle, a zoom and a shift along each axis. Output pixel `p` reads the input at
+    `zoom * R(angle) @ (p - center) + center - shift`: a zoom above 1 zooms out.
 
     Args:
-        rotation_factor: Largest angle either way, as a fraction of a full
-            turn (`0.08` is 28.8 degrees).
+        rotation_factor: Largest angle either way, as a fraction of a full turn (`0.08` is 28.8 degrees).
         zoom_factor: Zooms are drawn from `[1 - zoom_factor, 1 + zoom_factor]`.
-        translation_factor: Largest shift either way along each axis, as a
-            fraction of that side.
+        translation_factor: Largest shift either way along each axis, as a fraction of that side.
 
     Raises:
         ValueError: If a factor is negative, or `zoom_factor` is 1 or more.
-
-    Example:
 
     >>> layer = RandomAffine(seed=0)
     >>> tuple(layer(keras.ops.zeros((2, 32, 32, 3)), training=True).shape)
@@ -122,9 +113,8 @@ class RandomAffine(keras.layers.Layer):
         self.generator = keras.random.SeedGenerator(seed)
 
     def get_random_transformation(self, images) -> dict:
-        """Draws per image an `"angle"` (radians, `(N,)`), a `"zoom"` (`(N,)`) and a `"translation"`.
-
-        The translation, `(N, 2)`, is the shift along x and y as fractions of the width and the height.
+        """Draws per image an `"angle"` (radians, `(N,)`), a `"zoom"` (`(N,)`) and a `"translation"` (`(N, 2)`): the
+        shift along x and y as fractions of the width and the height.
         """
         batch_size = ops.shape(images)[0]
         turn = self.rotation_factor * 2 * math.pi

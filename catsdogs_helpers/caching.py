@@ -1,8 +1,6 @@
 """Decoding each split once into a cache, in memory or in files that a killed run cannot leave half-written.
-
-A file cache's name holds a key of the split's exact content, the image size and the decoder's version,
-so a changed folder or a new decoder never reuses a stale cache.
-"""
+A file cache's name holds a key of the split's exact content, the image size and the decoder's version, so a changed
+folder or a new decoder never reuses a stale cache."""
 
 from __future__ import annotations
 
@@ -56,8 +54,7 @@ def cache_usable(
         key: Names exactly which photos `raw` holds (see `describe_files`).
 
     Returns:
-        `(dataset, counts, skipped)`: the `(image, label)` pairs without an
-        error, photos per class name, and the files with an error.
+        `(dataset, counts, skipped)`: the error-free `(image, label)` pairs, photos per class, the files with an error.
     """
     cache_path = _cache_file_name(cache_dir, split, image_size, key)
     if cache_path and not os.path.exists(cache_path + ".index"):  # Its index is renamed into place last.

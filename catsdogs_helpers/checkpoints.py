@@ -34,11 +34,9 @@ class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
 
 
 class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
-    """Keras' `BackupAndRestore`, whose backup (weights and epoch) is replaced whole after every epoch.
-
-    The new backup is written into a new folder; the last one waits in `backup.previous` until it is in
-    place (`recover_backup`). Overrides `_save_model`, which Keras 3.9 to 3.15 call after each epoch.
-    """
+    """Keras' `BackupAndRestore`, whose backup (weights and epoch) is replaced whole after every epoch: the new backup
+    is written into a new folder; the last one waits in `backup.previous` until it is in place (`recover_backup`).
+    Overrides `_save_model`, which Keras 3.9 to 3.15 call after each epoch."""
 
     def _save_model(self) -> None:
         backup = Path(self.backup_dir)
@@ -56,10 +54,8 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
 
 
 class _FileWrittenFromMemory(h5py.File):
-    """`h5py.File`, which, opened with mode "w" on `target`, builds the file in memory and writes it at close.
-
-    A full disk failing HDF5's own writes crashes the interpreter later; one Python write raises `OSError`.
-    """
+    """`h5py.File`, which, opened with mode "w" on `target`, builds the file in memory and writes it at close: a full
+    disk failing HDF5's own writes crashes the interpreter later; one Python write raises `OSError`."""
 
     def __init__(self, name: object, mode: str = "r", *args: object, target: str = "", **kwargs: object) -> None:
         self._target = None

@@ -1,7 +1,5 @@
 """The command line: `catsdogs run | sweep | evaluate | predict | export` (also `python -m catsdogs_helpers ...`).
-
-Every command runs in this process; its exit statuses are `exit_status`'s (0 when done).
-"""
+Every command runs in this process; its exit statuses are `exit_status`'s (0 when done)."""
 
 from __future__ import annotations
 
@@ -267,10 +265,8 @@ def import_tensorflow_quietly() -> None:
 
 def start_tensorflow() -> None:
     """Imports TensorFlow quietly and asks for its BFC CPU allocator, before any TensorFlow operation.
-
     `run` and `sweep` call it once their settings are checked, so that bad settings are said without waiting for
-    TensorFlow; the other commands start with it.
-    """
+    TensorFlow; the other commands start with it."""
     import_tensorflow_quietly()
     from catsdogs_helpers.runtime import prefer_bfc_cpu_allocator
 

@@ -33,20 +33,17 @@ class StudyConfig:
     """All settings of the study (each field's default is the `default` preset's).
 
     Args:
-        data: `"tfds"` for TensorFlow Datasets' `cats_vs_dogs`, or a folder of photos: one sub-folder per class,
-            or `train/`, `validation/`, `test/` each holding the class folders.
+        data: `"tfds"` or a folder of photos: one sub-folder per class, or `train/`, `validation/`, `test/` of them.
         weights: `"imagenet"`, a local MobileNetV2 no-top `.h5` file, or `None` for random weights.
         alpha: MobileNetV2 width multiplier.
-        image_size: Side of the square images fed to both models, in pixels.
-        scratch_image_size: Side the scratch CNN resizes its input to, in pixels.
+        image_size, scratch_image_size: Sides, in pixels, of both models' square input and of the scratch CNN's resize.
         batch_size: Images per batch, per GPU.
         validation_fraction, test_fraction: Shares held out when the source is not pre-split.
         max_images_per_split: Keep at most this many photos per split (a stable subset), or `None` for all.
         cache_dir: Folder for tf.data file caches, or `None` to cache decoded images in memory.
         scratch_learning_rate: Peak Adam learning rate of the scratch CNN (cosine decay).
         scratch_weight_decay: Decoupled (AdamW) weight decay of the scratch CNN, `0.0` for none.
-        scratch_patience: Early-stopping patience of the scratch CNN in epochs, or `None` to train every epoch
-            (the best validation epoch's weights are kept either way).
+        scratch_patience: Early-stopping patience in epochs, or `None` for every epoch (the best one is kept anyway).
         use_cached_features: Train the head on features the frozen base computed once (fast, no augmentation).
         fine_tune_epochs: Epochs of fine-tuning after the head (0 skips it).
         fine_tune_at: Base layers below this index (of 154 in MobileNetV2) stay frozen while fine-tuning.
@@ -206,8 +203,8 @@ _PRESETS = {"default": DEFAULT, "quick": QUICK, "smoke": SMOKE}
 
 
 def get_config(preset: str = "default", **overrides: object) -> StudyConfig:
-    """Returns a preset's settings with `overrides` applied, checked; an override of `None` is ignored (so unset
-    options pass straight through), and `weights="none"` or `"random"` means random weights.
+    """Returns a preset's settings with `overrides` applied and checked; `None` overrides are ignored, and
+    `weights="none"` or `"random"` means random weights.
 
     Raises:
         InputError: If the preset is unknown or a setting is invalid.
@@ -232,9 +229,8 @@ def get_config(preset: str = "default", **overrides: object) -> StudyConfig:
 
 
 def parse_setting(assignment: str) -> tuple[str, object]:
-    """Parses one `NAME=VALUE` override of a `StudyConfig` field into `(name, value)`, typed by the field.
-
-    Booleans are `true`/`false`, `1`/`0` or `yes`/`no`; `none` (any case) gives `None` where the field allows it.
+    """Parses one `NAME=VALUE` override of a `StudyConfig` field into `(name, value)`, typed by the field; booleans
+    are `true`/`false`, `1`/`0` or `yes`/`no`, and `none` (any case) gives `None` where the field allows it.
 
     Raises:
         InputError: If the text has no `=`, names no field, or its value does not fit the field's type.

@@ -1,9 +1,7 @@
 """What a saved model promises: its class names (in label order), its input size, one logit out.
-
-The study saves each model with a last, identity `ModelContract` layer whose configuration holds the
-class names, so they travel inside the `.keras` file; an exported artifact carries the same contract as
-JSON (see `export.py`). `Contract.checked` validates both.
-"""
+The study saves each model with a last, identity `ModelContract` layer whose configuration holds the class names, so
+they travel inside the `.keras` file; an exported artifact carries the same contract as JSON (see `export.py`).
+`Contract.checked` validates both."""
 
 from __future__ import annotations
 
@@ -46,13 +44,12 @@ class Contract:
 
     @classmethod
     def checked(cls, saved: object, image_size: int, source: str) -> Contract:
-        """Returns the contract saved as `{"class_names": [...], "image_size": ..., ...}`, checked.
-
-        `image_size` is the model's real input size; `source` names the model in messages.
+        """Returns the contract saved as `{"class_names": [...], "image_size": ..., ...}`, checked against the model's
+        real `image_size`; `source` names the model in messages.
 
         Raises:
-            InputError: If the class names are not two distinct non-empty names, or the
-                saved `image_size` or `output_kind` (optional) is not the model's.
+            InputError: If the class names are not two distinct non-empty names, or the saved `image_size` or
+                `output_kind` (optional) is not the model's.
         """
         saved = saved if isinstance(saved, dict) else {}
         names = saved.get("class_names")
@@ -92,10 +89,8 @@ def _find_contract(model: keras.Model) -> ModelContract | None:
 
 
 def read_contract(model: keras.Model, source: str = "model") -> Contract:
-    """Reads a model's contract, and checks that the model takes square RGB photos and outputs one logit.
-
-    Args:
-        source: How to name the model in messages (its path).
+    """Reads a model's contract, and checks that the model takes square RGB photos and outputs one logit; `source` names
+    the model in messages (its path).
 
     Raises:
         InputError: If the model does not fit the study or carries no valid contract.

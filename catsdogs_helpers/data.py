@@ -1,8 +1,7 @@
 """Train/validation/test `tf.data` pipelines of raw `uint8` photos, from TensorFlow Datasets or a folder.
 
-decode -> resize -> cache -> shuffle (training split only, seeded) -> batch -> prefetch; scaling and
-augmentation happen inside the models. Every photo is decoded when the splits load, so bad files are
-named before training, and every split must hold usable photos of both classes.
+decode -> resize -> cache -> shuffle (training split only, seeded) -> batch -> prefetch; scaling and augmentation
+happen inside the models. Every photo is decoded when the splits load, so bad files are named before training.
 """
 
 from __future__ import annotations
@@ -35,8 +34,7 @@ class ImageSplits:
         train_in_order: The training photos in a fixed order (to compute features once).
         counts: Photos per split and class, e.g. `{"train": {"cat": 1000, ...}}`.
         source: `"tfds:cats_vs_dogs"` or the folder's path.
-        content_key: A digest that changes when any split's photos (for a folder, a file's path, size or
-            modification time; for tfds, the slices and limits) or the decoder change.
+        content_key: Digest of the splits' photos (folder: file paths, sizes, mtimes; tfds: slices, limits) and decoder.
     """
 
     train: tf.data.Dataset
@@ -91,17 +89,14 @@ def load_splits(
     """Loads train/validation/test pipelines with a `StudyConfig`'s settings, which `config.py` checks.
 
     Args:
-        data: `"tfds"` for `cats_vs_dogs` (its `train` split sliced, the
-            fractions rounded to whole percents), or a folder of photos (see
-            `photos.list_photo_folder`).
-        max_images_per_split: Keep at most this many photos per split (a stable
-            subset), or `None` for all.
+        data: `"tfds"` for `cats_vs_dogs` (its `train` split sliced, the fractions rounded to whole percents), or a
+            folder of photos (see `photos.list_photo_folder`).
+        max_images_per_split: Keep at most this many photos per split (a stable subset), or `None` for all.
         cache_dir: Folder for file caches, or `None` to cache in memory.
 
     Raises:
         MissingInputError: (a `FileNotFoundError`) If the folder does not exist or cannot be read.
-        InputError: (a `ValueError`) If the folder's layout is wrong, or a split has no usable photo
-            of a class; the message gives the counts per split and class.
+        InputError: (a `ValueError`) If the folder's layout is wrong, or a split has no usable photo of a class.
         DataUnavailableError: (a `RuntimeError`) If TensorFlow Datasets cannot download or prepare `cats_vs_dogs`.
     """
     if data == "tfds":
@@ -155,16 +150,15 @@ def load_labelled_photos(
     """Loads the photos of a folder laid out for `photos.list_photo_folder`, for evaluation.
 
     Args:
-        test_split_only: Use only the photos a study never trained on: `test/`
-            of a pre-split folder, or the 10% of a flat folder that `load_splits`
-            puts in its test split by default; `False`: every photo of a flat folder.
+        test_split_only: Use only the photos a study never trained on: `test/` of a pre-split folder, or the 10% of
+            a flat folder that `load_splits` tests on by default; `False`: every photo of a flat folder.
 
     Returns:
-        `(dataset, class_names, counts, skipped)`: batches of `(images, labels)`
-        in a fixed order, class names, photos per class, skipped files.
+        `(dataset, class_names, counts, skipped)`: batches of `(images, labels)` in a fixed order, class names,
+        photos per class, skipped files.
 
     Raises:
-        InputError: As `load_splits`, or if the photos lack a class; the message gives the counts.
+        InputError: As `load_splits`, or if the photos lack a class.
     """
     folder = list_photo_folder(directory)
     use_test = folder.pre_split or test_split_only

@@ -1,8 +1,7 @@
 """Decoding any photo to RGB, or an honest reason why a file cannot be used.
 
-Files are only ever opened for reading. A path may hold bytes that are not
-UTF-8 (`os.fsdecode`); `printable_path` shows them escaped, as `cat\\xff.jpg`.
-Photos are the formats Pillow reads by itself (`IMAGE_EXTENSIONS`); HEIC/HEIF
+Files are only ever opened for reading. A path may hold bytes that are not UTF-8 (`os.fsdecode`); `printable_path`
+shows them escaped, as `cat\\xff.jpg`. Photos are the formats Pillow reads by itself (`IMAGE_EXTENSIONS`); HEIC/HEIF
 photos need the optional `pillow-heif` (`pip install "catsdogs-helpers[heif]"`).
 """
 
@@ -123,7 +122,6 @@ def _open_image(file: BinaryIO) -> Image.Image:
 
 
 def _decoding_failure(error: Exception) -> str:
-    """Returns the reason a photo's data could not be decoded."""
     if isinstance(error, OSError) and error.errno is not None:  # The system failed to read it (a bad disk).
         return describe_os_error(error)
     return f"truncated or corrupt ({error})"
@@ -153,18 +151,16 @@ def decode_photo(
     """Reads a photo (of any format Pillow reads; an animation's first frame) as RGB, EXIF orientation applied.
 
     Args:
-        image_size: Resize to `image_size` x `image_size` pixels, or `None` to
-            keep the photo's size. A JPEG is then decoded reduced (by 2, 4 or 8).
-        max_pixels: Refuse photos with more pixels than this to decode (after a
-            JPEG's reduction).
+        image_size: Resize to `image_size` x `image_size` pixels (`None`: keep the size); a JPEG is then decoded
+            reduced (by 2, 4 or 8).
+        max_pixels: Refuse photos with more pixels than this to decode (after a JPEG's reduction).
 
     Returns:
         A `uint8` array of shape `(height, width, 3)`.
 
     Raises:
-        UnreadablePhotoError: (an `InputError`, so a `ValueError`) If the file
-            cannot be used; the message is the reason, e.g. "empty file", "not
-            an image", "too large (W×H pixels, limit N)", "truncated or corrupt
+        UnreadablePhotoError: (an `InputError`, so a `ValueError`) If the file cannot be used; the message is the
+            reason, e.g. "empty file", "not an image", "too large (W×H pixels, limit N)", "truncated or corrupt
             (...)", "permission denied" or what to install for a HEIC or AVIF photo.
     """
     with _open_file(path) as file:

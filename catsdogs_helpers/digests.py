@@ -26,11 +26,9 @@ def hash_file(path: str | os.PathLike) -> str:
 
 
 def describe_architecture(model: keras.Model) -> str:
-    """Returns the digest of a model's layers (class, settings, weight shapes, trainability) and of their calls.
-
-    Calls count with their plain arguments (`base(x, training=False)` differs from `base(x)`); nested
-    models are walked into; layer names, which Keras numbers per process, are left out.
-    """
+    """Returns the digest of a model's layers (class, settings, weight shapes, trainability) and of their calls with
+    their plain arguments (`base(x, training=False)` differs from `base(x)`); nested models are walked into; layer
+    names, which Keras numbers per process, are left out."""
     return hash_json(_describe_layers(model))
 
 

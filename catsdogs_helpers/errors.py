@@ -1,7 +1,5 @@
 """The exceptions that mean "fix your input", which the command line prints in one line (exit 2), unlike a bug.
-
-They subclass the built-in exceptions callers expect (`except ValueError`, `except FileNotFoundError` still work).
-"""
+They subclass the built-in exceptions callers expect (`except ValueError`, `except FileNotFoundError` still work)."""
 
 from __future__ import annotations
 

@@ -16,11 +16,9 @@ from catsdogs_helpers.significance import compute_accuracy_interval
 
 @dataclasses.dataclass
 class ModelEvaluation:
-    """A model's predictions on the test split, shape `(N,)` each, and their metrics (of `compute_test_metrics`).
-
-    `tta_logits` (the mean of each photo's logit and its mirror image's) and
-    `tta_metrics` are set only with test-time augmentation.
-    """
+    """A model's predictions on the test split, shape `(N,)` each, and their metrics (of `compute_test_metrics`);
+    `tta_logits` (the mean of each photo's logit and its mirror image's) and `tta_metrics` are set only with test-time
+    augmentation."""
 
     name: str
     labels: np.ndarray
@@ -37,11 +35,8 @@ def evaluate_model(
     class_names: Sequence[str] = ("cat", "dog"),
     tta: bool = False,
 ) -> ModelEvaluation:
-    """Predicts batches of `(images, labels)` with a one-logit model and computes its metrics.
-
-    With `tta` (test-time augmentation), each photo is also predicted mirrored
-    left to right, and the two logits are averaged.
-    """
+    """Predicts batches of `(images, labels)` with a one-logit model and computes its metrics; with `tta` (test-time
+    augmentation), each photo is also predicted mirrored left to right, and the two logits are averaged."""
     images = dataset.map(lambda images, labels: images)
     logits = np.asarray(model.predict(images, verbose=0), np.float32).reshape(-1)
     labels = np.concatenate([np.reshape(batch, -1) for _, batch in dataset.as_numpy_iterator()]).astype(np.int32)
@@ -73,13 +68,9 @@ def count_params(model: keras.Model) -> tuple[int, int]:
 
 
 def describe_model_cost(model: keras.Model, stages: Sequence, model_path: str | os.PathLike | None = None) -> dict:
-    """Sums what training a model cost over its `stage_files.StageResult`s, with its size.
-
-    Returns:
-        A dict with `"train_seconds"`, `"images_per_second"` (over all stages),
-        `"epochs"`, `"stages"` (one dict per stage), `"params_total"`,
-        `"params_trainable"` and `"size_bytes"` (`None` without `model_path`).
-    """
+    """Returns what training a model cost over its `stage_files.StageResult`s, and its size: a dict with
+    `"train_seconds"`, `"images_per_second"` (over all stages), `"epochs"`, `"stages"` (one dict per stage),
+    `"params_total"`, `"params_trainable"` and `"size_bytes"` (`None` without `model_path`)."""
     seconds = sum(float(stage.train_seconds) for stage in stages)
     images = sum(float(stage.images_per_second) * float(stage.train_seconds) for stage in stages)
     total, trainable = count_params(model)

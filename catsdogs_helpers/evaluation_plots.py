@@ -1,7 +1,4 @@
-"""The figures of the models' test results: confusion matrices, ROC curves, the most confident mistakes, Grad-CAM.
-
-Built as `plots` builds its figures, in the same colour per model.
-"""
+"""The figures of the models' test results: confusion matrices, ROC curves, the most confident mistakes, Grad-CAM."""
 
 from __future__ import annotations
 
@@ -50,8 +47,7 @@ def plot_roc_curves(
     Args:
         curves: `(labels, scores)` per model name; scores are logits or probabilities of class 1.
         colors: Colours per model name, overriding `MODEL_COLORS`.
-        zoom: Add an inset magnifying the top-left corner; `None` adds it when
-            every AUC is at least 0.9 (so no curve runs under it).
+        zoom: Add an inset magnifying the top-left corner; `None`: when every AUC is >= 0.9 (no curve runs under it).
     """
     palette = colors_for(list(curves), colors)
     figure = NotebookFigure(figsize=(5.2, 5.0), layout="constrained")
@@ -84,11 +80,7 @@ def plot_roc_curves(
 def find_mistakes(
     labels: Sequence[int] | np.ndarray, logits_by_model: Mapping[str, np.ndarray], num_per_model: int | None = 6
 ) -> dict[str, np.ndarray]:
-    """Returns the indices of each model's wrong photos, the most confident (largest |logit|) first.
-
-    Args:
-        num_per_model: Keep this many per model, or `None` for all.
-    """
+    """Returns each model's wrong photos' indices, most confident (largest |logit|) first; `num_per_model=None`: all."""
     labels = np.asarray(labels).reshape(-1)
     found = {}
     for name, logits in logits_by_model.items():
@@ -108,8 +100,7 @@ def plot_mistakes(
     """Plots each model's most confident mistakes, one row per model, each titled like "true cat, said dog 97%".
 
     Args:
-        photos: Test photos by index, uint8, each `(H, W, 3)`: at least the ones
-            `find_mistakes` picks (the whole split need not be in memory).
+        photos: Test photos by index, uint8, each `(H, W, 3)`: at least those `find_mistakes` picks, not all.
         labels: True classes of the whole test split, shape `(N,)`.
         logits_by_model: Logits of the whole test split per model name, shape `(N,)`.
     """
@@ -144,8 +135,7 @@ def plot_grad_cam(
     Args:
         images: Photos, uint8, shape `(N, H, W, 3)`.
         heatmaps_by_model: Heatmaps in [0, 1] per model name, shape `(N, H, W)`.
-        logits_by_model: Logits per model name, shape `(N,)`; each heatmap is
-            titled with the prediction, green when right and red when wrong.
+        logits_by_model: Logits per model name, shape `(N,)`; heatmap titles, green when right, red when wrong.
     """
     images, labels = np.asarray(images), np.asarray(labels).reshape(-1)
     figure, axes = photo_grid(len(images), 1 + len(heatmaps_by_model), row_inches=CELL_INCHES + 0.1)

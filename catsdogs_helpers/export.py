@@ -71,8 +71,7 @@ def contract_path_of(path: str | os.PathLike, format: str) -> Path:
 def build_export_model(model: keras.Model) -> keras.Model:
     """Returns the inference graph of a study model, without its augmentation (converters reject random ops).
 
-    The layers (and weights) are shared, each called with `training=False`; a
-    model that is not one chain of layers is returned as it is.
+    The layers (and weights) are shared, called with `training=False`; a model that is not one chain is returned as is.
     """
     x = inputs = keras.Input(model.input_shape[1:], name="image")
     try:
@@ -100,10 +99,9 @@ def export_model(
         check_images: Raw pixels in [0, 255], float32, shape `(N, S, S, 3)`, `S` the model's input size.
 
     Raises:
-        InputError: If the format is unknown, needs a missing package or a newer
-            Keras, the model carries no contract, the output exists or cannot be
-            written, or the artifact's logits differ from the model's by more than
-            `FLOAT32_TOLERANCE`.
+        InputError: If the format is unknown, needs a missing package or a newer Keras, the model carries no
+            contract, the output exists or cannot be written, or the artifact's logits differ from the model's by
+            more than `FLOAT32_TOLERANCE`.
     """
     check_export_format(format)
     contract = read_contract(model)
@@ -136,7 +134,6 @@ def export_model(
 
 
 def _export_artifact(model: keras.Model, path: Path, format: str) -> None:
-    """Writes the artifact with Keras's `model.export`."""
     with warnings.catch_warnings():  # Keras's tf2onnx shim asks NumPy about `np.object`, which warns.
         warnings.filterwarnings("ignore", message=".*np.object", category=FutureWarning)
         try:
@@ -211,8 +208,7 @@ def load_exported_model(path: str | os.PathLike) -> ExportedModel:
 
     Raises:
         MissingInputError: If the artifact does not exist.
-        InputError: If it is not an exported artifact, or its contract is missing,
-            unreadable, or contradicts the artifact.
+        InputError: If it is not an exported artifact, or its contract is missing, unreadable, or contradicts it.
     """
     path = Path(path)
     if not path.exists():

@@ -1,8 +1,6 @@
 """The cached-feature path: a frozen base's features computed once per split, and the head trained on them.
-
-The head shares its layers with the full model, so training it trains the model. The price: no
-augmentation, since the features are fixed.
-"""
+The head shares its layers with the full model, so training it trains the model. The price: no augmentation, since the
+features are fixed."""
 
 from __future__ import annotations
 
@@ -64,9 +62,8 @@ def train_head_on_features(
     manifest: dict[str, object] | None = None,
     verbose: int = 2,
 ) -> StageResult:
-    """Trains a compiled frozen-base model's head on features computed once, as `train_stage` trains a stage.
-
-    The head trains on the model's replicas. The `StageResult`'s `train_seconds` include computing the features.
+    """Trains a compiled frozen-base model's head, on the model's replicas, on features computed once, as `train_stage`
+    trains a stage; the `StageResult`'s `train_seconds` include computing the features.
 
     Args:
         model: A compiled model with layers named `"pool"`, `"head_dropout"` and `"logit"`.

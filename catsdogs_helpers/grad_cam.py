@@ -1,7 +1,6 @@
 """Grad-CAM heatmaps: which parts of a photo made a model predict what it predicted.
 
-The feature map is the input of the `pool` layer, taken from the outer model so
-that it also works when the convolutions live in a nested MobileNetV2.
+The feature map is the `pool` layer's input, taken from the outer model so it works with a nested MobileNetV2 too.
 """
 
 from __future__ import annotations
@@ -16,10 +15,8 @@ from catsdogs_helpers.models import LOGIT_NAME, POOL_NAME
 def compute_grad_cam(model: keras.Model, images: np.ndarray, batch_size: int = 32) -> np.ndarray:
     """Computes Grad-CAM heatmaps of the class a one-logit model predicts, in inference mode.
 
-    The heatmap is the ReLU of the feature map's channels weighted by the mean
-    gradient of the predicted class's logit (minus the logit for class 0),
-    scaled to [0, 1] per image (all zero without positive evidence) and resized
-    to the photo.
+    The heatmap is the ReLU of the feature map's channels weighted by the mean gradient of the predicted class's logit
+    (minus class 0's), scaled to [0, 1] per image (all zero without positive evidence) and resized to the photo.
 
     Args:
         model: A model with layers named `"pool"` and `"logit"` (see `models.py`).
@@ -29,8 +26,7 @@ def compute_grad_cam(model: keras.Model, images: np.ndarray, batch_size: int = 3
         Heatmaps, float32, shape `(N, H, W)`, values in [0, 1].
 
     Raises:
-        ValueError: If `images` is not a batch of colour images, or the model
-            lacks the `"pool"` or `"logit"` layer.
+        ValueError: If `images` is not a batch of colour images, or the model lacks the `"pool"` or `"logit"` layer.
     """
     images = np.asarray(images)
     if images.ndim != 4 or images.shape[-1] != 3:

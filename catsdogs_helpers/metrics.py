@@ -60,15 +60,12 @@ def compute_metrics(
     """Computes the test metrics of one-logit outputs, as plain Python numbers.
 
     Returns:
-        A dict with `"accuracy"`, `"loss"` (mean binary cross-entropy),
-        `"precision"`, `"recall"`, `"f1"` (class 1 is positive; 0/0 counts as
-        0.0), `"auc"` (NaN with only one class), `"per_class_accuracy"`
-        (`{class_name: recall of that class}`), `"confusion_matrix"` (rows: true
-        class, columns: predicted) and `"num_images"`.
+        A dict with `"accuracy"`, `"loss"` (mean binary cross-entropy), `"precision"`, `"recall"`, `"f1"` (class 1
+        is positive; 0/0 counts as 0.0), `"auc"` (NaN with only one class), `"per_class_accuracy"` (`{class_name:
+        recall of that class}`), `"confusion_matrix"` (rows: true class, columns: predicted) and `"num_images"`.
 
     Raises:
-        ValueError: If the shapes differ, there are no images, a label is not 0 or 1,
-            or `class_names` does not name 2 classes.
+        ValueError: If the shapes differ, there are no images, a label is not 0 or 1, or `class_names` is not 2 names.
     """
     labels, logits = _as_pair(labels, logits, "logits")
     if len(class_names) != 2:
@@ -98,10 +95,7 @@ def compute_metrics(
 def compute_roc_curve(
     labels: Sequence[int] | np.ndarray, scores: Sequence[float] | np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Computes the ROC curve `(fpr, tpr)` from (0, 0) to (1, 1), one point per distinct score.
-
-    A class that is absent gives rates of 0.
-    """
+    """Computes the ROC curve `(fpr, tpr)` from (0, 0) to (1, 1), one point per distinct score (absent class: 0s)."""
     labels, scores = _as_pair(labels, scores, "scores")
     order = np.argsort(-scores, kind="mergesort")
     sorted_scores, sorted_labels = scores[order], labels[order]

@@ -1,7 +1,6 @@
 """The study's three training stages: `train_scratch_cnn`, `train_frozen_model` and `fine_tune_model`.
 
-Each builds its model by its recipe (`recipes.py`) unless handed one, trains it as one resumable stage
-(`training.train_stage`), and saves it with its contract.
+Each builds its model (`recipes.py`) unless handed one, trains it as a resumable `training.train_stage`, saves it.
 """
 
 from __future__ import annotations
@@ -30,7 +29,6 @@ class TrainedModel:
         name: `"scratch"`, `"transfer"` (the frozen base with its trained head) or `"finetuned"`.
         model: Raw pixels in [0, 255], shape `(N, S, S, 3)`, in; one float32 logit per photo, `(N, 1)`, out.
         stages: The training stages, in order (the fine-tuned model's include the head's).
-        path: The saved `.keras` file.
     """
 
     name: str
@@ -174,11 +172,9 @@ def fine_tune_model(
 ) -> TrainedModel:
     """Fine-tunes a copy of the frozen model, its epochs numbered after the head's, and saves it (`finetuned.keras`).
 
-    The copy is read from the frozen model's file (`build_fine_tuned_model`), so the frozen model stays as it
-    was. The strategy and `model` (a compiled copy, its base partly unfrozen): see `train_scratch_cnn`.
-
-    Returns:
-        The `TrainedModel` named `"finetuned"`, whose stages are the head's and the fine-tuning's.
+    The copy is read from the frozen model's file (`build_fine_tuned_model`), so the frozen model stays as it was.
+    Its stages are the head's, then the fine-tuning's. The strategy and `model` (a compiled copy, its base partly
+    unfrozen): see `train_scratch_cnn`.
 
     Raises:
         ValueError: If `model` is not compiled.

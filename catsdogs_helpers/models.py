@@ -27,8 +27,8 @@ def build_augmentation(seed: int | None = None, strength: float = 1.0) -> keras.
 
     Args:
         seed: Seed of the first layer (layer `i` gets `seed + i`), or `None` for unseeded draws.
-        strength: Scales every range but the flip's; at 1, rotation up to 0.08 of a turn, zoom up to
-            20%, shift up to 10% of each side, contrast in [0.8, 1.2].
+        strength: Scales every range but the flip's; at 1, rotation up to 0.08 of a turn, zoom up to 20%, shift up
+            to 10% of each side, contrast in [0.8, 1.2].
     """
     seeds = [None if seed is None else seed + index for index in range(3)]
     rotation, zoom, shift, contrast = 0.08 * strength, 0.2 * strength, 0.1 * strength, 0.2 * strength
@@ -61,8 +61,7 @@ def build_scratch_cnn(
     """Builds the uncompiled CNN trained from scratch, named `"scratch_cnn"`.
 
     Args:
-        working_size: Side the images are resized to inside the model (bilinear, without
-            antialiasing, which would keep XLA off on a GPU).
+        working_size: Side the model resizes images to (bilinear; antialiasing would keep XLA off on a GPU).
         widths: Filters of the stride-2 stem and of each following stage.
         augmentation: Applied after resizing, or `None`.
     """
@@ -89,8 +88,7 @@ def build_mobilenet_base(image_size: int = 224, weights: str | None = "imagenet"
     """Builds MobileNetV2 without its classifier.
 
     Args:
-        weights: `"imagenet"` (downloaded by Keras), the path of a local no-top `.h5` file of
-            this `alpha`, or `None` for random weights. `config` and `preflight` check them first.
+        weights: `"imagenet"` (downloaded by Keras), a local no-top `.h5` file of this `alpha`, or `None` (random).
 
     Raises:
         InputError: If the weights file does not fit the model.
@@ -126,8 +124,7 @@ def build_transfer_model(
 ) -> keras.Model:
     """Builds the uncompiled `"transfer"` model: a frozen MobileNetV2 (see `build_mobilenet_base`) and a new head.
 
-    The base is called with `training=False`, so its BatchNormalization layers keep the ImageNet
-    statistics, also once fine-tuned. `augmentation` (or `None`) comes first.
+    The base runs with `training=False`: BatchNorm keeps ImageNet statistics, even fine-tuned; `augmentation` is first.
     """
     base = build_mobilenet_base(image_size, weights, alpha)
     base.trainable = False
@@ -201,8 +198,8 @@ def load_model(path: str | os.PathLike) -> keras.Model:
 
     Raises:
         MissingInputError: If the file does not exist.
-        InputError: If it cannot be loaded; the message gives the reason (a folder, not a `.keras`
-            archive, a corrupt one, code that safe mode refuses, a model saved by a newer Keras, ...).
+        InputError: If it cannot be loaded; the message says why (a folder, not a `.keras` archive, a corrupt one,
+            code that safe mode refuses, a model saved by a newer Keras, ...).
     """
     path = os.fspath(path)
     fix = "Pass a model saved by the study (scratch.keras, transfer.keras or finetuned.keras)"

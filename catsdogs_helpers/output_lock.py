@@ -1,8 +1,6 @@
 """Writing safely: one run at a time per output folder, and every file written whole or not at all.
-
-The lock is an OS file lock, released when the process ends however it ends; its file stays in the folder
-(removing it would race with a run taking it).
-"""
+The lock is an OS file lock, released when the process ends however it ends; its file stays in the folder (removing it
+would race with a run taking it)."""
 
 from __future__ import annotations
 

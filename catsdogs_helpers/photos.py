@@ -46,12 +46,10 @@ def list_photo_folder(
 ) -> PhotoFolder:
     """Lists the photos of a folder and assigns each one to a split.
 
-    The folder holds either one sub-folder per class (exactly two; sorted, their
-    names are the class names), or `train/`, `validation/` and `test/`, each
-    with the same class folders. Otherwise a hash of a photo's path relative to
-    the folder picks its split, the same on every run and machine. Hidden
-    files, `Thumbs.db` and `desktop.ini` are ignored; other files that are not
-    photos (by extension), and links to folders inside a class folder, are skipped.
+    The folder holds either one sub-folder per class (exactly two; sorted, their names are the class names), or
+    `train/`, `validation/` and `test/`, each with the same class folders. Otherwise a hash of a photo's path relative
+    to the folder picks its split, the same on every run and machine. Hidden files, `Thumbs.db` and `desktop.ini` are
+    ignored; other files that are not photos (by extension), and links to folders inside a class folder, are skipped.
 
     Raises:
         MissingInputError: If the folder does not exist or cannot be read.

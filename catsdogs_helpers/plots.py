@@ -1,8 +1,7 @@
 """The figures of the photos and of training: sample photos, augmentation, learning curves, the sweep.
 
-Every function returns a new `matplotlib.figure.Figure` (pyplot never holds it,
-nothing global changes); write one with `save_figure`. Each model keeps one
-colour in every figure. The test results' figures are in `evaluation_plots`.
+Every function returns a new `matplotlib.figure.Figure` (pyplot never holds it, nothing global changes); write one with
+`save_figure`. Each model keeps one colour in every figure. The test results' figures are in `evaluation_plots`.
 """
 
 from __future__ import annotations
@@ -54,7 +53,6 @@ def photo_grid(rows: int, columns: int, row_inches: float = CELL_INCHES, extra_i
 
 
 def _plot_photos(images, titles: Sequence[str], columns: int, title: str | None, **title_style) -> Figure:
-    """A grid of photos with their titles, and `title` over it."""
     figure, axes = photo_grid(math.ceil(len(titles) / columns), columns, extra_inches=0.3)
     for ax, image, text in zip(axes.flat, images, titles):
         ax.imshow(image)
@@ -90,10 +88,9 @@ def plot_learning_curves(
     """Plots training and validation accuracy (left) and loss (right) per epoch, one colour per model.
 
     Args:
-        histories: Keras-style histories per model name, with keys `"epoch"`
-            (0-based), `"accuracy"`, `"val_accuracy"`, `"loss"` and `"val_loss"`.
-        fine_tune_starts: Per model name, the 0-based index of its first
-            fine-tuning epoch; a dotted line marks it.
+        histories: Keras-style histories per model name, with keys `"epoch"` (0-based), `"accuracy"`, `"val_accuracy"`,
+            `"loss"` and `"val_loss"`.
+        fine_tune_starts: Per model name, the 0-based index of its first fine-tuning epoch; a dotted line marks it.
         colors: Colours per model name, overriding `MODEL_COLORS`.
     """
     palette = colors_for(list(histories), colors)
@@ -142,10 +139,9 @@ def plot_sweep(
     """Plots test accuracy (%, 95% intervals as error bars) and training time against the subset's photos.
 
     Args:
-        summary: Rows of `sweep.summarize_sweep`: `approach`, `size`, `accuracy`,
-            `accuracy_interval` (fractions) and `train_seconds`.
-        points: The sweep's points, one per seed; with several seeds per size,
-            each is drawn as a faint dot.
+        summary: Rows of `report.summarize_sweep`: `approach`, `size`, `accuracy`, `accuracy_interval` (fractions) and
+            `train_seconds`.
+        points: The sweep's points, one per seed; with several seeds per size, each is drawn as a faint dot.
     """
     approaches = list(dict.fromkeys(str(row["approach"]) for row in summary))
     palette = colors_for(approaches)

@@ -31,10 +31,8 @@ class PhotoPrediction:
 def classify_photos(
     model: keras.Model, paths: list[str | os.PathLike], class_names: tuple[str, ...]
 ) -> list[PhotoPrediction]:
-    """Classifies photos, resized to the input size of a model of the study, one `PhotoPrediction` per path.
-
-    A photo that cannot be read gets a `PhotoPrediction` with an `error`; the others are still classified.
-    """
+    """Classifies photos, resized to the model's input size, one `PhotoPrediction` per path; a photo that cannot be read
+    gets one with an `error`, the others are still classified."""
     image_size = model.input_shape[1]
     predictions: list[PhotoPrediction | None] = []
     images, positions = [], []

@@ -60,12 +60,8 @@ STAGE_FILES = ("result.json", "best.weights.h5", "history.csv", "manifest.json",
 
 
 def check_output_dir_is_ours(output: Path, option: str = "output_dir") -> None:
-    """Refuses an output folder holding files the study would write over, unless catsdogs wrote them (a run took
-    its lock there, or its results.json or sweep.json is a study's or a sweep's).
-
-    Raises:
-        InputError: If the folder holds such files and no run of catsdogs wrote them.
-    """
+    """Raises `InputError` if the output folder holds files the study would write over, unless catsdogs wrote them (a
+    run took its lock there, or its results.json or sweep.json is a study's or a sweep's)."""
     if (output / LOCK_FILE).exists() or _written_by_catsdogs(output):
         return
     taken = [name for name in STUDY_FILES if (output / name).exists()]

@@ -1,8 +1,6 @@
 """The study's three models, each built and compiled by one recipe (the notebook's cells build the same ones).
-
-Build a model inside `strategy.scope()` to train it on several devices, and pass that strategy's
-number of replicas: it multiplies the learning rate and divides the steps per epoch.
-"""
+Build a model inside `strategy.scope()` to train it on several devices, and pass that strategy's number of replicas: it
+multiplies the learning rate and divides the steps per epoch."""
 
 from __future__ import annotations
 
@@ -45,12 +43,8 @@ def build_frozen_model(config: StudyConfig, num_replicas: int = 1) -> keras.Mode
 
 
 def build_fine_tuned_model(config: StudyConfig, frozen: object, num_replicas: int = 1) -> keras.Model:
-    """Reads a copy of the trained frozen model and prepares it for fine-tuning (see `prepare_fine_tuning`).
-
-    Args:
-        frozen: The trained frozen model (a `model_stages.TrainedModel`, whose saved file is read), or the
-            path of its saved file (`transfer.keras`).
-    """
+    """Reads a copy of the trained frozen model (a `model_stages.TrainedModel`, whose saved file is read, or that file's
+    path, `transfer.keras`) and prepares it for fine-tuning (see `prepare_fine_tuning`)."""
     with warnings.catch_warnings():  # The head's optimizer state is not needed: the model is compiled anew.
         warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
         model = models.load_model(getattr(frozen, "path", frozen))

@@ -24,10 +24,8 @@ _TITLES = {"roc_curves": "ROC curves", "grad_cam": "Grad-CAM: what each model lo
 
 
 def write_report(output_dir: str | os.PathLike, results: dict, figures: Mapping[str, Figure]) -> Path:
-    """Writes `results.json`, one PNG per figure (by file stem) and `report.md`; returns the report's path.
-
-    The report includes the sweep the folder holds, if any.
-    """
+    """Writes `results.json`, one PNG per figure (by file stem) and `report.md`, which includes the sweep the folder
+    holds, if any; returns the report's path."""
     output = Path(output_dir)
     save_results(results, output / RESULTS_FILE)
     for stem, figure in figures.items():
@@ -71,12 +69,9 @@ def write_report(output_dir: str | os.PathLike, results: dict, figures: Mapping[
 
 
 def summarize_sweep(sweep: dict[str, object]) -> list[dict[str, object]]:
-    """Returns one row per approach and size: mean accuracy over seeds, its Wilson interval, the seeds' range, time.
-
-    Returns:
-        Rows `{"approach", "size", "accuracy", "accuracy_interval", "seed_range", "num_seeds", "train_seconds"}`,
-        by approach (`MODEL_NAMES` order), then size.
-    """
+    """Returns rows `{"approach", "size", "accuracy", "accuracy_interval", "seed_range", "num_seeds", "train_seconds"}`,
+    one per approach (`MODEL_NAMES` order), then size: mean accuracy over seeds, its Wilson interval, the seeds' range,
+    time."""
     rows = []
     for approach in MODEL_NAMES:
         for size in sweep["sizes"]:

@@ -21,9 +21,7 @@ _BFC_CPU_ALLOCATOR_VARIABLE = "TF_CPU_ALLOCATOR_USE_BFC"
 
 def prefer_bfc_cpu_allocator() -> str | None:
     """Sets `TF_CPU_ALLOCATOR_USE_BFC=true` (TensorFlow's pooling CPU allocator) unless the variable is set already.
-
-    TensorFlow reads it once, when it starts; returns `None`, or a one-line note if it has started already.
-    """
+    TensorFlow reads it once, when it starts; returns `None`, or a one-line note if it has started already."""
     if _BFC_CPU_ALLOCATOR_VARIABLE in os.environ:
         return None
     if _tensorflow_started():

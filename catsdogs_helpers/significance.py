@@ -36,9 +36,8 @@ def compare_models(
     """Compares two models scored on the same photos with an exact McNemar test.
 
     Returns:
-        A dict: `"only_a_correct"`, `"only_b_correct"` (photos one model gets
-        right and the other wrong), `"both_correct"`, `"both_wrong"`,
-        `"p_value"` (1.0 when the models never disagree) and `"distinguishable"`
+        A dict: `"only_a_correct"`, `"only_b_correct"` (photos one model gets right and the other wrong),
+        `"both_correct"`, `"both_wrong"`, `"p_value"` (1.0 when the models never disagree) and `"distinguishable"`
         (`p_value < SIGNIFICANCE`).
 
     Raises:

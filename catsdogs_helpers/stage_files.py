@@ -29,7 +29,6 @@ class StageResult:
     Attributes:
         history: Per-epoch values (`"epoch"`, `"loss"`, `"val_loss"`, ..., `"epoch_seconds"`), across interruptions.
         train_seconds: Wall time of the stage, feature extraction included.
-        images_per_second: Training photos processed per second of wall time.
         best_epoch: Index of the epoch whose weights were kept.
     """
 
@@ -196,11 +195,8 @@ def load_finished_stage(
     manifest: dict[str, object] | None = None,
     verbose: int = 1,
 ) -> StageResult | None:
-    """Loads the best weights and result of a stage that finished in an earlier run with an equal manifest.
-
-    Returns:
-        The stage's `StageResult`, or `None` if it has not finished with these settings.
-    """
+    """Loads the best weights and result of a stage that finished in an earlier run with an equal manifest; returns its
+    `StageResult`, or `None` if it has not finished with these settings."""
     stage_dir = Path(output_dir) / name
     result_path, best_path = stage_dir / RESULT_FILE, stage_dir / BEST_WEIGHTS_FILE
     if not (result_path.exists() and best_path.exists()):

@@ -19,10 +19,8 @@ def build_stage_manifest(
     num_replicas: int = 1,
 ) -> dict[str, object]:
     """Returns what identifies a training stage's result (JSON-serializable), so that no run reuses another's.
-
-    Its `settings` are those of `config.depends_on(stage)` (a weights file named by its SHA-256), and
-    `num_replicas` when more than one; `upstream` digests the result of the stage this one continues.
-    """
+    Its `settings` are those of `config.depends_on(stage)` (a weights file named by its SHA-256), and `num_replicas`
+    when more than one; `upstream` digests the result of the stage this one continues."""
     settings: dict[str, object] = {name: getattr(config, name) for name in depends_on(stage)}
     if settings.get("weights") not in (None, "imagenet"):
         settings["weights"] = f"sha256:{hash_file(str(config.weights))}"

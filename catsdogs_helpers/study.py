@@ -35,9 +35,8 @@ STAGE_TITLES = {
 
 
 def start_study(config: StudyConfig) -> Path:
-    """Checks every input, creates and locks the output folder, seeds, picks the precision policy and allocator.
-
-    The lock holds while this process lives, or until `run_study` finishes. Returns the output folder.
+    """Checks every input, creates and locks the output folder (until this process ends or `run_study` finishes), seeds,
+    picks the precision policy and allocator; returns the output folder.
 
     Raises:
         InputError: If an input is wrong, or another run is writing into the output folder.

@@ -37,17 +37,13 @@ __all__ = [  # With what the notebook and the command line take from here: the p
 
 
 def _max_epochs(config: StudyConfig) -> dict[str, int]:
-    """The study's maximum epochs per approach, which every point trains with."""
     return {"scratch": config.scratch_epochs, "transfer": config.transfer_epochs, "finetuned": config.fine_tune_epochs}
 
 
 def _subset_dataset(
     splits: ImageSplits, indices: np.ndarray, batch_size: int, seed: int | None, repeat: bool = False
 ) -> tf.data.Dataset:
-    """Batches of the training photos at `indices`: in the split's order, or reshuffled every pass with a seed.
-
-    With `repeat`, the photos repeat without end, for `model.fit(steps_per_epoch=...)`.
-    """
+    """Batches of the training photos at `indices`, in order or reshuffled every pass; `repeat`: without end."""
     mask = tf.constant(np.isin(np.arange(splits.num_images("train")), indices))
     dataset = (
         splits.train_in_order.unbatch()
@@ -77,8 +73,7 @@ def _fit(
     """Trains until the validation loss stops improving (at most `epochs`); keeps the best epoch's weights.
 
     Returns:
-        `{"epochs", "best_epoch", "stopped_early", "train_seconds", "val_loss"}`: epochs counted from 1,
-        `val_loss` a list, one per epoch.
+        `{"epochs", "best_epoch", "stopped_early", "train_seconds", "val_loss"}`; epochs from 1, `val_loss` per epoch.
     """
     stopping = keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True)
     start = time.perf_counter()
@@ -322,10 +317,7 @@ def run_sweep(config: StudyConfig, plan: SweepPlan | None = None, verbose: int |
 
 
 def describe_report_update(output_dir: str | os.PathLike) -> str | None:
-    """How to add a sweep to the study's report.md in `output_dir`, or `None` where there is none.
-
-    The command is the study's own (results.json's), its `--output` this folder (it may have been copied or moved).
-    """
+    """How to add a sweep to `output_dir`'s report.md (results.json's command, `--output` this folder), or `None`."""
     study_report = Path(output_dir) / REPORT_FILE
     if not study_report.is_file():
         return None

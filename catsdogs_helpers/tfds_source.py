@@ -26,15 +26,14 @@ _BY_HAND = (
 def load_cats_vs_dogs(slices: list[str], data_dir: str | None = None) -> list[tf.data.Dataset]:
     """Loads slices of `cats_vs_dogs` (e.g. `"train[:80%]"`), preparing it first if needed.
 
-    tfds retries a download for minutes, so its prepared copy is tried first, then the download host is
-    asked once (`check_download_host`).
+    tfds retries a download for minutes, so its prepared copy is tried first, then the host (`check_download_host`).
 
     Returns:
         One dataset per slice, of `{"image": encoded bytes, "label": int64, "image/filename": bytes}`.
 
     Raises:
-        DataUnavailableError: (an `InputError` and `RuntimeError`) If tfds cannot download or prepare
-            the dataset; the message says how to get the photos by hand.
+        DataUnavailableError: (an `InputError` and `RuntimeError`) If tfds cannot download or prepare the dataset;
+            the message says how to get the photos by hand.
     """
     import tensorflow_datasets as tfds
 

@@ -1,7 +1,5 @@
 """Training stages that keep their best weights, stop early, resume after an interruption, and time themselves.
-
-A stage is one `model.fit` with its own folder under the output directory (see `stage_files.py`).
-"""
+A stage is one `model.fit` with its own folder under the output directory (see `stage_files.py`)."""
 
 from __future__ import annotations
 
